@@ -1,0 +1,72 @@
+"""The ``cex`` command: thin entry points that import their module only when called."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="cex exchange")
+stack_app = typer.Typer(no_args_is_help=True, help="The local stack: infrastructure and services.")
+bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks that print figures as JSON.")
+app.add_typer(stack_app, name="stack")
+app.add_typer(bench_app, name="bench")
+
+
+@stack_app.command("up")
+def stack_up(
+    infra_only: Annotated[
+        bool, typer.Option("--infra-only", help="Start Kafka, Postgres and Redis only.")
+    ] = False,
+) -> None:
+    """Install what is missing, start the stack, print and write the endpoints."""
+    from cex.stack import supervisor
+
+    endpoints = supervisor.up(infra_only=infra_only)
+    for name, address in endpoints.items():
+        typer.echo(f"{name:<24} {address}")
+
+
+@stack_app.command("down")
+def stack_down() -> None:
+    """Stop everything `cex stack up` started; check no port of ours is left open."""
+    from cex.stack import supervisor
+
+    supervisor.down()
+
+
+@stack_app.command("status")
+def stack_status() -> None:
+    """Show each component's state as JSON."""
+    from cex.stack import supervisor
+
+    typer.echo(json.dumps(supervisor.status(), indent=2))
+
+
+@stack_app.command("install")
+def stack_install() -> None:
+    """Install (and cache) Kafka, Postgres and Redis without starting them."""
+    from cex.stack import components
+
+    components.install_all()
+
+
+@bench_app.command("engine")
+def bench_engine(
+    ops: Annotated[int, typer.Option("--ops", help="Operations per workload.")] = 1_000_000,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+) -> None:
+    """The matching core on one core: exchange-core's mix and deep sweeps."""
+    from cex.bench import engine
+
+    for result in engine.run(ops=ops):
+        typer.echo(json.dumps(result) if as_json else engine.describe(result))
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Shared adapters: Kafka, Postgres, Redis, telemetry, settings."""
