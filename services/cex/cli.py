@@ -3,15 +3,34 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated
 
 import typer
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help="cex exchange")
+app = typer.Typer(
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,
+    help="cex exchange",
+)
 stack_app = typer.Typer(no_args_is_help=True, help="The local stack: infrastructure and services.")
 bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks that print figures as JSON.")
 app.add_typer(stack_app, name="stack")
 app.add_typer(bench_app, name="bench")
+
+
+@contextmanager
+def _stack_errors() -> Iterator[None]:
+    """A stack failure is the user's to fix: print its message, not a traceback."""
+    from cex.stack.components import StackError
+
+    try:
+        yield
+    except StackError as error:
+        typer.secho(f"error: {error}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(1) from None
 
 
 @stack_app.command("up")
@@ -23,7 +42,8 @@ def stack_up(
     """Install what is missing, start the stack, print and write the endpoints."""
     from cex.stack import supervisor
 
-    endpoints = supervisor.up(infra_only=infra_only)
+    with _stack_errors():
+        endpoints = supervisor.up(infra_only=infra_only)
     for name, address in endpoints.items():
         typer.echo(f"{name:<24} {address}")
 
@@ -33,7 +53,8 @@ def stack_down() -> None:
     """Stop everything `cex stack up` started; check no port of ours is left open."""
     from cex.stack import supervisor
 
-    supervisor.down()
+    with _stack_errors():
+        supervisor.down()
 
 
 @stack_app.command("status")
@@ -49,7 +70,8 @@ def stack_install() -> None:
     """Install (and cache) Kafka, Postgres and Redis without starting them."""
     from cex.stack import components
 
-    components.install_all()
+    with _stack_errors():
+        components.install_all()
 
 
 @bench_app.command("engine")
