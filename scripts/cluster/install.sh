@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# Build (or reuse) everything the local Kubernetes control plane needs:
+#   kube-apiserver, kube-controller-manager, kube-scheduler, kubectl  (from k8s.io/kubernetes)
+#   kwok, helm                                                        (go install)
+#   etcd                                                              (Debian's etcd-server)
+# Binaries go to ${XDG_CACHE_HOME:-$HOME/.cache}/cex/k8s/<version>/bin; a second run with the
+# same versions does nothing. Go's own module and build caches are left where Go keeps them.
+set -euo pipefail
+# shellcheck source=scripts/cluster/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+command -v go >/dev/null 2>&1 || die "go is not on PATH; install Go first"
+
+mkdir -p "${CEX_K8S_BIN}"
+export CGO_ENABLED=0
+
+K8S_MINOR="$(echo "${K8S_VERSION}" | cut -d. -f2)"
+K8S_PATCH="$(echo "${K8S_VERSION}" | cut -d. -f3)"
+STAGING_VERSION="v0.${K8S_MINOR}.${K8S_PATCH}"
+K8S_COMMANDS=(kube-apiserver kube-controller-manager kube-scheduler kubectl)
+
+# A stamp file records which version a binary was built from, so a changed version rebuilds.
+stamp_ok() { [[ -x "${CEX_K8S_BIN}/$1" && "$(cat "${CEX_K8S_BIN}/.$1.version" 2>/dev/null)" == "$2" ]]; }
+stamp() { echo "$2" >"${CEX_K8S_BIN}/.$1.version"; }
+
+build_kubernetes() {
+  local missing=()
+  local c
+  for c in "${K8S_COMMANDS[@]}"; do
+    stamp_ok "$c" "${K8S_VERSION}" || missing+=("$c")
+  done
+  if [[ ${#missing[@]} -eq 0 ]]; then
+    log "kubernetes ${K8S_VERSION}: cached"
+    return
+  fi
+  log "kubernetes ${K8S_VERSION}: building ${missing[*]} (the first build takes a long while)"
+
+  # k8s.io/kubernetes requires its staging modules (k8s.io/api, k8s.io/apiserver, ...) at
+  # v0.0.0 and replaces them with paths inside its own repository, which `go install`
+  # refuses. A wrapper module replaces each of them with its published v0.<minor>.<patch>.
+  local mod_dir="${CEX_K8S_CACHE}/src"
+  mkdir -p "${mod_dir}"
+  local k8s_gomod
+  k8s_gomod="$(go mod download -json "k8s.io/kubernetes@${K8S_VERSION}" |
+    sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",\{0,1\}$/\1/p')"
+  [[ -f "${k8s_gomod}" ]] || die "could not find the go.mod of k8s.io/kubernetes@${K8S_VERSION}"
+
+  (
+    cd "${mod_dir}"
+    rm -f go.mod go.sum
+    go mod init cex.local/k8s-control-plane >/dev/null 2>&1
+    local staging
+    staging="$(awk '$1 ~ /^k8s\.io\// && $2 == "v0.0.0" {print $1}' "${k8s_gomod}" | sort -u)"
+    [[ -n "${staging}" ]] || die "no k8s.io/* v0.0.0 requirements found in ${k8s_gomod}"
+    local m
+    for m in ${staging}; do
+      go mod edit -replace="${m}=${m}@${STAGING_VERSION}"
+    done
+    go mod edit -require="k8s.io/kubernetes@${K8S_VERSION}"
+    local pkgs=()
+    for c in "${K8S_COMMANDS[@]}"; do pkgs+=("k8s.io/kubernetes/cmd/${c}@${K8S_VERSION}"); done
+    go get "${pkgs[@]}"
+  )
+
+  # Version stamps the way Kubernetes' release build sets them, so `--version` parses
+  # (kwok and kubectl read it) and the API server reports the real version.
+  local build_date ldflags="-s -w" pkg
+  build_date="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+  for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    ldflags+=" -X ${pkg}.gitVersion=${K8S_VERSION}"
+    ldflags+=" -X ${pkg}.gitMajor=1 -X ${pkg}.gitMinor=${K8S_MINOR}"
+    ldflags+=" -X ${pkg}.gitTreeState=clean -X ${pkg}.buildDate=${build_date}"
+  done
+
+  local out="${CEX_K8S_CACHE}/build.tmp"
+  rm -rf "${out}" && mkdir -p "${out}"
+  local targets=()
+  for c in "${K8S_COMMANDS[@]}"; do targets+=("k8s.io/kubernetes/cmd/${c}"); done
+  (cd "${mod_dir}" && go build -trimpath -ldflags "${ldflags}" -o "${out}/" "${targets[@]}")
+  for c in "${K8S_COMMANDS[@]}"; do
+    mv -f "${out}/${c}" "${CEX_K8S_BIN}/${c}"
+    stamp "$c" "${K8S_VERSION}"
+  done
+  rmdir "${out}"
+  "${CEX_K8S_BIN}/kube-apiserver" --version >&2
+}
+
+go_install() { # name package version
+  local name="$1" pkg="$2" version="$3"
+  if stamp_ok "${name}" "${version}"; then
+    log "${name} ${version}: cached"
+    return
+  fi
+  log "${name} ${version}: building"
+  GOBIN="${CEX_K8S_BIN}" go install -trimpath -ldflags "-s -w" "${pkg}@${version}"
+  stamp "${name}" "${version}"
+}
+
+install_etcd() {
+  if etcd_bin >/dev/null; then
+    log "etcd: $("$(etcd_bin)" --version 2>/dev/null | head -1)"
+    return
+  fi
+  command -v apt-get >/dev/null 2>&1 || die "etcd is missing and apt-get is not available; install etcd-server"
+  log "etcd: installing Debian's etcd-server"
+  local sudo=()
+  [[ "$(id -u)" -eq 0 ]] || sudo=(sudo)
+  export DEBIAN_FRONTEND=noninteractive
+  if ! "${sudo[@]}" apt-get install -y --no-install-recommends etcd-server; then
+    "${sudo[@]}" apt-get update
+    "${sudo[@]}" apt-get install -y --no-install-recommends etcd-server
+  fi
+  # The package enables a system etcd on the default ports; the local plane runs its own.
+  if command -v systemctl >/dev/null 2>&1 && [[ -d /run/systemd/system ]]; then
+    "${sudo[@]}" systemctl disable --now etcd >/dev/null 2>&1 || true
+  fi
+  etcd_bin >/dev/null || die "etcd-server installed but no etcd binary found"
+}
+
+install_etcd
+build_kubernetes
+go_install kwok sigs.k8s.io/kwok/cmd/kwok "${KWOK_VERSION}"
+go_install helm helm.sh/helm/v3/cmd/helm "${HELM_VERSION}"
+log "binaries in ${CEX_K8S_BIN}"
