@@ -85,7 +85,7 @@ class Kafka:
 
     def __init__(self, settings: StackSettings) -> None:
         self.s = settings
-        self.ports = (settings.kafka_port, settings.kafka_controller_port)
+        self.ports: tuple[int, ...] = (settings.kafka_port, settings.kafka_controller_port)
         self.home = settings.cache_dir / f"kafka-{settings.kafka_version}"
         self.libs = self.home / "libs"
         self.data = settings.data_dir / "kafka"
@@ -202,7 +202,7 @@ class Postgres:
 
     def __init__(self, settings: StackSettings) -> None:
         self.s = settings
-        self.ports = (settings.postgres_port,)
+        self.ports: tuple[int, ...] = (settings.postgres_port,)
         self.data = settings.data_dir / "postgres"
         self.user = _unprivileged_user()
 
@@ -293,7 +293,7 @@ class Redis:
 
     def __init__(self, settings: StackSettings) -> None:
         self.s = settings
-        self.ports = (settings.redis_port,)
+        self.ports: tuple[int, ...] = (settings.redis_port,)
         self.data = settings.data_dir / "redis"
 
     def install(self) -> None:

@@ -17,6 +17,7 @@ import time
 import xmlrpc.client
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from supervisor.xmlrpc import SupervisorTransport
 
@@ -169,9 +170,14 @@ def _start_supervisord(s: StackSettings) -> None:
         time.sleep(0.1)
 
 
-def _rpc(s: StackSettings) -> xmlrpc.client.ServerProxy:
+def _rpc_call(s: StackSettings, method: str) -> Any:
+    """One XML-RPC call to our supervisord over its unix socket; the socket is closed after."""
     transport = SupervisorTransport(None, None, f"unix://{_socket_path(s)}")
-    return xmlrpc.client.ServerProxy("http://127.0.0.1", transport=transport)
+    try:
+        proxy = xmlrpc.client.ServerProxy("http://127.0.0.1", transport=transport)
+        return getattr(proxy.supervisor, method)()
+    finally:
+        transport.close()
 
 
 def _running_programs(s: StackSettings) -> dict[str, str] | None:
@@ -179,16 +185,16 @@ def _running_programs(s: StackSettings) -> dict[str, str] | None:
     if not _socket_path(s).exists():
         return None
     try:
-        infos = _rpc(s).supervisor.getAllProcessInfo()
+        infos = _rpc_call(s, "getAllProcessInfo")
     except (OSError, xmlrpc.client.Fault):
         return None
-    return {info["name"]: info["statename"] for info in infos}  # type: ignore[union-attr]
+    return {info["name"]: info["statename"] for info in infos}
 
 
 def _supervisord_pid(s: StackSettings) -> int | None:
     if _running_programs(s) is None:
         return None
-    return int(_rpc(s).supervisor.getPID())  # type: ignore[arg-type]
+    return int(_rpc_call(s, "getPID"))
 
 
 def _ctl(s: StackSettings, *args: str) -> None:

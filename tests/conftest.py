@@ -1,0 +1,114 @@
+"""Fixtures shared by the whole suite.
+
+Integration tests run on the real local infrastructure (Kafka, Postgres, Redis). The
+session fixture `stack` reuses it when it is already up (e.g. after `make up`) and
+otherwise starts it once and stops it at the end. Each test gets its own database, topic
+names and Redis key prefix, so tests never see each other's data.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+
+import asyncpg
+import pytest
+import redis.asyncio as aioredis
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from cex.stack import supervisor
+from cex.stack.settings import StackSettings
+
+INFRA_FIXTURES = {"stack", "pg_dsn", "kafka_bootstrap", "new_topic", "redis_client"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Anything that touches the real infrastructure is an integration test."""
+    for item in items:
+        if INFRA_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.integration)
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}_{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[StackSettings]:
+    settings = StackSettings()
+    if supervisor.infrastructure_ready(settings):
+        yield settings
+        return
+    supervisor.up(infra_only=True, settings=settings)
+    try:
+        yield settings
+    finally:
+        supervisor.down(settings)
+
+
+@pytest.fixture
+async def pg_dsn(stack: StackSettings) -> AsyncIterator[str]:
+    """A fresh, empty database of its own for one test; dropped afterwards."""
+    name = unique("test")
+    admin_dsn = stack.postgres_dsn.rsplit("/", 1)[0] + "/postgres"
+    conn = await asyncpg.connect(admin_dsn)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+        yield stack.postgres_dsn.rsplit("/", 1)[0] + f"/{name}"
+        await conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+@pytest.fixture
+def kafka_bootstrap(stack: StackSettings) -> str:
+    return stack.kafka_bootstrap
+
+
+NewTopicFactory = Callable[..., Awaitable[str]]
+
+
+@pytest.fixture
+async def new_topic(kafka_bootstrap: str) -> AsyncIterator[NewTopicFactory]:
+    """Creates topics with unique names (`await new_topic("orders", partitions=2)`) and
+    deletes them after the test."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    await admin.start()
+    created: list[str] = []
+
+    async def create(prefix: str = "topic", partitions: int = 1) -> str:
+        name = unique(prefix)
+        response = await admin.create_topics(
+            [NewTopic(name, num_partitions=partitions, replication_factor=1)]
+        )
+        # create_topics reports failures in the response, not as exceptions.
+        errors = [(t, code) for t, code, *_ in response.topic_errors if code != 0]
+        assert not errors, f"topic creation failed: {errors}"
+        created.append(name)
+        return name
+
+    try:
+        yield create
+    finally:
+        if created:
+            await admin.delete_topics(created)
+        await admin.close()
+
+
+@pytest.fixture
+async def redis_client(stack: StackSettings) -> AsyncIterator[aioredis.Redis]:
+    client = aioredis.Redis.from_url(stack.redis_url)
+    try:
+        yield client
+    finally:
+        await client.aclose()
+
+
+@pytest.fixture
+async def redis_prefix(redis_client: aioredis.Redis) -> AsyncIterator[str]:
+    """A key prefix of this test's own; its keys are deleted afterwards."""
+    prefix = unique("test")
+    yield prefix
+    keys = [key async for key in redis_client.scan_iter(match=f"{prefix}:*")]
+    if keys:
+        await redis_client.delete(*keys)
