@@ -17,8 +17,34 @@ app = typer.Typer(
 )
 stack_app = typer.Typer(no_args_is_help=True, help="The local stack: infrastructure and services.")
 bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks that print figures as JSON.")
+admin_app = typer.Typer(no_args_is_help=True, help="Operator commands on the running stack.")
 app.add_typer(stack_app, name="stack")
 app.add_typer(bench_app, name="bench")
+app.add_typer(admin_app, name="admin")
+
+# `cex serve <service>`: each service module exposes `serve(market: str | None) -> None`.
+SERVICES = {
+    "trading": "cex.trading.service",
+    "relay": "cex.relay.service",
+    "settlement": "cex.settlement.service",
+    "lifecycle": "cex.lifecycle.service",
+    "engine": "cex.engine.service",
+}
+
+
+@app.command("serve")
+def serve(
+    service: Annotated[str, typer.Argument(help=f"One of: {', '.join(SERVICES)}")],
+    market: Annotated[
+        str | None, typer.Option("--market", help="Market name (engine only), e.g. btc-usdt")
+    ] = None,
+) -> None:
+    """Run one service in the foreground (configured by CEX_* environment variables)."""
+    import importlib
+
+    if service not in SERVICES:
+        raise typer.BadParameter(f"unknown service {service!r}; one of {', '.join(SERVICES)}")
+    importlib.import_module(SERVICES[service]).serve(market=market)
 
 
 @contextmanager
