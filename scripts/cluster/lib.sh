@@ -50,14 +50,28 @@ component_ports() {
 pid_file() { echo "${CEX_CLUSTER_DIR}/run/$1.pid"; }
 log_file() { echo "${CEX_CLUSTER_DIR}/logs/$1.log"; }
 
+# True if pid is alive and is one of ours: every component's command line names a path
+# inside CEX_CLUSTER_DIR, which guards against a recycled pid.
+is_our_process() {
+  local pid="$1"
+  kill -0 "${pid}" 2>/dev/null || return 1
+  [[ -r "/proc/${pid}/cmdline" ]] || return 1
+  tr '\0' ' ' <"/proc/${pid}/cmdline" | grep -qF -- "${CEX_CLUSTER_DIR}/"
+}
+
 # Pid recorded for a component if that process is still alive, else nothing.
 component_pid() {
   local f pid
   f="$(pid_file "$1")"
   [[ -s "$f" ]] || return 1
   pid="$(cat "$f")"
-  kill -0 "$pid" 2>/dev/null || return 1
-  echo "$pid"
+  is_our_process "${pid}" || return 1
+  echo "${pid}"
+}
+
+# Pids of the processes listening on a port.
+port_pids() {
+  ss -Hltnp "sport = :$1" 2>/dev/null | grep -o 'pid=[0-9]*' | cut -d= -f2 | sort -u
 }
 
 # True if something listens on 127.0.0.1:<port> (or on a wildcard address).

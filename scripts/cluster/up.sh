@@ -1,0 +1,314 @@
+#!/usr/bin/env bash
+# Start a local Kubernetes control plane on 127.0.0.1 (no containers, no kubelet):
+#   etcd, kube-apiserver, kube-controller-manager, kube-scheduler and kwok, which plays the
+#   kubelet of a fake Node so scheduled pods become Running and Ready.
+# Runtime data (certificates, tokens, etcd data, logs, pid files) lives in .cex/cluster/.
+# Components already running are left alone, so running it twice is harmless.
+# Binaries come from install.sh. On success it prints, on stdout:
+#   export KUBECONFIG=<repo>/.cex/cluster/kubeconfig
+#   export PATH=<cache>/bin:$PATH
+# so `eval "$(scripts/cluster/up.sh)"` points the shell at the cluster.
+set -euo pipefail
+# shellcheck source=scripts/cluster/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+for c in kube-apiserver kube-controller-manager kube-scheduler kubectl kwok; do
+  [[ -x "${CEX_K8S_BIN}/${c}" ]] || die "${CEX_K8S_BIN}/${c} is missing; run scripts/cluster/install.sh first"
+done
+ETCD="$(etcd_bin)" || die "etcd is missing; run scripts/cluster/install.sh first"
+command -v openssl >/dev/null 2>&1 || die "openssl is required"
+command -v curl >/dev/null 2>&1 || die "curl is required"
+
+D="${CEX_CLUSTER_DIR}"
+PKI="${D}/pki"
+mkdir -p "${PKI}" "${D}/run" "${D}/logs" "${D}/etcd" "${D}/kwok-home"
+chmod 700 "${D}" "${PKI}"
+KUBECTL="${CEX_K8S_BIN}/kubectl"
+SERVER="https://${CEX_HOST}:${CEX_APISERVER_PORT}"
+
+# --- credentials -------------------------------------------------------------------------
+
+make_pki() {
+  if [[ ! -s "${PKI}/ca.crt" ]]; then
+    log "pki: creating the cluster CA"
+    openssl req -x509 -newkey rsa:2048 -nodes -sha256 -days 3650 \
+      -keyout "${PKI}/ca.key" -out "${PKI}/ca.crt" -subj "/CN=cex-local-ca" 2>/dev/null
+  fi
+  if [[ ! -s "${PKI}/apiserver.crt" ]]; then
+    log "pki: creating the API server serving certificate"
+    # The first address of the service range is the in-cluster `kubernetes` Service.
+    local svc_ip
+    svc_ip="$(echo "${CEX_SERVICE_CIDR%/*}" | awk -F. '{printf "%d.%d.%d.%d", $1, $2, $3, $4 + 1}')"
+    cat >"${PKI}/apiserver.ext" <<EOF
+basicConstraints=CA:FALSE
+keyUsage=critical,digitalSignature,keyEncipherment
+extendedKeyUsage=serverAuth
+subjectAltName=IP:127.0.0.1,IP:${svc_ip},DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local
+EOF
+    openssl req -newkey rsa:2048 -nodes -sha256 -keyout "${PKI}/apiserver.key" \
+      -out "${PKI}/apiserver.csr" -subj "/CN=kube-apiserver" 2>/dev/null
+    openssl x509 -req -sha256 -days 3650 -in "${PKI}/apiserver.csr" -CA "${PKI}/ca.crt" \
+      -CAkey "${PKI}/ca.key" -CAcreateserial -out "${PKI}/apiserver.crt" \
+      -extfile "${PKI}/apiserver.ext" 2>/dev/null
+  fi
+  if [[ ! -s "${PKI}/sa.key" ]]; then
+    log "pki: creating the service-account signing key pair"
+    openssl genrsa -out "${PKI}/sa.key" 2048 2>/dev/null
+    openssl rsa -in "${PKI}/sa.key" -pubout -out "${PKI}/sa.pub" 2>/dev/null
+  fi
+  # Static bearer tokens: one user per component, all in system:masters (a local test plane).
+  if [[ ! -s "${PKI}/tokens.csv" ]]; then
+    log "pki: creating bearer tokens"
+    local user
+    : >"${PKI}/tokens.csv.tmp"
+    for user in admin kube-controller-manager kube-scheduler kwok; do
+      printf '%s,%s,%s,"system:masters"\n' "$(openssl rand -hex 24)" "cex-${user}" "cex-${user}" \
+        >>"${PKI}/tokens.csv.tmp"
+    done
+    mv "${PKI}/tokens.csv.tmp" "${PKI}/tokens.csv"
+  fi
+  chmod 600 "${PKI}"/*.key "${PKI}/tokens.csv"
+}
+
+token_of() { awk -F, -v u="cex-$1" '$2 == u {print $1}' "${PKI}/tokens.csv"; }
+
+write_kubeconfig() { # user file
+  local tmp="$2.tmp"
+  cat >"${tmp}" <<EOF
+apiVersion: v1
+kind: Config
+clusters:
+  - name: cex-local
+    cluster:
+      server: ${SERVER}
+      certificate-authority: ${PKI}/ca.crt
+users:
+  - name: cex-$1
+    user:
+      token: $(token_of "$1")
+contexts:
+  - name: cex-local
+    context:
+      cluster: cex-local
+      user: cex-$1
+      namespace: default
+current-context: cex-local
+EOF
+  chmod 600 "${tmp}"
+  mv "${tmp}" "$2"
+}
+
+# --- process handling --------------------------------------------------------------------
+
+fail_component() { # name message
+  local lf
+  lf="$(log_file "$1")"
+  {
+    printf '[cluster] ERROR: %s\n' "$2"
+    if [[ -s "${lf}" ]]; then
+      printf '[cluster] last lines of %s:\n' "${lf}"
+      tail -n 25 "${lf}" | sed 's/^/    /'
+    fi
+  } >&2
+  exit 1
+}
+
+# start NAME CMD...: run detached in its own session, record its pid.
+start() {
+  local name="$1"
+  shift
+  local pid
+  if pid="$(component_pid "${name}")"; then
+    log "${name}: already running (pid ${pid})"
+    return
+  fi
+  local port
+  for port in $(component_ports "${name}"); do
+    if port_in_use "${port}"; then
+      fail_component "${name}" "port ${port} needed by ${name} is taken by $(port_owner "${port}" || echo 'another process'); stop it or set the CEX_*_PORT variables (scripts/cluster/lib.sh)"
+    fi
+  done
+  log "${name}: starting"
+  local lf
+  lf="$(log_file "${name}")"
+  [[ -f "${lf}" ]] && mv -f "${lf}" "${lf}.prev"
+  # Without job control the background shell is not a process group leader, so setsid runs
+  # the command in a new session without forking and $! is the component's own pid.
+  setsid nohup "$@" >"${lf}" 2>&1 </dev/null &
+  echo $! >"$(pid_file "${name}")"
+}
+
+# wait_for NAME SECONDS CHECK...: poll CHECK until it succeeds, failing early if NAME died.
+wait_for() {
+  local name="$1" timeout="$2"
+  shift 2
+  local deadline=$((SECONDS + timeout))
+  until "$@" >/dev/null 2>&1; do
+    if ! component_pid "${name}" >/dev/null; then
+      fail_component "${name}" "${name} exited during start-up"
+    fi
+    if ((SECONDS >= deadline)); then
+      fail_component "${name}" "${name} did not become ready within ${timeout}s"
+    fi
+    sleep 0.5
+  done
+}
+
+api_get() { # path
+  curl -fsS --max-time 5 --cacert "${PKI}/ca.crt" -H "Authorization: Bearer $(token_of admin)" \
+    "${SERVER}$1"
+}
+
+# --- components --------------------------------------------------------------------------
+
+start_etcd() {
+  start etcd "${ETCD}" \
+    --name=cex-local \
+    --data-dir="${D}/etcd" \
+    --listen-client-urls="http://${CEX_HOST}:${CEX_ETCD_CLIENT_PORT}" \
+    --advertise-client-urls="http://${CEX_HOST}:${CEX_ETCD_CLIENT_PORT}" \
+    --listen-peer-urls="http://${CEX_HOST}:${CEX_ETCD_PEER_PORT}" \
+    --initial-advertise-peer-urls="http://${CEX_HOST}:${CEX_ETCD_PEER_PORT}" \
+    --initial-cluster="cex-local=http://${CEX_HOST}:${CEX_ETCD_PEER_PORT}" \
+    --initial-cluster-state=new \
+    --auto-compaction-retention=1 \
+    --quota-backend-bytes=2147483648 \
+    --logger=zap
+  wait_for etcd 30 curl -fsS --max-time 2 "http://${CEX_HOST}:${CEX_ETCD_CLIENT_PORT}/health"
+}
+
+start_apiserver() {
+  start kube-apiserver "${CEX_K8S_BIN}/kube-apiserver" \
+    --etcd-servers="http://${CEX_HOST}:${CEX_ETCD_CLIENT_PORT}" \
+    --bind-address="${CEX_HOST}" \
+    --advertise-address="${CEX_HOST}" \
+    --secure-port="${CEX_APISERVER_PORT}" \
+    --cert-dir="${PKI}" \
+    --tls-cert-file="${PKI}/apiserver.crt" \
+    --tls-private-key-file="${PKI}/apiserver.key" \
+    --client-ca-file="${PKI}/ca.crt" \
+    --token-auth-file="${PKI}/tokens.csv" \
+    --authorization-mode=RBAC \
+    --anonymous-auth=false \
+    --allow-privileged=true \
+    --service-cluster-ip-range="${CEX_SERVICE_CIDR}" \
+    --service-account-issuer=https://kubernetes.default.svc.cluster.local \
+    --service-account-key-file="${PKI}/sa.pub" \
+    --service-account-signing-key-file="${PKI}/sa.key" \
+    --profiling=false \
+    --v=1
+  wait_for kube-apiserver 90 api_get /readyz
+}
+
+start_controller_manager() {
+  local kc="${D}/kube-controller-manager.kubeconfig"
+  write_kubeconfig kube-controller-manager "${kc}"
+  start kube-controller-manager "${CEX_K8S_BIN}/kube-controller-manager" \
+    --kubeconfig="${kc}" \
+    --authentication-kubeconfig="${kc}" \
+    --authorization-kubeconfig="${kc}" \
+    --bind-address="${CEX_HOST}" \
+    --secure-port="${CEX_KCM_PORT}" \
+    --cert-dir="${D}/run/kube-controller-manager-certs" \
+    --leader-elect=false \
+    --controllers='*' \
+    --service-account-private-key-file="${PKI}/sa.key" \
+    --root-ca-file="${PKI}/ca.crt" \
+    --cluster-signing-cert-file="${PKI}/ca.crt" \
+    --cluster-signing-key-file="${PKI}/ca.key" \
+    --service-cluster-ip-range="${CEX_SERVICE_CIDR}" \
+    --profiling=false \
+    --v=1
+  wait_for kube-controller-manager 60 \
+    curl -fsSk --max-time 2 "https://${CEX_HOST}:${CEX_KCM_PORT}/healthz"
+}
+
+start_scheduler() {
+  local kc="${D}/kube-scheduler.kubeconfig"
+  write_kubeconfig kube-scheduler "${kc}"
+  start kube-scheduler "${CEX_K8S_BIN}/kube-scheduler" \
+    --kubeconfig="${kc}" \
+    --authentication-kubeconfig="${kc}" \
+    --authorization-kubeconfig="${kc}" \
+    --bind-address="${CEX_HOST}" \
+    --secure-port="${CEX_SCHEDULER_PORT}" \
+    --cert-dir="${D}/run/kube-scheduler-certs" \
+    --leader-elect=false \
+    --profiling=false \
+    --v=1
+  wait_for kube-scheduler 60 \
+    curl -fsSk --max-time 2 "https://${CEX_HOST}:${CEX_SCHEDULER_PORT}/healthz"
+}
+
+start_kwok() {
+  local kc="${D}/kwok.kubeconfig"
+  write_kubeconfig kwok "${kc}"
+  # kwok reads ~/.kwok/kwok.yaml if it exists; a private HOME keeps a user's config out.
+  # With no stages configured it uses its built-in ones (nodes Ready, pods Running).
+  start kwok env HOME="${D}/kwok-home" "${CEX_K8S_BIN}/kwok" \
+    --kubeconfig="${kc}" \
+    --manage-all-nodes=true \
+    --server-address="${CEX_HOST}:${CEX_KWOK_PORT}" \
+    --node-ip="${CEX_HOST}" \
+    --cidr=10.244.0.1/16
+  wait_for kwok 30 curl -fsS --max-time 2 "http://${CEX_HOST}:${CEX_KWOK_PORT}/healthz"
+}
+
+create_node() {
+  # A fake Node without taints; kwok keeps its status and lease fresh.
+  "${KUBECTL}" apply --server-side --force-conflicts --field-manager=cex-cluster -f - >/dev/null <<EOF
+apiVersion: v1
+kind: Node
+metadata:
+  name: ${CEX_NODE_NAME}
+  annotations:
+    kwok.x-k8s.io/node: fake
+    node.alpha.kubernetes.io/ttl: "0"
+  labels:
+    type: kwok
+    kubernetes.io/arch: amd64
+    kubernetes.io/os: linux
+    kubernetes.io/hostname: ${CEX_NODE_NAME}
+    kubernetes.io/role: agent
+    node-role.kubernetes.io/agent: ""
+spec: {}
+status:
+  allocatable:
+    cpu: "32"
+    memory: 256Gi
+    pods: "110"
+  capacity:
+    cpu: "32"
+    memory: 256Gi
+    pods: "110"
+EOF
+}
+
+node_ready() {
+  [[ "$("${KUBECTL}" get node "${CEX_NODE_NAME}" \
+    -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}')" == "True" ]]
+}
+
+default_service_account() { "${KUBECTL}" -n default get serviceaccount default; }
+
+# --- main --------------------------------------------------------------------------------
+
+started_at=${SECONDS}
+make_pki
+write_kubeconfig admin "${KUBECONFIG_CEX}"
+export KUBECONFIG="${KUBECONFIG_CEX}"
+
+start_etcd
+start_apiserver
+start_controller_manager
+start_scheduler
+start_kwok
+create_node
+wait_for kwok 60 node_ready
+# Pods are refused until the service-account controller has made the namespace's default
+# ServiceAccount, so wait for it before calling the cluster usable.
+wait_for kube-controller-manager 60 default_service_account
+
+log "control plane ready in $((SECONDS - started_at))s: ${SERVER} (logs in ${D}/logs)"
+echo "export KUBECONFIG=${KUBECONFIG_CEX}"
+echo "export PATH=${CEX_K8S_BIN}:\$PATH"
