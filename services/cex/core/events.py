@@ -199,6 +199,7 @@ class CancelReason(enum.StrEnum):
 
 class ExpireReason(enum.StrEnum):
     IOC = "IOC"  # the unfilled rest of an IOC order (or of a triggered stop-limit IOC)
+    FOK_NOT_FILLABLE = "FOK_NOT_FILLABLE"  # a *triggered* stop-limit FOK could not fill
     MARKET_NO_LIQUIDITY = "MARKET_NO_LIQUIDITY"  # a market order ran out of book
     LOCKED_EXHAUSTED = "LOCKED_EXHAUSTED"  # the order's locked funds cannot buy one more lot
     STP = "STP"  # self-trade prevention
@@ -354,10 +355,15 @@ class OrderUpdated(_OrderEvent, frozen=True, tag="ORDER_UPDATED.v1"):
     """The order changed but, unless ``status`` is FILLED, stays open. See ``cause``.
 
     ``price`` is the order's (possibly amended) limit price, ``None`` for market orders.
+    ``locked_added`` is the amend's ``additional_locked`` now counted in the order's locked
+    funds (0 unless ``cause`` is AMEND), so for every order event:
+    ``locked_remaining = previous locked_remaining - spent by trades + locked_added -
+    released``.
     """
 
     cause: UpdateCause
     price: int | None
+    locked_added: int
 
 
 class OrderCancelled(_OrderEvent, frozen=True, tag="ORDER_CANCELLED.v1"):
@@ -380,13 +386,17 @@ class OrderRejected(_OrderEvent, frozen=True, tag="ORDER_REJECTED.v1"):
 
 class CommandRejected(_Event, frozen=True, tag="COMMAND_REJECTED.v1"):
     """A cancel / cancel-all / amend / expire / control / config command (or a duplicate
-    create) was refused. It changes no order: settlement must not touch any order state.
-    ``order_id`` / ``user_id`` are copied from the command when it has them."""
+    create) was refused. It changes no order state. ``order_id`` / ``user_id`` are copied
+    from the command when it has them. ``released`` is what the refused command had locked
+    and settlement must return: the ``additional_locked`` of a refused ORDER_AMEND (in the
+    order's locked asset), else 0 (a duplicate ORDER_CREATE's funds belong to the original).
+    """
 
     command: CommandKind
     reason: RejectReason
     order_id: int | None
     user_id: int | None
+    released: int
 
 
 class TradeExecuted(_Event, frozen=True, tag="TRADE_EXECUTED.v1"):

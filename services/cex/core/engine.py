@@ -1,0 +1,1201 @@
+"""The matching engine of one market: a pure, deterministic function of its commands.
+
+``MatchingEngine(config).apply(command, offset)`` returns the events the command causes
+(see ``events.py`` for every field). No clock, I/O or randomness: time is the command's
+``ts``, ids come from upstream, and equal inputs give byte-identical outputs and snapshots.
+
+Book and matching
+-----------------
+* Price-time priority. Each side is a ``dict`` price → level, a level a ``dict``
+  order id → order in arrival order (FIFO), with the level's aggregated quantity kept in a
+  second dict and the best price found through a heap with lazy deletion.
+* Trades happen at the maker's price. A limit taker sweeps levels up to its limit price;
+  the rest rests (GTC, GTT, LIMIT_MAKER), expires (IOC) — FOK checks beforehand that it
+  can fill completely and is rejected otherwise, changing nothing.
+* MARKET orders by quantity or by ``quote_order_qty``; LIMIT_MAKER is rejected if it
+  would take. STOP_LOSS / STOP_LOSS_LIMIT rest outside the book until the *last trade
+  price* reaches the stop (sell: last ≤ stop, buy: last ≥ stop); a stop whose condition
+  already holds on arrival is rejected (Binance: "would trigger immediately"). After each
+  command that traded, triggered stops run as takers in acceptance order, repeatedly, until
+  no more trigger.
+* GTT orders expire when a command's ``ts`` reaches ``expire_at`` (before that command
+  takes effect), or earlier by an ORDER_EXPIRE from the lifecycle worker.
+
+Funds
+-----
+* The engine never spends more than an order's ``locked`` funds. Limit buys must lock
+  ``notional(price, quantity)``, sells ``base_units(quantity)``; a market buy by quantity
+  stops when its funds cannot pay one more lot (the rest expires, LOCKED_EXHAUSTED).
+* A buy that fills below its limit keeps the saving locked while it is open; every
+  terminal event releases whatever is left (``locked_remaining`` is then 0).
+* Amend: a quantity decrease at the same price keeps priority; a price change or a
+  quantity increase loses it and may trade at once. After an amend the order's locked
+  funds are exactly what its new remaining quantity needs at its new price; the excess is
+  released by the amend's event and any shortfall must come as ``additional_locked``.
+
+Self-trade prevention (Binance semantics, the taker's mode decides, same user = self)
+-----------------------------------------------------------------------------------
+EXPIRE_TAKER: the taker's rest expires, the maker stays. EXPIRE_MAKER: the maker expires
+and the taker goes on. EXPIRE_BOTH: both expire. DECREMENT: both lose the smaller of the
+two remaining quantities (no trade); whichever reaches zero expires (both if equal); a
+maker that survives gets ORDER_UPDATED(STP_DECREMENT) releasing the funds of the removed
+quantity. NONE: they trade.
+
+Market status (Binance semantics): HALTED refuses new orders and amends but accepts
+cancels, cancel-all and expiries; CANCEL_ONLY additionally accepts quantity-decrease
+amends. RESUME returns to TRADING. Status and fee changes take effect at their place in
+the stream.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable
+from typing import Any, Final
+
+import msgspec
+
+from cex.core.errors import EngineStateError, SchemaError
+from cex.core.events import (
+    BookDelta,
+    CancelAll,
+    CancelReason,
+    Command,
+    CommandKind,
+    CommandRejected,
+    ConfigUpdate,
+    ConfigUpdated,
+    Event,
+    ExpireReason,
+    MarketControl,
+    MarketControlAction,
+    MarketStatus,
+    MarketStatusChanged,
+    OrderAmend,
+    OrderCancel,
+    OrderCancelled,
+    OrderCreate,
+    OrderExpire,
+    OrderExpired,
+    OrderOpened,
+    OrderRejected,
+    OrderStatus,
+    OrderType,
+    OrderUpdated,
+    RejectReason,
+    Side,
+    StpMode,
+    TimeInForce,
+    TradeExecuted,
+    UpdateCause,
+)
+from cex.core.market import MAX_FEE_PPM, MarketConfig
+
+__all__ = ["SNAPSHOT_VERSION", "MatchingEngine"]
+
+SNAPSHOT_VERSION: Final = 1
+
+_BUY: Final = Side.BUY
+_SELL: Final = Side.SELL
+_NEW: Final = OrderStatus.NEW
+_PARTIAL: Final = OrderStatus.PARTIALLY_FILLED
+_FILLED: Final = OrderStatus.FILLED
+_CANCELED: Final = OrderStatus.CANCELED
+_EXPIRED: Final = OrderStatus.EXPIRED
+_REJECTED: Final = OrderStatus.REJECTED
+_STP_NONE: Final = StpMode.NONE
+_CAUSE_TRADE: Final = UpdateCause.TRADE
+_PPM: Final = 1_000_000
+#: Stands for "no quantity limit" while a market order by quote amount matches.
+_UNLIMITED: Final = 1 << 126
+#: Prices and quantities must fit a signed 64-bit integer (Postgres BIGINT).
+_MAX_INT: Final = (1 << 63) - 1
+
+_LIMIT_TIFS: Final = frozenset({TimeInForce.GTC, TimeInForce.IOC, TimeInForce.FOK, TimeInForce.GTT})
+_MAKER_TIFS: Final = frozenset({TimeInForce.GTC, TimeInForce.GTT})
+_MARKET_TIFS: Final = frozenset({TimeInForce.GTC, TimeInForce.IOC})
+
+
+class _Order:
+    """An open order (resting on the book, or a stop waiting for its trigger)."""
+
+    __slots__ = (
+        "budget",
+        "cid",
+        "expire_at",
+        "filled",
+        "id",
+        "is_buy",
+        "locked",
+        "opened",
+        "price",
+        "quantity",
+        "remaining",
+        "seq",
+        "side",
+        "stop_price",
+        "stp",
+        "tif",
+        "type",
+        "user",
+        "working",
+    )
+
+    def __init__(
+        self,
+        id: int,
+        user: int,
+        cid: str,
+        side: Side,
+        type: OrderType,
+        tif: TimeInForce,
+        price: int | None,
+        quantity: int,
+        budget: int | None,
+        stop_price: int | None,
+        expire_at: int | None,
+        stp: StpMode,
+        locked: int,
+        seq: int,
+    ) -> None:
+        self.id = id
+        self.user = user
+        self.cid = cid
+        self.side = side
+        self.is_buy = side is _BUY
+        self.type = type
+        self.tif = tif
+        self.price = price  # limit price in ticks; None for market orders
+        self.quantity = quantity  # total lots ordered (0 for a market order by quote amount)
+        self.remaining = quantity  # lots still open
+        self.filled = 0  # lots filled so far
+        self.budget = budget  # quote_order_qty still to spend / receive, else None
+        self.stop_price = stop_price
+        self.expire_at = expire_at
+        self.stp = stp
+        self.locked = locked  # funds still locked: quote units (buy) / base units (sell)
+        self.seq = seq  # acceptance sequence number, unique in this engine
+        self.working = stop_price is None  # False while a stop waits for its trigger
+        self.opened = False  # ORDER_OPENED has been emitted
+
+
+class _OrderState(msgspec.Struct, frozen=True, array_like=True):
+    """One open order inside a snapshot."""
+
+    id: int
+    user: int
+    cid: str
+    side: Side
+    type: OrderType
+    tif: TimeInForce
+    price: int | None
+    quantity: int
+    remaining: int
+    filled: int
+    budget: int | None
+    stop_price: int | None
+    expire_at: int | None
+    stp: StpMode
+    locked: int
+    seq: int
+    working: bool
+    opened: bool
+
+
+class _Snapshot(msgspec.Struct, frozen=True, array_like=True, tag="ENGINE_SNAPSHOT.v1"):
+    """The full state of one engine: config (with status), counters and open orders.
+
+    ``orders`` lists bids best-first in time priority, then asks likewise, then waiting
+    stops in acceptance order — a canonical order, so equal states give equal bytes.
+    """
+
+    config: MarketConfig
+    next_seq: int
+    next_trade_id: int
+    next_order_seq: int
+    last_price: int | None
+    last_offset: int
+    last_ts: int
+    orders: list[_OrderState]
+
+
+_snapshot_encoder = msgspec.msgpack.Encoder()
+_snapshot_decoder = msgspec.msgpack.Decoder(_Snapshot)
+
+
+class MatchingEngine:
+    """The book and matching of one market. See the module docstring for the rules."""
+
+    def __init__(self, config: MarketConfig) -> None:
+        self._bids: dict[int, dict[int, _Order]] = {}
+        self._asks: dict[int, dict[int, _Order]] = {}
+        self._bid_qty: dict[int, int] = {}
+        self._ask_qty: dict[int, int] = {}
+        self._bid_heap: list[int] = []  # negated prices
+        self._ask_heap: list[int] = []
+        self._orders: dict[int, _Order] = {}  # every open order, book and stops
+        self._cids: dict[tuple[int, str], _Order] = {}  # (user, client order id) → order
+        self._buy_stops: list[tuple[int, int, int]] = []  # (stop, seq, id), lowest first
+        self._sell_stops: list[tuple[int, int, int]] = []  # (-stop, seq, id), highest first
+        self._gtt: list[tuple[int, int, int]] = []  # (expire_at, seq, id)
+        self._touched_bids: set[int] = set()
+        self._touched_asks: set[int] = set()
+        self._seq = 0  # last event seq
+        self._trade_id = 0  # last trade id
+        self._order_seq = 0  # last acceptance seq
+        self._last_price: int | None = None
+        self._last_offset = -1
+        self._last_ts = 0
+        self._offset = 0  # offset of the command being applied
+        self._ts = 0  # ts of the command being applied
+        self._set_config(config)
+        self._handlers: dict[type, Callable[[Any, list[Event]], None]] = {
+            OrderCreate: self._on_create,
+            OrderCancel: self._on_cancel,
+            CancelAll: self._on_cancel_all,
+            OrderAmend: self._on_amend,
+            OrderExpire: self._on_expire,
+            MarketControl: self._on_control,
+            ConfigUpdate: self._on_config,
+        }
+
+    def _set_config(self, config: MarketConfig) -> None:
+        self._config = config
+        self._market = config.symbol
+        self._status = config.status
+        self._k = config.quote_units_per_tick_lot  # quote units per tick × lot
+        self._b = config.base_units_per_lot  # base units per lot
+        self._min_lots = config.min_qty_lots
+        self._max_lots = config.max_qty_lots
+        self._min_notional = config.min_notional_units
+        self._maker_ppm = config.maker_fee_ppm
+        self._taker_ppm = config.taker_fee_ppm
+
+    # ------------------------------------------------------------------ public API
+
+    @property
+    def config(self) -> MarketConfig:
+        return self._config
+
+    @property
+    def status(self) -> MarketStatus:
+        return self._status
+
+    @property
+    def last_offset(self) -> int:
+        """Offset of the last applied command (-1 before any)."""
+        return self._last_offset
+
+    @property
+    def next_seq(self) -> int:
+        """The ``seq`` the next event will carry."""
+        return self._seq + 1
+
+    @property
+    def last_price(self) -> int | None:
+        return self._last_price
+
+    def apply(self, command: Command, offset: int) -> list[Event]:
+        """Apply one command read at input ``offset``; return the events it causes."""
+        out: list[Event] = []
+        self._offset = offset
+        ts = self._ts = command.ts
+        if command.market != self._market:
+            self._reject_command(out, command, RejectReason.WRONG_MARKET)
+        else:
+            gtt = self._gtt
+            if gtt and gtt[0][0] <= ts and type(command) is not OrderExpire:
+                self._expire_due(ts, out)
+            last = self._last_price
+            self._handlers[type(command)](command, out)
+            if last != self._last_price and (self._buy_stops or self._sell_stops):
+                self._run_stops(out)
+            if self._touched_bids or self._touched_asks:
+                self._emit_book_delta(out)
+        self._last_offset = offset
+        self._last_ts = ts
+        return out
+
+    def reject_malformed(self, offset: int) -> list[Event]:
+        """Answer input bytes at ``offset`` that did not decode (ts: the last seen ts)."""
+        self._offset = offset
+        self._ts = self._last_ts
+        out: list[Event] = []
+        self._seq = seq = self._seq + 1
+        out.append(
+            CommandRejected(
+                self._market, seq, offset, self._ts, CommandKind.MALFORMED,
+                RejectReason.MALFORMED_COMMAND, None, None, 0,
+            )
+        )  # fmt: skip
+        self._last_offset = offset
+        return out
+
+    # ------------------------------------------------------------------ read access
+
+    def depth(self, side: Side, limit: int | None = None) -> list[tuple[int, int]]:
+        """Aggregated levels ``(price_ticks, qty_lots)``, best first."""
+        if side is _BUY:
+            prices = sorted(self._bid_qty, reverse=True)
+            qty = self._bid_qty
+        else:
+            prices = sorted(self._ask_qty)
+            qty = self._ask_qty
+        if limit is not None:
+            prices = prices[:limit]
+        return [(p, qty[p]) for p in prices]
+
+    def best_bid(self) -> int | None:
+        heap, levels = self._bid_heap, self._bids
+        while heap and -heap[0] not in levels:
+            heapq.heappop(heap)
+        return -heap[0] if heap else None
+
+    def best_ask(self) -> int | None:
+        heap, levels = self._ask_heap, self._asks
+        while heap and heap[0] not in levels:
+            heapq.heappop(heap)
+        return heap[0] if heap else None
+
+    def open_orders(self) -> list[dict[str, Any]]:
+        """Every open order as a plain dict, in the snapshot's canonical order."""
+        return [msgspec.structs.asdict(o) for o in self._canonical_orders()]
+
+    def book_orders(self, side: Side) -> list[tuple[int, int, int]]:
+        """``(price, order_id, remaining)`` of one side, in matching priority."""
+        levels = self._bids if side is _BUY else self._asks
+        prices = sorted(levels, reverse=side is _BUY)
+        return [(p, o.id, o.remaining) for p in prices for o in levels[p].values()]
+
+    # ------------------------------------------------------------------ snapshots
+
+    def snapshot(self) -> bytes:
+        """The full state as deterministic bytes (equal states → equal bytes)."""
+        return _snapshot_encoder.encode(
+            _Snapshot(
+                config=self._config,
+                next_seq=self._seq + 1,
+                next_trade_id=self._trade_id + 1,
+                next_order_seq=self._order_seq + 1,
+                last_price=self._last_price,
+                last_offset=self._last_offset,
+                last_ts=self._last_ts,
+                orders=self._canonical_orders(),
+            )
+        )
+
+    @classmethod
+    def restore(cls, data: bytes) -> MatchingEngine:
+        """An engine in exactly the state :meth:`snapshot` captured."""
+        try:
+            snap = _snapshot_decoder.decode(data)
+        except (msgspec.DecodeError, ValueError) as exc:
+            raise SchemaError(f"not an engine snapshot: {exc}") from exc
+        engine = cls(snap.config)
+        engine._seq = snap.next_seq - 1
+        engine._trade_id = snap.next_trade_id - 1
+        engine._order_seq = snap.next_order_seq - 1
+        engine._last_price = snap.last_price
+        engine._last_offset = snap.last_offset
+        engine._last_ts = snap.last_ts
+        for s in snap.orders:
+            o = _Order(
+                s.id, s.user, s.cid, s.side, s.type, s.tif, s.price, s.quantity, s.budget,
+                s.stop_price, s.expire_at, s.stp, s.locked, s.seq,
+            )  # fmt: skip
+            o.remaining = s.remaining
+            o.filled = s.filled
+            o.working = s.working
+            o.opened = s.opened
+            if o.id in engine._orders:
+                raise SchemaError(f"snapshot lists order {o.id} twice")
+            engine._register(o)
+            if o.working:
+                engine._insert(o)
+            else:
+                engine._add_stop(o)
+        engine._touched_bids.clear()
+        engine._touched_asks.clear()
+        return engine
+
+    def _canonical_orders(self) -> list[_OrderState]:
+        result: list[_OrderState] = []
+        for levels, reverse in ((self._bids, True), (self._asks, False)):
+            for price in sorted(levels, reverse=reverse):
+                result.extend(_state(o) for o in levels[price].values())
+        stops = sorted((o for o in self._orders.values() if not o.working), key=_by_seq)
+        result.extend(_state(o) for o in stops)
+        return result
+
+    # ------------------------------------------------------------------ book primitives
+
+    def _register(self, o: _Order) -> None:
+        self._orders[o.id] = o
+        if o.cid:
+            self._cids[o.user, o.cid] = o
+        if o.expire_at is not None:
+            heapq.heappush(self._gtt, (o.expire_at, o.seq, o.id))
+
+    def _unregister(self, o: _Order) -> None:
+        del self._orders[o.id]
+        if o.cid:
+            del self._cids[o.user, o.cid]
+
+    def _insert(self, o: _Order) -> None:
+        """Put a working limit order at the back of its level."""
+        price = o.price
+        assert price is not None
+        if o.is_buy:
+            levels, qty, touched = self._bids, self._bid_qty, self._touched_bids
+        else:
+            levels, qty, touched = self._asks, self._ask_qty, self._touched_asks
+        level = levels.get(price)
+        if level is None:
+            levels[price] = {o.id: o}
+            qty[price] = o.remaining
+            if o.is_buy:
+                heap = self._bid_heap
+                heapq.heappush(heap, -price)
+            else:
+                heap = self._ask_heap
+                heapq.heappush(heap, price)
+            if len(heap) > 2 * len(levels) + 64:  # too many stale prices: rebuild
+                heap[:] = [-p for p in levels] if o.is_buy else list(levels)
+                heapq.heapify(heap)
+        else:
+            level[o.id] = o
+            qty[price] += o.remaining
+        touched.add(price)
+
+    def _remove(self, o: _Order) -> None:
+        """Take a working order off its level (the order stays registered)."""
+        price = o.price
+        assert price is not None
+        if o.is_buy:
+            levels, qty, touched = self._bids, self._bid_qty, self._touched_bids
+        else:
+            levels, qty, touched = self._asks, self._ask_qty, self._touched_asks
+        level = levels[price]
+        del level[o.id]
+        if level:
+            qty[price] -= o.remaining
+        else:
+            del levels[price]
+            del qty[price]
+        touched.add(price)
+
+    def _add_stop(self, o: _Order) -> None:
+        stop = o.stop_price
+        assert stop is not None
+        if o.is_buy:
+            heapq.heappush(self._buy_stops, (stop, o.seq, o.id))
+        else:
+            heapq.heappush(self._sell_stops, (-stop, o.seq, o.id))
+
+    def _close(self, o: _Order) -> None:
+        """Remove an open order entirely (book or stop); its stale heap entries are lazy."""
+        if o.working:
+            self._remove(o)
+        self._unregister(o)
+
+    # ------------------------------------------------------------------ event helpers
+
+    def _reject_command(
+        self,
+        out: list[Event],
+        c: Command,
+        reason: RejectReason,
+        released: int = 0,
+    ) -> None:
+        kind = {
+            OrderCreate: CommandKind.ORDER_CREATE,
+            OrderCancel: CommandKind.ORDER_CANCEL,
+            CancelAll: CommandKind.CANCEL_ALL,
+            OrderAmend: CommandKind.ORDER_AMEND,
+            OrderExpire: CommandKind.ORDER_EXPIRE,
+            MarketControl: CommandKind.MARKET_CONTROL,
+            ConfigUpdate: CommandKind.CONFIG_UPDATE,
+        }[type(c)]
+        order_id = getattr(c, "order_id", None)
+        user_id = getattr(c, "user_id", None)
+        self._seq = seq = self._seq + 1
+        out.append(
+            CommandRejected(
+                self._market, seq, self._offset, self._ts, kind, reason, order_id, user_id,
+                released,
+            )
+        )  # fmt: skip
+
+    def _reject_order(self, out: list[Event], c: OrderCreate, reason: RejectReason) -> None:
+        self._seq = seq = self._seq + 1
+        out.append(
+            OrderRejected(
+                self._market, seq, self._offset, self._ts, c.order_id, c.user_id, c.side,
+                _REJECTED, 0, 0, 0, max(c.locked, 0), reason,
+            )
+        )  # fmt: skip
+
+    def _emit_book_delta(self, out: list[Event]) -> None:
+        tb, ta = self._touched_bids, self._touched_asks
+        bq, aq = self._bid_qty, self._ask_qty
+        bids = [(p, bq.get(p, 0)) for p in sorted(tb, reverse=True)] if tb else []
+        asks = [(p, aq.get(p, 0)) for p in sorted(ta)] if ta else []
+        tb.clear()
+        ta.clear()
+        self._seq = seq = self._seq + 1
+        out.append(BookDelta(self._market, seq, self._offset, self._ts, bids, asks))
+
+    def _emit_terminal_expired(self, out: list[Event], o: _Order, reason: ExpireReason) -> None:
+        released = o.locked
+        o.locked = 0
+        self._seq = seq = self._seq + 1
+        out.append(
+            OrderExpired(
+                self._market, seq, self._offset, self._ts, o.id, o.user, o.side, _EXPIRED,
+                o.filled, 0, 0, released, reason,
+            )
+        )  # fmt: skip
+
+    # ------------------------------------------------------------------ ORDER_CREATE
+
+    def _on_create(self, c: OrderCreate, out: list[Event]) -> None:
+        if c.order_id in self._orders:
+            self._reject_command(out, c, RejectReason.DUPLICATE_ORDER_ID)
+            return
+        status = self._status
+        if status is not MarketStatus.TRADING:
+            self._reject_order(
+                out,
+                c,
+                RejectReason.MARKET_HALTED
+                if status is MarketStatus.HALTED
+                else RejectReason.MARKET_CANCEL_ONLY,
+            )
+            return
+        reason = self._validate_create(c)
+        if reason is not None:
+            self._reject_order(out, c, reason)
+            return
+        self._order_seq += 1
+        o = _Order(
+            c.order_id, c.user_id, c.client_order_id, c.side, c.type, c.time_in_force,
+            c.price, c.quantity or 0, c.quote_order_qty, c.stop_price, c.expire_at,
+            c.stp_mode, c.locked, self._order_seq,
+        )  # fmt: skip
+        stop = c.stop_price
+        if stop is not None:
+            last = self._last_price
+            if last is not None and (last >= stop if o.is_buy else last <= stop):
+                self._reject_order(out, c, RejectReason.STOP_WOULD_TRIGGER)
+                return
+            self._register(o)
+            self._add_stop(o)
+            o.opened = True
+            self._seq = seq = self._seq + 1
+            out.append(
+                OrderOpened(
+                    self._market, seq, self._offset, self._ts, o.id, o.user, o.side, _NEW,
+                    0, o.remaining, o.locked, 0, o.cid, o.price, False,
+                )
+            )  # fmt: skip
+            return
+        if o.type is OrderType.LIMIT_MAKER and self._would_take(o):
+            self._reject_order(out, c, RejectReason.POST_ONLY_WOULD_TAKE)
+            return
+        if o.tif is TimeInForce.FOK and not self._fok_fillable(o):
+            self._reject_order(out, c, RejectReason.FOK_NOT_FILLABLE)
+            return
+        self._execute(o, out)
+
+    def _validate_create(self, c: OrderCreate) -> RejectReason | None:
+        """The first reason to refuse ``c``, or ``None``. Checks shape, grid, bounds, funds."""
+        t = c.type
+        price, qty, qoq, stop, tif = (
+            c.price,
+            c.quantity,
+            c.quote_order_qty,
+            c.stop_price,
+            c.time_in_force,
+        )
+        malformed = RejectReason.MALFORMED_COMMAND
+        if c.locked < 0 or (c.expire_at is not None) != (tif is TimeInForce.GTT):
+            return malformed
+        if t is OrderType.LIMIT or t is OrderType.STOP_LOSS_LIMIT or t is OrderType.LIMIT_MAKER:
+            if price is None or qty is None or qoq is not None:
+                return malformed
+            if (stop is None) != (t is not OrderType.STOP_LOSS_LIMIT):
+                return malformed
+            if tif not in (_MAKER_TIFS if t is OrderType.LIMIT_MAKER else _LIMIT_TIFS):
+                return malformed
+        else:  # MARKET, STOP_LOSS
+            if price is not None or (qty is None) == (qoq is None):
+                return malformed
+            if (stop is None) != (t is OrderType.MARKET) or tif not in _MARKET_TIFS:
+                return malformed
+        for value in (price, stop, qty, qoq):
+            if value is not None and not 0 < value <= _MAX_INT:
+                return RejectReason.OFF_GRID
+        if qty is not None and not self._min_lots <= qty <= self._max_lots:
+            return RejectReason.QTY_OUT_OF_BOUNDS
+        if price is not None and qty is not None:
+            notional = price * qty * self._k
+            if notional < self._min_notional:
+                return RejectReason.MIN_NOTIONAL
+            needed = notional if c.side is _BUY else qty * self._b
+            if c.locked < needed:
+                return RejectReason.INSUFFICIENT_LOCKED
+        elif qoq is not None:
+            if qoq < self._min_notional:
+                return RejectReason.MIN_NOTIONAL
+            if (c.side is _BUY and c.locked < qoq) or c.locked == 0:
+                return RejectReason.INSUFFICIENT_LOCKED
+        elif qty is not None:  # market by quantity
+            if c.side is _SELL and c.locked < qty * self._b:
+                return RejectReason.INSUFFICIENT_LOCKED
+            if c.locked == 0:
+                return RejectReason.INSUFFICIENT_LOCKED
+        if c.expire_at is not None and c.expire_at <= c.ts:
+            return RejectReason.GTT_EXPIRED
+        if c.client_order_id and (c.user_id, c.client_order_id) in self._cids:
+            return RejectReason.DUPLICATE_CLIENT_ORDER_ID
+        return None
+
+    def _would_take(self, o: _Order) -> bool:
+        """Whether limit order ``o`` crosses the opposite best price."""
+        price = o.price
+        assert price is not None
+        if o.is_buy:
+            best = self.best_ask()
+            return best is not None and best <= price
+        best = self.best_bid()
+        return best is not None and best >= price
+
+    def _fok_fillable(self, o: _Order) -> bool:
+        """Dry run: could ``o`` fill completely now, STP included? Changes nothing."""
+        price = o.price
+        assert price is not None
+        need = o.remaining
+        user, stp = o.user, o.stp
+        if o.is_buy:
+            levels = self._asks
+            prices = sorted(p for p in levels if p <= price)
+        else:
+            levels = self._bids
+            prices = sorted((p for p in levels if p >= price), reverse=True)
+        for p in prices:
+            for maker in levels[p].values():
+                if maker.user == user and stp is not _STP_NONE:
+                    if stp is StpMode.EXPIRE_MAKER:
+                        continue  # the maker would expire; the taker goes on
+                    return False  # EXPIRE_TAKER / EXPIRE_BOTH / DECREMENT cut the taker
+                need -= maker.remaining
+                if need <= 0:
+                    return True
+        return False
+
+    # ------------------------------------------------------------------ matching
+
+    def _execute(self, o: _Order, out: list[Event]) -> None:
+        """Run working order ``o`` as a taker, then rest, fill or expire what is left."""
+        filled_before = o.filled
+        expire_reason = self._match(o, out)
+        if expire_reason is None and o.remaining:
+            if (
+                o.price is not None
+                and o.tif is not TimeInForce.IOC
+                and o.tif is not TimeInForce.FOK
+            ):
+                # Rests on the book.
+                first = not o.opened
+                if first:
+                    self._register(o)
+                    o.opened = True
+                self._insert(o)
+                if first:
+                    self._seq = seq = self._seq + 1
+                    out.append(
+                        OrderOpened(
+                            self._market, seq, self._offset, self._ts, o.id, o.user, o.side,
+                            _PARTIAL if o.filled else _NEW, o.filled, o.remaining, o.locked,
+                            0, o.cid, o.price, True,
+                        )
+                    )  # fmt: skip
+                elif o.filled != filled_before:
+                    self._seq = seq = self._seq + 1
+                    out.append(
+                        OrderUpdated(
+                            self._market, seq, self._offset, self._ts, o.id, o.user, o.side,
+                            _PARTIAL, o.filled, o.remaining, o.locked, 0, _CAUSE_TRADE,
+                            o.price, 0,
+                        )
+                    )  # fmt: skip
+                return
+            if o.price is None:
+                expire_reason = ExpireReason.MARKET_NO_LIQUIDITY
+            elif o.tif is TimeInForce.FOK:
+                expire_reason = ExpireReason.FOK_NOT_FILLABLE
+            else:
+                expire_reason = ExpireReason.IOC
+        if o.opened:
+            self._unregister(o)
+        if expire_reason is None:  # FILLED
+            released = o.locked
+            o.locked = 0
+            o.remaining = 0
+            self._seq = seq = self._seq + 1
+            out.append(
+                OrderUpdated(
+                    self._market, seq, self._offset, self._ts, o.id, o.user, o.side, _FILLED,
+                    o.filled, 0, 0, released, _CAUSE_TRADE, o.price, 0,
+                )
+            )  # fmt: skip
+        else:
+            self._emit_terminal_expired(out, o, expire_reason)
+
+    def _match(self, o: _Order, out: list[Event]) -> ExpireReason | None:
+        """Match taker ``o`` against the book.
+
+        Returns why the rest of ``o`` must expire (STP, LOCKED_EXHAUSTED, and for a market
+        order by quote amount MARKET_NO_LIQUIDITY), or ``None`` when it matched normally:
+        the caller then rests, fills or expires ``o.remaining``. A market order by quote
+        amount (``remaining`` always 0) returns ``None`` when its budget is spent, i.e. it
+        cannot pay one more lot at the best price: it is FILLED.
+        """
+        is_buy = o.is_buy
+        if is_buy:
+            levels, qtys, heap, touched = (
+                self._asks,
+                self._ask_qty,
+                self._ask_heap,
+                self._touched_asks,
+            )
+        else:
+            levels, qtys, heap, touched = (
+                self._bids,
+                self._bid_qty,
+                self._bid_heap,
+                self._touched_bids,
+            )
+        limit = o.price
+        k, b = self._k, self._b
+        market = self._market
+        offset, ts = self._offset, self._ts
+        maker_ppm, taker_ppm = self._maker_ppm, self._taker_ppm
+        orders, cids = self._orders, self._cids
+        user, stp = o.user, o.stp
+        budget = o.budget
+        # Only market buys (and market orders by quote amount) can run out of money here;
+        # a limit buy's locked funds always cover its remaining quantity at its limit.
+        capped = limit is None and (is_buy or budget is not None)
+        remaining = _UNLIMITED if budget is not None else o.remaining
+        taker_side = o.side
+        maker_side = _SELL if is_buy else _BUY
+        reason: ExpireReason | None = None
+        spent = False
+        seq = self._seq
+        trade_id = self._trade_id
+        last = self._last_price
+        heappop = heapq.heappop
+        while remaining > 0:
+            if not heap:
+                break
+            top = heap[0]
+            best = top if is_buy else -top
+            level = levels.get(best)
+            if level is None:
+                heappop(heap)
+                continue
+            if limit is not None and (best > limit if is_buy else best < limit):
+                break
+            done: list[_Order] = []
+            level_qty = qtys[best]
+            stop_all = False
+            for maker in level.values():
+                q = maker.remaining
+                if remaining < q:
+                    q = remaining
+                if capped:
+                    unit = best * k
+                    if budget is None:  # market buy by quantity: its locked funds cap it
+                        if o.locked < q * unit:
+                            q = o.locked // unit
+                            if q == 0:
+                                reason = ExpireReason.LOCKED_EXHAUSTED
+                                stop_all = True
+                                break
+                    else:  # by quote amount: the budget caps it, a sell also its base
+                        afford = budget // unit
+                        afford_base = afford if is_buy else o.locked // b
+                        if afford < q or afford_base < q:
+                            q = afford if afford < afford_base else afford_base
+                            if q == 0:
+                                if afford == 0:
+                                    spent = True
+                                else:
+                                    reason = ExpireReason.LOCKED_EXHAUSTED
+                                stop_all = True
+                                break
+                if maker.user == user and stp is not _STP_NONE:
+                    # Self-trade prevention: the taker's mode decides.
+                    if stp is StpMode.EXPIRE_TAKER:
+                        reason = ExpireReason.STP
+                        stop_all = True
+                        break
+                    if stp is StpMode.DECREMENT:
+                        prevented = q
+                        maker.remaining -= prevented
+                        level_qty -= prevented
+                        if budget is not None:
+                            budget -= best * prevented * k
+                        else:
+                            remaining -= prevented
+                        if maker.remaining == 0:
+                            done.append(maker)
+                            self._seq = seq
+                            self._emit_terminal_expired(out, maker, ExpireReason.STP)
+                            seq = self._seq
+                        else:
+                            freed = best * prevented * k if maker.is_buy else prevented * b
+                            maker.locked -= freed
+                            seq += 1
+                            out.append(
+                                OrderUpdated(
+                                    market, seq, offset, ts, maker.id, maker.user, maker_side,
+                                    _PARTIAL if maker.filled else _NEW, maker.filled,
+                                    maker.remaining, maker.locked, freed,
+                                    UpdateCause.STP_DECREMENT, maker.price, 0,
+                                )
+                            )  # fmt: skip
+                        if remaining == 0 or (budget is not None and budget < best * k):
+                            reason = ExpireReason.STP
+                            stop_all = True
+                            break
+                        continue
+                    # EXPIRE_MAKER or EXPIRE_BOTH: the maker's rest expires.
+                    level_qty -= maker.remaining
+                    maker.remaining = 0
+                    done.append(maker)
+                    self._seq = seq
+                    self._emit_terminal_expired(out, maker, ExpireReason.STP)
+                    seq = self._seq
+                    if stp is StpMode.EXPIRE_BOTH:
+                        reason = ExpireReason.STP
+                        stop_all = True
+                        break
+                    continue
+                # A trade at the maker's price.
+                quote = best * q * k
+                base = q * b
+                trade_id += 1
+                seq += 1
+                if is_buy:
+                    taker_fee = -(-base * taker_ppm // _PPM)
+                    maker_fee = -(-quote * maker_ppm // _PPM)
+                    o.locked -= quote
+                    maker.locked -= base
+                else:
+                    taker_fee = -(-quote * taker_ppm // _PPM)
+                    maker_fee = -(-base * maker_ppm // _PPM)
+                    o.locked -= base
+                    maker.locked -= quote
+                if budget is not None:
+                    budget -= quote
+                else:
+                    remaining -= q
+                o.filled += q
+                maker.filled += q
+                maker.remaining -= q
+                level_qty -= q
+                out.append(
+                    TradeExecuted(
+                        market, seq, offset, ts, trade_id, best, q, quote, base, taker_side,
+                        maker.id, maker.user, o.id, user, maker_fee, taker_fee,
+                    )
+                )  # fmt: skip
+                seq += 1
+                if maker.remaining == 0:
+                    released = maker.locked
+                    maker.locked = 0
+                    done.append(maker)
+                    out.append(
+                        OrderUpdated(
+                            market, seq, offset, ts, maker.id, maker.user, maker_side, _FILLED,
+                            maker.filled, 0, 0, released, _CAUSE_TRADE, best, 0,
+                        )
+                    )  # fmt: skip
+                else:
+                    out.append(
+                        OrderUpdated(
+                            market, seq, offset, ts, maker.id, maker.user, maker_side, _PARTIAL,
+                            maker.filled, maker.remaining, maker.locked, 0, _CAUSE_TRADE, best, 0,
+                        )
+                    )  # fmt: skip
+                last = best
+                if remaining == 0:
+                    break
+            # Apply the level's changes after iterating over it.
+            if done or level_qty != qtys[best]:
+                touched.add(best)
+            for maker in done:
+                del level[maker.id]
+                del orders[maker.id]
+                if maker.cid:
+                    del cids[maker.user, maker.cid]
+            if level:
+                qtys[best] = level_qty
+            else:
+                del levels[best]
+                del qtys[best]
+                heappop(heap)
+            if stop_all:
+                break
+        self._seq = seq
+        self._trade_id = trade_id
+        self._last_price = last
+        if budget is not None:
+            o.budget = budget
+            if reason is None:
+                if not spent:
+                    reason = ExpireReason.MARKET_NO_LIQUIDITY
+                elif not o.filled:
+                    reason = ExpireReason.LOCKED_EXHAUSTED
+        else:
+            o.remaining = remaining
+        return reason
+
+    # ------------------------------------------------------------------ stops and expiry
+
+    def _run_stops(self, out: list[Event]) -> None:
+        """Trigger stops by the last trade price, in acceptance order, until none trigger."""
+        orders = self._orders
+        while True:
+            last = self._last_price
+            if last is None:
+                return
+            triggered: list[_Order] = []
+            for heap, sign in ((self._sell_stops, -1), (self._buy_stops, 1)):
+                while heap:
+                    key, seq, oid = heap[0]
+                    o = orders.get(oid)
+                    if o is None or o.seq != seq or o.working:
+                        heapq.heappop(heap)  # stale
+                        continue
+                    stop = key * sign
+                    if (last <= stop) if sign < 0 else (last >= stop):
+                        heapq.heappop(heap)
+                        triggered.append(o)
+                    else:
+                        break
+            if not triggered:
+                return
+            triggered.sort(key=_by_seq)
+            for o in triggered:
+                self._trigger(o, out)
+
+    def _trigger(self, o: _Order, out: list[Event]) -> None:
+        o.working = True
+        self._seq = seq = self._seq + 1
+        out.append(
+            OrderUpdated(
+                self._market, seq, self._offset, self._ts, o.id, o.user, o.side, _NEW,
+                0, o.remaining, o.locked, 0, UpdateCause.STOP_TRIGGERED, o.price, 0,
+            )
+        )  # fmt: skip
+        if o.tif is TimeInForce.FOK and not self._fok_fillable(o):
+            self._unregister(o)
+            self._emit_terminal_expired(out, o, ExpireReason.FOK_NOT_FILLABLE)
+            return
+        self._execute(o, out)
+
+    def _expire_due(self, ts: int, out: list[Event]) -> None:
+        """Expire every GTT order with ``expire_at <= ts``, earliest first."""
+        gtt, orders = self._gtt, self._orders
+        while gtt and gtt[0][0] <= ts:
+            _, seq, oid = heapq.heappop(gtt)
+            o = orders.get(oid)
+            if o is not None and o.seq == seq:
+                self._close(o)
+                self._emit_terminal_expired(out, o, ExpireReason.GTT)
+
+    # ------------------------------------------------------------------ other commands
+
+    def _find(self, user_id: int, order_id: int | None, cid: str | None) -> _Order | None:
+        if order_id is not None:
+            o = self._orders.get(order_id)
+            return o if o is not None and o.user == user_id else None
+        if cid:
+            return self._cids.get((user_id, cid))
+        return None
+
+    def _cancel(self, o: _Order, reason: CancelReason, out: list[Event]) -> None:
+        self._close(o)
+        released = o.locked
+        o.locked = 0
+        self._seq = seq = self._seq + 1
+        out.append(
+            OrderCancelled(
+                self._market, seq, self._offset, self._ts, o.id, o.user, o.side, _CANCELED,
+                o.filled, 0, 0, released, reason,
+            )
+        )  # fmt: skip
+
+    def _on_cancel(self, c: OrderCancel, out: list[Event]) -> None:
+        o = self._find(c.user_id, c.order_id, c.client_order_id)
+        if o is None:
+            self._reject_command(out, c, RejectReason.UNKNOWN_ORDER)
+            return
+        self._cancel(o, CancelReason.USER, out)
+
+    def _on_cancel_all(self, c: CancelAll, out: list[Event]) -> None:
+        user = c.user_id
+        mine = sorted((o for o in self._orders.values() if o.user == user), key=_by_seq)
+        if not mine:
+            self._reject_command(out, c, RejectReason.UNKNOWN_ORDER)
+            return
+        for o in mine:
+            self._cancel(o, CancelReason.CANCEL_ALL, out)
+
+    def _on_expire(self, c: OrderExpire, out: list[Event]) -> None:
+        o = self._orders.get(c.order_id)
+        if o is None:
+            self._reject_command(out, c, RejectReason.UNKNOWN_ORDER)
+        else:
+            self._close(o)
+            reason = ExpireReason.GTT if o.expire_at is not None else ExpireReason.EXPIRE_COMMAND
+            self._emit_terminal_expired(out, o, reason)
+        if self._gtt and self._gtt[0][0] <= c.ts:
+            self._expire_due(c.ts, out)
+
+    def _on_amend(self, c: OrderAmend, out: list[Event]) -> None:
+        status = self._status
+        if status is MarketStatus.HALTED:
+            self._reject_command(out, c, RejectReason.MARKET_HALTED, max(c.additional_locked, 0))
+            return
+        o = self._orders.get(c.order_id)
+        if o is None or o.user != c.user_id:
+            self._reject_command(out, c, RejectReason.UNKNOWN_ORDER, max(c.additional_locked, 0))
+            return
+        reason = None
+        new_qty = o.quantity if c.new_quantity is None else c.new_quantity
+        price = o.price
+        new_price = price if c.new_price is None else c.new_price
+        if c.additional_locked < 0:
+            reason = RejectReason.MALFORMED_COMMAND
+        elif not o.working or price is None or new_price is None:
+            reason = RejectReason.INVALID_AMEND
+        elif not 0 < new_price <= _MAX_INT or not 0 < new_qty <= _MAX_INT:
+            reason = RejectReason.OFF_GRID
+        elif new_qty <= o.filled or (new_qty == o.quantity and new_price == price):
+            reason = RejectReason.INVALID_AMEND
+        elif not self._min_lots <= new_qty <= self._max_lots:
+            reason = RejectReason.QTY_OUT_OF_BOUNDS
+        elif new_price * new_qty * self._k < self._min_notional:
+            reason = RejectReason.MIN_NOTIONAL
+        elif status is MarketStatus.CANCEL_ONLY and (new_price != price or new_qty > o.quantity):
+            reason = RejectReason.MARKET_CANCEL_ONLY
+        if reason is not None:
+            self._reject_command(out, c, reason, max(c.additional_locked, 0))
+            return
+        assert price is not None
+        assert new_price is not None
+        new_remaining = new_qty - o.filled
+        required = new_price * new_remaining * self._k if o.is_buy else new_remaining * self._b
+        have = o.locked + c.additional_locked
+        if have < required:
+            self._reject_command(out, c, RejectReason.INSUFFICIENT_LOCKED, c.additional_locked)
+            return
+        keeps_priority = new_price == price and new_qty < o.quantity
+        if not keeps_priority and o.type is OrderType.LIMIT_MAKER:
+            best = self.best_ask() if o.is_buy else self.best_bid()
+            if best is not None and (best <= new_price if o.is_buy else best >= new_price):
+                self._reject_command(out, c, RejectReason.POST_ONLY_WOULD_TAKE, c.additional_locked)
+                return
+        released = have - required
+        if keeps_priority:
+            decrease = o.remaining - new_remaining
+            qty = self._bid_qty if o.is_buy else self._ask_qty
+            qty[price] -= decrease
+            (self._touched_bids if o.is_buy else self._touched_asks).add(price)
+        else:
+            self._remove(o)
+        o.quantity = new_qty
+        o.remaining = new_remaining
+        o.price = new_price
+        o.locked = required
+        self._seq = seq = self._seq + 1
+        out.append(
+            OrderUpdated(
+                self._market, seq, self._offset, self._ts, o.id, o.user, o.side,
+                _PARTIAL if o.filled else _NEW, o.filled, new_remaining, required, released,
+                UpdateCause.AMEND, new_price, c.additional_locked,
+            )
+        )  # fmt: skip
+        if not keeps_priority:
+            self._execute(o, out)
+
+    def _on_control(self, c: MarketControl, out: list[Event]) -> None:
+        status = {
+            MarketControlAction.HALT: MarketStatus.HALTED,
+            MarketControlAction.CANCEL_ONLY: MarketStatus.CANCEL_ONLY,
+            MarketControlAction.RESUME: MarketStatus.TRADING,
+        }[c.action]
+        self._set_config(self._config.with_status(status))
+        self._seq = seq = self._seq + 1
+        out.append(MarketStatusChanged(self._market, seq, self._offset, self._ts, status))
+
+    def _on_config(self, c: ConfigUpdate, out: list[Event]) -> None:
+        maker, taker = c.maker_fee_ppm, c.taker_fee_ppm
+        if not (0 <= maker <= MAX_FEE_PPM and 0 <= taker <= MAX_FEE_PPM):
+            self._reject_command(out, c, RejectReason.INVALID_CONFIG)
+            return
+        self._set_config(self._config.with_fees(maker, taker))
+        self._seq = seq = self._seq + 1
+        out.append(ConfigUpdated(self._market, seq, self._offset, self._ts, maker, taker))
+
+    # ------------------------------------------------------------------ self-checks
+
+    def check_invariants(self) -> None:
+        """Raise :class:`EngineStateError` if the book is inconsistent (tests, debugging)."""
+        for levels, qtys, is_buy in (
+            (self._bids, self._bid_qty, True),
+            (self._asks, self._ask_qty, False),
+        ):
+            if set(levels) != set(qtys):
+                raise EngineStateError("levels and aggregated quantities disagree")
+            for price, level in levels.items():
+                if not level:
+                    raise EngineStateError(f"empty level {price}")
+                if qtys[price] != sum(o.remaining for o in level.values()):
+                    raise EngineStateError(f"aggregate of level {price} is wrong")
+                for oid, o in level.items():
+                    if o.id != oid or o.price != price or o.is_buy != is_buy or not o.working:
+                        raise EngineStateError(f"order {oid} misplaced")
+                    if self._orders.get(oid) is not o or o.remaining <= 0:
+                        raise EngineStateError(f"order {oid} not registered or empty")
+                    need = price * o.remaining * self._k if is_buy else o.remaining * self._b
+                    if o.locked < need:
+                        raise EngineStateError(f"order {oid} has less locked than it needs")
+        bid, ask = self.best_bid(), self.best_ask()
+        if bid is not None and ask is not None and bid >= ask:
+            raise EngineStateError(f"crossed book: {bid} >= {ask}")
+        if bid != (max(self._bids) if self._bids else None):
+            raise EngineStateError("best bid heap is wrong")
+        if ask != (min(self._asks) if self._asks else None):
+            raise EngineStateError("best ask heap is wrong")
+        booked = sum(len(level) for level in self._bids.values()) + sum(
+            len(level) for level in self._asks.values()
+        )
+        stops = sum(1 for o in self._orders.values() if not o.working)
+        if booked + stops != len(self._orders):
+            raise EngineStateError("registered orders and book disagree")
+
+
+def _by_seq(o: _Order) -> int:
+    return o.seq
+
+
+def _state(o: _Order) -> _OrderState:
+    return _OrderState(
+        o.id, o.user, o.cid, o.side, o.type, o.tif, o.price, o.quantity, o.remaining, o.filled,
+        o.budget, o.stop_price, o.expire_at, o.stp, o.locked, o.seq, o.working, o.opened,
+    )  # fmt: skip
