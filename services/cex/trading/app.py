@@ -1,0 +1,167 @@
+"""The trading API's HTTP routes (internal; the public API calls them).
+
+Amounts go in and out as decimal strings with Binance's parameter names; errors are
+`{"code": -NNNN, "msg": "..."}` with Binance's codes, and mean nothing changed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import JSONResponse, PlainTextResponse
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from pydantic import BaseModel, Field
+
+from cex.core.market import MarketConfig
+from cex.infra.postgres import create_pool
+from cex.infra.settings import InfraSettings
+from cex.trading import errors
+from cex.trading.store import OrderStore
+from cex.trading.validation import OrderRequest, validate
+
+ORDERS = Counter("cex_trading_orders_total", "Order placements by outcome", ["outcome"])
+LATENCY = Histogram(
+    "cex_trading_place_seconds",
+    "Time to validate, fund and commit one order",
+    buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+)
+
+
+class NewOrder(BaseModel):
+    user_id: int = Field(gt=0)
+    symbol: str
+    side: str
+    type: str
+    newClientOrderId: str
+    timeInForce: str | None = None
+    quantity: str | None = None
+    quoteOrderQty: str | None = None
+    price: str | None = None
+    stopPrice: str | None = None
+    goodTillDate: int | None = None
+    selfTradePreventionMode: str | None = None
+
+
+def create_app(settings: InfraSettings | None = None, store: OrderStore | None = None) -> FastAPI:
+    settings = settings or InfraSettings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        owned = store is None
+        the_store = store or OrderStore(await create_pool(settings.postgres_dsn, max_size=10))
+        if owned:
+            await the_store.start()
+        app.state.store = the_store
+        try:
+            yield
+        finally:
+            if owned:
+                await the_store.stop()
+                await the_store.pool.close()
+
+    app = FastAPI(title="cex trading API (internal)", lifespan=lifespan)
+
+    @app.exception_handler(errors.TradingError)
+    async def trading_error(_: Request, exc: errors.TradingError) -> JSONResponse:
+        return JSONResponse({"code": exc.code, "msg": exc.msg}, status_code=exc.status)
+
+    def get_store(request: Request) -> OrderStore:
+        return request.app.state.store  # type: ignore[no-any-return]
+
+    Store = Annotated[OrderStore, Depends(get_store)]
+
+    @app.post("/internal/v1/orders", status_code=201)
+    async def place_order(body: NewOrder, store: Store) -> dict[str, Any]:
+        with LATENCY.time():
+            try:
+                config = store.market_for_symbol(body.symbol)
+                order = validate(OrderRequest(**body.model_dump()), config)
+                row = await store.place(order)
+            except errors.TradingError:
+                ORDERS.labels("rejected").inc()
+                raise
+        ORDERS.labels("accepted").inc()
+        return render(row, config)
+
+    @app.get("/internal/v1/orders/{order_id}")
+    async def get_order(order_id: int, user_id: int, symbol: str, store: Store) -> dict[str, Any]:
+        row = await store.get(user_id, symbol, order_id, None)
+        return render(row, store.market_for_symbol(symbol))
+
+    @app.get("/internal/v1/orders")
+    async def open_orders(
+        user_id: int, store: Store, symbol: str | None = None
+    ) -> list[dict[str, Any]]:
+        rows = await store.open_orders(user_id, symbol)
+        return [render(r, store.markets[r["market"]].config) for r in rows]
+
+    @app.post("/internal/v1/orders/cancel")
+    async def cancel_order(
+        user_id: int,
+        symbol: str,
+        store: Store,
+        orderId: int | None = None,
+        origClientOrderId: str | None = None,
+    ) -> dict[str, Any]:
+        row = await store.cancel(user_id, symbol, orderId, origClientOrderId)
+        return render(row, store.market_for_symbol(symbol))
+
+    @app.post("/internal/v1/orders/cancel-all")
+    async def cancel_all(user_id: int, symbol: str, store: Store) -> list[dict[str, Any]]:
+        rows = await store.cancel_all(user_id, symbol)
+        config = store.market_for_symbol(symbol)
+        return [render(r, config) for r in rows]
+
+    @app.post("/internal/v1/markets/refresh")
+    async def refresh_markets(store: Store) -> dict[str, list[str]]:
+        await store.refresh_markets()
+        return {"markets": sorted(store.markets)}
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz")
+    async def readyz(store: Store) -> dict[str, str]:
+        await store.pool.fetchval("SELECT 1")
+        return {"status": "ready"}
+
+    @app.get("/metrics")
+    async def metrics() -> PlainTextResponse:
+        return PlainTextResponse(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    return app
+
+
+def render(row: dict[str, Any], config: MarketConfig) -> dict[str, Any]:
+    """An order row in Binance's shape (decimal strings) plus our locked-funds fields."""
+
+    def opt(value: int | None, fmt: Any) -> str | None:
+        return None if value is None else fmt(int(value))
+
+    locked_fmt = config.format_quote if row["locked_asset"] == config.quote else config.format_base
+    return {
+        "symbol": config.symbol,
+        "orderId": row["id"],
+        "clientOrderId": row["client_order_id"],
+        "userId": row["user_id"],
+        "side": row["side"],
+        "type": row["type"],
+        "timeInForce": row["time_in_force"],
+        "price": opt(row["price"], config.format_price) or "0",
+        "origQty": opt(row["quantity"], config.format_qty) or "0",
+        "origQuoteOrderQty": opt(row["quote_order_qty"], config.format_quote) or "0",
+        "stopPrice": opt(row["stop_price"], config.format_price) or "0",
+        "executedQty": config.format_qty(int(row.get("filled_qty") or 0)),
+        "cummulativeQuoteQty": config.format_quote(int(row.get("cumulative_quote") or 0)),
+        "status": row["status"],
+        "selfTradePreventionMode": row["stp_mode"],
+        "goodTillDate": row["expire_at"],
+        "transactTime": row["created_ms"],
+        "lockedAsset": row["locked_asset"],
+        "locked": locked_fmt(int(row["locked"])),
+        "lockedRemaining": locked_fmt(int(row["locked_remaining"])),
+    }

@@ -1,0 +1,387 @@
+"""The trading API's database side: group commit of order placements.
+
+Concurrent requests queue up while a transaction is in flight and the next transaction
+takes them all (up to `max_batch`): one round of locks and one commit for many orders.
+Within a batch, rows are locked in a fixed order — markets by name, then balances by
+(user, asset) — the same order every writer of those rows uses, so batches never
+deadlock. Funds are checked in arrival order against the locked balances, so concurrent
+orders can never spend the same funds; an order that cannot be funded is refused alone
+and the others of its batch go on.
+
+Per order, in its batch's one transaction: funds `available → locked` (with an ORDER_LOCK
+journal in the ledger), the order inserted as PENDING, its ORDER_CREATE appended to the
+outbox under the market's next command number. A repeated client order id returns the
+order it first created (idempotent).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+
+from cex.core.events import CancelAll, OrderCancel, OrderCreate, encode
+from cex.core.market import MarketConfig
+from cex.infra import registry
+from cex.trading import errors
+from cex.trading.validation import LOCK_ALL_AVAILABLE, ValidOrder
+
+OPEN_STATUSES = ("PENDING", "NEW", "PARTIALLY_FILLED")
+ORDER_COLUMNS = (
+    "id", "market", "user_id", "client_order_id", "side", "type", "time_in_force", "price",
+    "quantity", "quote_order_qty", "stop_price", "expire_at", "stp_mode", "status",
+    "locked_asset", "locked", "locked_remaining", "created_ms",
+)  # fmt: skip
+
+
+Outcome = dict[str, Any] | errors.TradingError
+
+
+def wall_clock_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@dataclass
+class _Pending:
+    order: ValidOrder
+    future: asyncio.Future[dict[str, Any]] = field(repr=False)
+
+
+class OrderStore:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        *,
+        clock_ms: Callable[[], int] = wall_clock_ms,
+        max_batch: int = 500,
+    ) -> None:
+        self.pool = pool
+        self.clock_ms = clock_ms
+        self.max_batch = max_batch
+        self.markets: dict[str, registry.RegisteredMarket] = {}
+        self.by_symbol: dict[str, registry.RegisteredMarket] = {}
+        self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
+        self._worker: asyncio.Task[None] | None = None
+        self.batches = 0
+        self.batch_sizes: list[int] = []
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        await self.refresh_markets()
+        self._worker = asyncio.create_task(self._run(), name="order-batches")
+
+    async def stop(self) -> None:
+        if self._worker:
+            self._worker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._worker
+
+    async def refresh_markets(self) -> None:
+        markets = await registry.load_markets(self.pool)
+        self.markets = markets
+        self.by_symbol = {m.config.symbol: m for m in markets.values()}
+
+    def market_for_symbol(self, symbol: str) -> MarketConfig:
+        market = self.by_symbol.get(symbol)
+        if market is None:
+            raise errors.invalid_symbol()
+        return market.config
+
+    # ------------------------------------------------------------------ placing
+
+    async def place(self, order: ValidOrder) -> dict[str, Any]:
+        """Queue the order for the next batch; its row (as a dict) once committed."""
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait(_Pending(order, future))
+        return await future
+
+    async def _run(self) -> None:
+        while True:
+            batch = [await self._queue.get()]
+            while len(batch) < self.max_batch and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            await self._commit_with_retry(batch)
+
+    async def _commit_with_retry(self, batch: list[_Pending]) -> None:
+        for attempt in range(5):
+            try:
+                results = await self._commit(batch)
+                break
+            except (asyncpg.DeadlockDetectedError, asyncpg.SerializationError,
+                    asyncpg.UniqueViolationError):  # fmt: skip
+                # A concurrent writer (another replica) got there first: retry; the
+                # idempotency lookup then finds its rows.
+                await asyncio.sleep(0.005 * (attempt + 1))
+            except Exception as exc:
+                for pending in batch:
+                    if not pending.future.done():
+                        pending.future.set_exception(exc)
+                return
+        else:
+            for pending in batch:
+                if not pending.future.done():
+                    pending.future.set_exception(errors.TradingError(-1008, "Server busy.", 503))
+            return
+        self.batches += 1
+        self.batch_sizes.append(len(batch))
+        for pending, result in zip(batch, results, strict=True):
+            if pending.future.done():
+                continue
+            if isinstance(result, errors.TradingError):
+                pending.future.set_exception(result)
+            else:
+                pending.future.set_result(result)
+
+    async def _commit(self, batch: Sequence[_Pending]) -> list[Outcome]:
+        orders = [p.order for p in batch]
+        ts = self.clock_ms()
+        results: list[dict[str, Any] | errors.TradingError | None] = [None] * len(orders)
+        async with self.pool.acquire() as conn, conn.transaction():
+            # 1. Idempotency: client order ids seen before, in the DB or earlier in the batch.
+            existing = await _existing_orders(conn, orders)
+            first_in_batch: dict[tuple[int, str], int] = {}
+            todo: list[int] = []
+            for i, order in enumerate(orders):
+                key = (order.user_id, order.client_order_id)
+                if key in existing:
+                    results[i] = existing[key]
+                elif key in first_in_batch:
+                    continue  # answered with the first one's result below
+                else:
+                    first_in_batch[key] = i
+                    todo.append(i)
+
+            # 2. Lock the markets (by name), refuse orders of markets not trading.
+            market_rows = await conn.fetch(
+                "SELECT name, status, next_command_seq FROM markets WHERE name = ANY($1::text[])"
+                " ORDER BY name FOR UPDATE",
+                sorted({orders[i].market for i in todo}),
+            )
+            status = {r["name"]: r["status"] for r in market_rows}
+            next_seq = {r["name"]: int(r["next_command_seq"]) for r in market_rows}
+            funded: list[int] = []
+            for i in todo:
+                if status.get(orders[i].market) != "TRADING":
+                    results[i] = errors.market_closed()
+                else:
+                    funded.append(i)
+
+            # 3. Lock the balances (by user, asset); fund orders in arrival order.
+            keys = sorted({(orders[i].user_id, orders[i].locked_asset) for i in funded})
+            rows = await conn.fetch(
+                "SELECT b.user_id, b.asset, b.available FROM balances b"
+                " JOIN unnest($1::bigint[], $2::text[]) k(user_id, asset)"
+                " ON b.user_id = k.user_id AND b.asset = k.asset"
+                " ORDER BY b.user_id, b.asset FOR UPDATE OF b",
+                [k[0] for k in keys],
+                [k[1] for k in keys],
+            )
+            available = {(r["user_id"], r["asset"]): int(r["available"]) for r in rows}
+            locks: dict[int, int] = {}
+            for i in funded:
+                order = orders[i]
+                key = (order.user_id, order.locked_asset)
+                have = available.get(key, 0)
+                amount = have if order.lock == LOCK_ALL_AVAILABLE else order.lock
+                if amount <= 0 or amount > have:
+                    results[i] = errors.insufficient_balance()
+                    continue
+                available[key] = have - amount
+                locks[i] = amount
+            accepted = [i for i in funded if i in locks]
+
+            if accepted:
+                await self._write(conn, orders, accepted, locks, next_seq, ts, results)
+
+        for i, order in enumerate(orders):
+            if results[i] is None:  # a duplicate within the batch: the first one's answer
+                results[i] = results[first_in_batch[(order.user_id, order.client_order_id)]]
+        return results  # type: ignore[return-value]
+
+    async def _write(
+        self,
+        conn: asyncpg.Connection,
+        orders: list[ValidOrder],
+        accepted: list[int],
+        locks: dict[int, int],
+        next_seq: dict[str, int],
+        ts: int,
+        results: list[Any],
+    ) -> None:
+        n = len(accepted)
+        order_ids = [r[0] for r in await conn.fetch(
+            "SELECT nextval('order_ids') FROM generate_series(1, $1)", n)]  # fmt: skip
+        journal_ids = [r[0] for r in await conn.fetch(
+            "SELECT nextval('journals_id_seq') FROM generate_series(1, $1)", n)]  # fmt: skip
+        deltas: dict[tuple[int, str], int] = {}
+        order_rows, outbox_rows, journal_rows, entry_rows = [], [], [], []
+        seq_used: dict[str, int] = {}
+        for order_id, journal_id, i in zip(order_ids, journal_ids, accepted, strict=True):
+            order, amount = orders[i], locks[i]
+            key = (order.user_id, order.locked_asset)
+            deltas[key] = deltas.get(key, 0) + amount
+            config = self.markets[order.market].config
+            command = OrderCreate(
+                market=config.symbol, ts=ts, order_id=order_id,
+                client_order_id=order.client_order_id, user_id=order.user_id,
+                side=order.side, type=order.type, time_in_force=order.time_in_force,
+                price=order.price, quantity=order.quantity,
+                quote_order_qty=order.quote_order_qty, stop_price=order.stop_price,
+                expire_at=order.expire_at, stp_mode=order.stp_mode, locked=amount,
+            )  # fmt: skip
+            seq = next_seq[order.market] + seq_used.get(order.market, 0)
+            seq_used[order.market] = seq_used.get(order.market, 0) + 1
+            row = (
+                order_id, order.market, order.user_id, order.client_order_id,
+                order.side.value, order.type.value, order.time_in_force.value, order.price,
+                order.quantity, order.quote_order_qty, order.stop_price, order.expire_at,
+                order.stp_mode.value, "PENDING", order.locked_asset, amount, amount, ts,
+            )  # fmt: skip
+            order_rows.append(row)
+            outbox_rows.append((order.market, seq, "ORDER_CREATE", order_id, encode(command)))
+            journal_rows.append((journal_id, "ORDER_LOCK", f"order:{order_id}"))
+            entry_rows.append((journal_id, order.user_id, "AVAILABLE", order.locked_asset, -amount))
+            entry_rows.append((journal_id, order.user_id, "LOCKED", order.locked_asset, amount))
+            results[i] = dict(zip(ORDER_COLUMNS, row, strict=True))
+
+        await conn.execute(
+            "UPDATE balances b SET available = b.available - d.amount,"
+            " locked = b.locked + d.amount"
+            " FROM unnest($1::bigint[], $2::text[], $3::numeric[]) d(user_id, asset, amount)"
+            " WHERE b.user_id = d.user_id AND b.asset = d.asset",
+            [k[0] for k in deltas],
+            [k[1] for k in deltas],
+            list(deltas.values()),
+        )
+        await conn.execute(
+            "UPDATE markets m SET next_command_seq = m.next_command_seq + u.n"
+            " FROM unnest($1::text[], $2::bigint[]) u(name, n) WHERE m.name = u.name",
+            list(seq_used),
+            list(seq_used.values()),
+        )
+        await conn.copy_records_to_table("orders", records=order_rows, columns=ORDER_COLUMNS)
+        await conn.copy_records_to_table(
+            "journals", records=journal_rows, columns=("id", "kind", "reference")
+        )
+        await conn.copy_records_to_table(
+            "ledger_entries",
+            records=entry_rows,
+            columns=("journal_id", "user_id", "bucket", "asset", "amount"),
+        )
+        await conn.copy_records_to_table(
+            "outbox",
+            records=outbox_rows,
+            columns=("market", "command_seq", "kind", "order_id", "payload"),
+        )
+        await conn.execute("SELECT pg_notify('cex_outbox', '')")
+
+    # ------------------------------------------------------------------ cancelling
+
+    async def cancel(
+        self, user_id: int, symbol: str, order_id: int | None, client_order_id: str | None
+    ) -> dict[str, Any]:
+        """Send ORDER_CANCEL through the engine (after the order's create, in command
+        order, so a not-yet-published PENDING order is cancelled without a race)."""
+        config = self.market_for_symbol(symbol)
+        if order_id is None and not client_order_id:
+            raise errors.mandatory("orderId' or 'origClientOrderId")
+        async with self.pool.acquire() as conn, conn.transaction():
+            seq = await _lock_market_for_command(conn, config.name)
+            row = await conn.fetchrow(
+                f"SELECT {', '.join(ORDER_COLUMNS)} FROM orders WHERE user_id = $1"
+                " AND market = $2 AND (id = $3 OR ($3::bigint IS NULL AND client_order_id = $4))"
+                " AND status = ANY($5::text[])",
+                user_id, config.name, order_id, client_order_id, list(OPEN_STATUSES),
+            )  # fmt: skip
+            if row is None:
+                raise errors.unknown_order()
+            command = OrderCancel(
+                market=config.symbol, ts=self.clock_ms(), user_id=user_id,
+                order_id=row["id"], client_order_id=None,
+            )  # fmt: skip
+            await _append_command(conn, config.name, seq, "ORDER_CANCEL", row["id"], command)
+            return dict(row)
+
+    async def cancel_all(self, user_id: int, symbol: str) -> list[dict[str, Any]]:
+        """Send CANCEL_ALL for the user's orders in this market; returns them as they are."""
+        config = self.market_for_symbol(symbol)
+        async with self.pool.acquire() as conn, conn.transaction():
+            seq = await _lock_market_for_command(conn, config.name)
+            rows = await conn.fetch(
+                f"SELECT {', '.join(ORDER_COLUMNS)} FROM orders WHERE user_id = $1"
+                " AND market = $2 AND status = ANY($3::text[]) ORDER BY id",
+                user_id, config.name, list(OPEN_STATUSES),
+            )  # fmt: skip
+            if not rows:
+                raise errors.unknown_order()
+            command = CancelAll(market=config.symbol, ts=self.clock_ms(), user_id=user_id)
+            await _append_command(conn, config.name, seq, "CANCEL_ALL", None, command)
+            return [dict(r) for r in rows]
+
+    # ------------------------------------------------------------------ queries
+
+    async def get(
+        self, user_id: int, symbol: str, order_id: int | None, client_order_id: str | None
+    ) -> dict[str, Any]:
+        config = self.market_for_symbol(symbol)
+        row = await self.pool.fetchrow(
+            f"SELECT {', '.join(ORDER_COLUMNS)}, filled_qty, cumulative_quote, reason"
+            " FROM orders WHERE user_id = $1 AND market = $2"
+            " AND (id = $3 OR ($3::bigint IS NULL AND client_order_id = $4))",
+            user_id, config.name, order_id, client_order_id,
+        )  # fmt: skip
+        if row is None:
+            raise errors.unknown_order()
+        return dict(row)
+
+    async def open_orders(self, user_id: int, symbol: str | None) -> list[dict[str, Any]]:
+        markets = [self.market_for_symbol(symbol).name] if symbol else list(self.markets)
+        rows = await self.pool.fetch(
+            f"SELECT {', '.join(ORDER_COLUMNS)}, filled_qty, cumulative_quote, reason"
+            " FROM orders WHERE user_id = $1 AND market = ANY($2::text[])"
+            " AND status = ANY($3::text[]) ORDER BY id",
+            user_id, markets, list(OPEN_STATUSES),
+        )  # fmt: skip
+        return [dict(r) for r in rows]
+
+
+async def _existing_orders(
+    conn: asyncpg.Connection, orders: list[ValidOrder]
+) -> dict[tuple[int, str], dict[str, Any]]:
+    rows = await conn.fetch(
+        f"SELECT {', '.join('o.' + c for c in ORDER_COLUMNS)} FROM orders o"
+        " JOIN unnest($1::bigint[], $2::text[]) k(user_id, cid)"
+        " ON o.user_id = k.user_id AND o.client_order_id = k.cid",
+        [o.user_id for o in orders],
+        [o.client_order_id for o in orders],
+    )
+    return {(r["user_id"], r["client_order_id"]): dict(r) for r in rows}
+
+
+async def _lock_market_for_command(conn: asyncpg.Connection, market: str) -> int:
+    seq = await conn.fetchval(
+        "SELECT next_command_seq FROM markets WHERE name = $1 FOR UPDATE", market
+    )
+    if seq is None:
+        raise errors.invalid_symbol()
+    return int(seq)
+
+
+async def _append_command(
+    conn: asyncpg.Connection, market: str, seq: int, kind: str, order_id: int | None, command: Any
+) -> None:
+    await conn.execute(
+        "INSERT INTO outbox (market, command_seq, kind, order_id, payload)"
+        " VALUES ($1, $2, $3, $4, $5)",
+        market, seq, kind, order_id, encode(command),
+    )  # fmt: skip
+    await conn.execute(
+        "UPDATE markets SET next_command_seq = next_command_seq + 1 WHERE name = $1", market
+    )
+    await conn.execute("SELECT pg_notify('cex_outbox', '')")
