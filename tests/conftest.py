@@ -10,16 +10,29 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
 
 import asyncpg
 import pytest
 import redis.asyncio as aioredis
+import yaml
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from cex.core.market import MarketConfig
+from cex.infra import registry
+from cex.infra.postgres import migrate
 from cex.stack import supervisor
 from cex.stack.settings import StackSettings
 
-INFRA_FIXTURES = {"stack", "pg_dsn", "kafka_bootstrap", "new_topic", "redis_client"}
+INFRA_FIXTURES = {
+    "stack",
+    "pg_dsn",
+    "kafka_bootstrap",
+    "new_topic",
+    "redis_client",
+    "exchange_dsn",
+}
+REPO = Path(__file__).resolve().parents[1]
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -58,6 +71,54 @@ async def pg_dsn(stack: StackSettings) -> AsyncIterator[str]:
         await conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
     finally:
         await conn.close()
+
+
+def example_specs() -> dict[str, dict[str, object]]:
+    """The example markets' specs by name (btc-usdt, eth-usdt), as in examples/*.yaml."""
+    specs = {}
+    for path in sorted((REPO / "examples").glob("*.yaml")):
+        document = yaml.safe_load(path.read_text())
+        specs[document["metadata"]["name"]] = document["spec"]
+    return specs
+
+
+@pytest.fixture(scope="session")
+async def exchange_template(stack: StackSettings) -> AsyncIterator[str]:
+    """A database migrated to the latest schema with the example markets registered, used
+    as the template of every `exchange_dsn` (copying a template is much faster than
+    migrating)."""
+    name = unique("template")
+    base = stack.postgres_dsn.rsplit("/", 1)[0]
+    admin = await asyncpg.connect(base + "/postgres")
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        await migrate(f"{base}/{name}")
+        conn = await asyncpg.connect(f"{base}/{name}")
+        try:
+            for market_name, spec in example_specs().items():
+                config = MarketConfig.from_spec(market_name, spec)
+                await registry.register_market(conn, config, spec)
+        finally:
+            await conn.close()
+        yield name
+        await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture
+async def exchange_dsn(stack: StackSettings, exchange_template: str) -> AsyncIterator[str]:
+    """A database of its own with the exchange schema and the example markets
+    (btc-usdt on partition 0, eth-usdt on 1); dropped afterwards."""
+    name = unique("exchange")
+    base = stack.postgres_dsn.rsplit("/", 1)[0]
+    admin = await asyncpg.connect(base + "/postgres")
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{exchange_template}"')
+        yield f"{base}/{name}"
+        await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from pydantic import BaseModel, Field
@@ -28,6 +29,13 @@ LATENCY = Histogram(
     "Time to validate, fund and commit one order",
     buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
 )
+
+
+def get_store(request: Request) -> OrderStore:
+    return request.app.state.store  # type: ignore[no-any-return]
+
+
+Store = Annotated[OrderStore, Depends(get_store)]
 
 
 class NewOrder(BaseModel):
@@ -63,15 +71,21 @@ def create_app(settings: InfraSettings | None = None, store: OrderStore | None =
                 await the_store.pool.close()
 
     app = FastAPI(title="cex trading API (internal)", lifespan=lifespan)
+    app.state.store = store  # a store given by the caller is usable without the lifespan
 
     @app.exception_handler(errors.TradingError)
     async def trading_error(_: Request, exc: errors.TradingError) -> JSONResponse:
         return JSONResponse({"code": exc.code, "msg": exc.msg}, status_code=exc.status)
 
-    def get_store(request: Request) -> OrderStore:
-        return request.app.state.store  # type: ignore[no-any-return]
-
-    Store = Annotated[OrderStore, Depends(get_store)]
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {}
+        param = ".".join(str(p) for p in first.get("loc", ())[1:]) or "body"
+        if first.get("type") == "missing":
+            error = errors.mandatory(param)
+        else:
+            error = errors.illegal_value(param)
+        return JSONResponse({"code": error.code, "msg": error.msg}, status_code=400)
 
     @app.post("/internal/v1/orders", status_code=201)
     async def place_order(body: NewOrder, store: Store) -> dict[str, Any]:
