@@ -1,0 +1,282 @@
+"""Everything the engine writes to Redis, strictly after the Kafka transaction it describes
+committed: snapshots, the L2 book key and the pub/sub channels (names and payloads in
+:mod:`cex.infra.redis`).
+
+The engine loop hands each committed batch to :meth:`RedisPublisher.submit`; one task
+writes them in order. Redis being slow or down never stops matching: writes that fail are
+counted and logged, and the book key is rewritten whole at the next success.
+
+All writes are guarded against an older engine instance (a fenced zombie that has not
+noticed yet) overwriting newer data: the snapshot is replaced only by one with a higher
+``next_offset`` and the book key only by a version with a higher ``seq``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError, ResponseError
+
+from cex.core.events import (
+    BookDelta,
+    CommandRejected,
+    ConfigUpdated,
+    Event,
+    MarketStatusChanged,
+    Side,
+    TradeExecuted,
+)
+from cex.engine import metrics
+from cex.infra import redis as keys
+
+log = logging.getLogger(__name__)
+
+# Book key, incremental: apply only on top of the expected seq (ARGV[1]); 1 if applied.
+_APPLY_DEPTH = """
+local cur = tonumber(redis.call('HGET', KEYS[1], 'seq') or '-1')
+if cur ~= tonumber(ARGV[1]) then return 0 end
+for i = 3, #ARGV, 2 do
+  if ARGV[i + 1] == '0' then redis.call('HDEL', KEYS[1], ARGV[i])
+  else redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+end
+redis.call('HSET', KEYS[1], 'seq', ARGV[2])
+return 1
+"""
+
+# Book key, whole: replace unless a newer version (higher seq) is there already.
+_REPLACE_BOOK = """
+if redis.call('TYPE', KEYS[1]).ok == 'hash' then
+  local cur = tonumber(redis.call('HGET', KEYS[1], 'seq') or '-1')
+  if cur > tonumber(ARGV[1]) then return 0 end
+end
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'seq', ARGV[1])
+for i = 2, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+return 1
+"""
+
+# Snapshot: hash {next_offset, data}; replaced only by a snapshot further in the input.
+_WRITE_SNAPSHOT = """
+if redis.call('TYPE', KEYS[1]).ok == 'hash' then
+  local cur = tonumber(redis.call('HGET', KEYS[1], 'next_offset') or '-1')
+  if cur >= tonumber(ARGV[1]) then return 0 end
+end
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'next_offset', ARGV[1], 'data', ARGV[2])
+return 1
+"""
+
+
+async def load_snapshot(
+    client: aioredis.Redis, prefix: str, market: str
+) -> keys.EngineSnapshot | None:
+    """The stored snapshot, or None if there is none (or it is unreadable: logged)."""
+    key = keys.snapshot_key(prefix, market)
+    try:
+        data = await client.hget(key, "data")
+    except ResponseError:  # not a hash: not ours to read
+        log.warning("snapshot key %s is not a hash; ignoring it", key)
+        return None
+    if data is None:
+        return None
+    try:
+        return keys.decode_snapshot(data)  # type: ignore[arg-type]
+    except Exception as exc:
+        log.warning("snapshot at %s does not decode (%s); ignoring it", key, exc)
+        return None
+
+
+async def delete_snapshot(client: aioredis.Redis, prefix: str, market: str) -> None:
+    await client.delete(keys.snapshot_key(prefix, market))
+
+
+@dataclass
+class Committed:
+    """One committed batch: its events and, when it is time, a snapshot to store."""
+
+    events: list[Event]
+    snapshot: keys.EngineSnapshot | None = None
+
+
+class RedisPublisher:
+    """Writes committed batches to Redis in order (see the module docstring)."""
+
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        prefix: str,
+        market: str,
+        symbol: str,
+        *,
+        book_seq: int,
+        bids: list[tuple[int, int]],
+        asks: list[tuple[int, int]],
+        queue_size: int = 256,
+    ) -> None:
+        self.client = client
+        self.prefix = prefix
+        self.market = market
+        self.symbol = symbol
+        self.book_seq = book_seq
+        self.bids = dict(bids)
+        self.asks = dict(asks)
+        self._book_key = keys.book_key(prefix, market)
+        self._snapshot_key = keys.snapshot_key(prefix, market)
+        self._depth = keys.depth_channel(prefix, market)
+        self._trades = keys.trades_channel(prefix, market)
+        self._market = keys.status_channel(prefix, market)
+        self._apply_depth = client.register_script(_APPLY_DEPTH)
+        self._replace_book = client.register_script(_REPLACE_BOOK)
+        self._write_snapshot = client.register_script(_WRITE_SNAPSHOT)
+        self._queue: asyncio.Queue[Committed | None] = asyncio.Queue(queue_size)
+        self._task: asyncio.Task[None] | None = None
+        self._book_dirty = True  # rewrite the whole key first
+        self.last_snapshot_at = time.monotonic()
+        self.snapshots_written = 0
+        metrics.SNAPSHOT_AGE.labels(market).set_function(
+            lambda: time.monotonic() - self.last_snapshot_at
+        )
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=f"redis-publisher-{self.market}")
+
+    async def submit(self, item: Committed) -> None:
+        """Queue a committed batch (waits when Redis is far behind: backpressure)."""
+        if self._task is not None and self._task.done():
+            self._task.result()  # re-raise what killed it
+        await self._queue.put(item)
+
+    async def close(self, drain_s: float = 10.0) -> None:
+        """Write what is queued (for up to ``drain_s`` seconds), then stop."""
+        if self._task is None:
+            return
+        await self._queue.put(None)
+        try:
+            await asyncio.wait_for(self._task, drain_s)
+        except TimeoutError:
+            log.warning("redis publisher did not drain within %.0f s", drain_s)
+        finally:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+
+    async def write_book(self) -> None:
+        """Rewrite the book key whole from the mirror (at recovery, and after errors)."""
+        args: list[str | int] = [self.book_seq]
+        for price, qty in self.bids.items():
+            args += [f"b:{price}", qty]
+        for price, qty in self.asks.items():
+            args += [f"a:{price}", qty]
+        await self._replace_book(keys=[self._book_key], args=args)
+        self._book_dirty = False
+
+    # ------------------------------------------------------------------ the task
+
+    async def _run(self) -> None:
+        while True:
+            item = await self._queue.get()
+            if item is None:
+                return
+            try:
+                await self._write(item)
+            except (RedisError, OSError) as exc:
+                metrics.REDIS_ERRORS.labels(self.market).inc()
+                self._book_dirty = True
+                log.warning("redis write failed: %s", exc)
+
+    async def _write(self, item: Committed) -> None:
+        prev_seq = self.book_seq
+        bids: dict[int, int] = {}
+        asks: dict[int, int] = {}
+        trades: list[Event] = []
+        status: list[Event] = []
+        users: dict[int, list[Event]] = defaultdict(list)
+        for event in item.events:
+            kind = type(event)
+            if kind is BookDelta:
+                for side, price, qty in _levels(event):
+                    (bids if side is Side.BUY else asks)[price] = qty
+                self.book_seq = event.seq
+            elif kind is TradeExecuted:
+                assert isinstance(event, TradeExecuted)
+                trades.append(event)
+                users[event.maker_user_id].append(event)
+                if event.taker_user_id != event.maker_user_id:
+                    users[event.taker_user_id].append(event)
+            elif kind is MarketStatusChanged or kind is ConfigUpdated:
+                status.append(event)
+            elif kind is CommandRejected:
+                assert isinstance(event, CommandRejected)
+                if event.user_id is not None:
+                    users[event.user_id].append(event)
+            else:
+                users[event.user_id].append(event)  # type: ignore[union-attr,index]
+        self._mirror(bids, asks)
+
+        pipe = self.client.pipeline(transaction=True)
+        changed = bool(bids or asks)
+        if changed and not self._book_dirty:
+            args: list[str | int] = [prev_seq, self.book_seq]
+            args += [a for p, q in bids.items() for a in (f"b:{p}", q)]
+            args += [a for p, q in asks.items() for a in (f"a:{p}", q)]
+            await self._apply_depth(keys=[self._book_key], args=args, client=pipe)
+        if changed:
+            update = keys.DepthUpdate(
+                self.symbol,
+                prev_seq,
+                self.book_seq,
+                sorted(bids.items(), reverse=True),
+                sorted(asks.items()),
+            )
+            pipe.publish(self._depth, keys.encode(update))
+        if trades:
+            pipe.publish(self._trades, keys.encode_events(trades))
+        if status:
+            pipe.publish(self._market, keys.encode_events(status))
+        for user_id, events in users.items():
+            pipe.publish(keys.user_channel(self.prefix, user_id), keys.encode_events(events))
+        if len(pipe):
+            results = await pipe.execute()
+            if changed and not self._book_dirty and results[0] != 1:
+                self._book_dirty = True
+        if self._book_dirty:
+            await self.write_book()
+        if item.snapshot is not None:
+            await self._store_snapshot(item.snapshot)
+
+    def _mirror(self, bids: dict[int, int], asks: dict[int, int]) -> None:
+        for side, changes in ((self.bids, bids), (self.asks, asks)):
+            for price, qty in changes.items():
+                if qty:
+                    side[price] = qty
+                else:
+                    side.pop(price, None)
+
+    async def _store_snapshot(self, snapshot: keys.EngineSnapshot) -> None:
+        started = time.perf_counter()
+        written = await self._write_snapshot(
+            keys=[self._snapshot_key], args=[snapshot.next_offset, keys.encode(snapshot)]
+        )
+        metrics.SNAPSHOT_SECONDS.labels(self.market).observe(time.perf_counter() - started)
+        self.last_snapshot_at = time.monotonic()
+        self.snapshots_written += 1
+        if written != 1:
+            log.warning("a newer snapshot is stored already", extra={"at": snapshot.next_offset})
+
+
+def _levels(event: Event) -> list[tuple[Side, int, int]]:
+    """The ``(side, price, qty)`` levels one BOOK_DELTA sets (one level per event, or the
+    bids/asks lists of the first version of the schema)."""
+    side = getattr(event, "side", None)
+    if side is not None:
+        return [(side, event.price, event.qty)]  # type: ignore[union-attr,list-item]
+    levels = [(Side.BUY, p, q) for p, q in getattr(event, "bids", ())]
+    return levels + [(Side.SELL, p, q) for p, q in getattr(event, "asks", ())]
