@@ -105,6 +105,8 @@ _EXPIRED: Final = OrderStatus.EXPIRED
 _REJECTED: Final = OrderStatus.REJECTED
 _STP_NONE: Final = StpMode.NONE
 _CAUSE_TRADE: Final = UpdateCause.TRADE
+_AMEND: Final = UpdateCause.AMEND
+_TRADING: Final = MarketStatus.TRADING
 _PPM: Final = 1_000_000
 #: Stands for "no quantity limit" while a market order by quote amount matches.
 _UNLIMITED: Final = 1 << 126
@@ -238,8 +240,6 @@ class MatchingEngine:
         self._buy_stops: list[tuple[int, int, int]] = []  # (stop, seq, id), lowest first
         self._sell_stops: list[tuple[int, int, int]] = []  # (-stop, seq, id), highest first
         self._gtt: list[tuple[int, int, int]] = []  # (expire_at, seq, id)
-        self._touched_bids: set[int] = set()
-        self._touched_asks: set[int] = set()
         self._seq = 0  # last event seq
         self._trade_id = 0  # last trade id
         self._order_seq = 0  # last acceptance seq
@@ -310,8 +310,6 @@ class MatchingEngine:
             self._handlers[type(command)](command, out)
             if last != self._last_price and (self._buy_stops or self._sell_stops):
                 self._run_stops(out)
-            if self._touched_bids or self._touched_asks:
-                self._emit_book_delta(out)
         self._last_offset = offset
         self._last_ts = ts
         return out
@@ -411,11 +409,9 @@ class MatchingEngine:
                 raise SchemaError(f"snapshot lists order {o.id} twice")
             engine._register(o)
             if o.working:
-                engine._insert(o)
+                engine._insert(o, [])
             else:
                 engine._add_stop(o)
-        engine._touched_bids.clear()
-        engine._touched_asks.clear()
         return engine
 
     def _canonical_orders(self) -> list[_OrderState]:
@@ -441,18 +437,18 @@ class MatchingEngine:
         if o.cid:
             del self._cids[o.user, o.cid]
 
-    def _insert(self, o: _Order) -> None:
+    def _insert(self, o: _Order, out: list[Event]) -> None:
         """Put a working limit order at the back of its level."""
         price = o.price
         assert price is not None
         if o.is_buy:
-            levels, qty, touched = self._bids, self._bid_qty, self._touched_bids
+            levels, qtys = self._bids, self._bid_qty
         else:
-            levels, qty, touched = self._asks, self._ask_qty, self._touched_asks
+            levels, qtys = self._asks, self._ask_qty
         level = levels.get(price)
         if level is None:
             levels[price] = {o.id: o}
-            qty[price] = o.remaining
+            qtys[price] = qty = o.remaining
             if o.is_buy:
                 heap = self._bid_heap
                 heapq.heappush(heap, -price)
@@ -460,29 +456,40 @@ class MatchingEngine:
                 heap = self._ask_heap
                 heapq.heappush(heap, price)
             if len(heap) > 2 * len(levels) + 64:  # too many stale prices: rebuild
-                heap[:] = [-p for p in levels] if o.is_buy else list(levels)
-                heapq.heapify(heap)
+                self._rebuild_heap(o.is_buy)
         else:
             level[o.id] = o
-            qty[price] += o.remaining
-        touched.add(price)
+            qtys[price] = qty = qtys[price] + o.remaining
+        self._seq = seq = self._seq + 1
+        out.append(BookDelta(self._market, seq, self._offset, self._ts, o.side, price, qty))
 
-    def _remove(self, o: _Order) -> None:
+    def _rebuild_heap(self, bids: bool) -> None:
+        """Drop the stale prices of one side's heap (they pile up as levels come and go)."""
+        if bids:
+            self._bid_heap[:] = [-p for p in self._bids]
+            heapq.heapify(self._bid_heap)
+        else:
+            self._ask_heap[:] = list(self._asks)
+            heapq.heapify(self._ask_heap)
+
+    def _remove(self, o: _Order, out: list[Event]) -> None:
         """Take a working order off its level (the order stays registered)."""
         price = o.price
         assert price is not None
         if o.is_buy:
-            levels, qty, touched = self._bids, self._bid_qty, self._touched_bids
+            levels, qtys = self._bids, self._bid_qty
         else:
-            levels, qty, touched = self._asks, self._ask_qty, self._touched_asks
+            levels, qtys = self._asks, self._ask_qty
         level = levels[price]
         del level[o.id]
         if level:
-            qty[price] -= o.remaining
+            qtys[price] = qty = qtys[price] - o.remaining
         else:
             del levels[price]
-            del qty[price]
-        touched.add(price)
+            del qtys[price]
+            qty = 0
+        self._seq = seq = self._seq + 1
+        out.append(BookDelta(self._market, seq, self._offset, self._ts, o.side, price, qty))
 
     def _add_stop(self, o: _Order) -> None:
         stop = o.stop_price
@@ -492,10 +499,10 @@ class MatchingEngine:
         else:
             heapq.heappush(self._sell_stops, (-stop, o.seq, o.id))
 
-    def _close(self, o: _Order) -> None:
+    def _close(self, o: _Order, out: list[Event]) -> None:
         """Remove an open order entirely (book or stop); its stale heap entries are lazy."""
         if o.working:
-            self._remove(o)
+            self._remove(o, out)
         self._unregister(o)
 
     # ------------------------------------------------------------------ event helpers
@@ -534,16 +541,6 @@ class MatchingEngine:
                 _REJECTED, 0, 0, 0, max(c.locked, 0), reason,
             )
         )  # fmt: skip
-
-    def _emit_book_delta(self, out: list[Event]) -> None:
-        tb, ta = self._touched_bids, self._touched_asks
-        bq, aq = self._bid_qty, self._ask_qty
-        bids = [(p, bq.get(p, 0)) for p in sorted(tb, reverse=True)] if tb else []
-        asks = [(p, aq.get(p, 0)) for p in sorted(ta)] if ta else []
-        tb.clear()
-        ta.clear()
-        self._seq = seq = self._seq + 1
-        out.append(BookDelta(self._market, seq, self._offset, self._ts, bids, asks))
 
     def _emit_terminal_expired(self, out: list[Event], o: _Order, reason: ExpireReason) -> None:
         released = o.locked
@@ -698,7 +695,21 @@ class MatchingEngine:
     def _execute(self, o: _Order, out: list[Event]) -> None:
         """Run working order ``o`` as a taker, then rest, fill or expire what is left."""
         filled_before = o.filled
-        expire_reason = self._match(o, out)
+        price = o.price
+        if price is None:
+            expire_reason = self._match(o, out)
+        else:  # only match if it crosses: most limit orders simply rest
+            if o.is_buy:
+                heap, levels = self._ask_heap, self._asks
+                while heap and heap[0] not in levels:
+                    heapq.heappop(heap)
+                crosses = bool(heap) and heap[0] <= price
+            else:
+                heap, levels = self._bid_heap, self._bids
+                while heap and -heap[0] not in levels:
+                    heapq.heappop(heap)
+                crosses = bool(heap) and -heap[0] >= price
+            expire_reason = self._match(o, out) if crosses else None
         if expire_reason is None and o.remaining:
             if (
                 o.price is not None
@@ -710,7 +721,7 @@ class MatchingEngine:
                 if first:
                     self._register(o)
                     o.opened = True
-                self._insert(o)
+                self._insert(o, out)
                 if first:
                     self._seq = seq = self._seq + 1
                     out.append(
@@ -763,19 +774,9 @@ class MatchingEngine:
         """
         is_buy = o.is_buy
         if is_buy:
-            levels, qtys, heap, touched = (
-                self._asks,
-                self._ask_qty,
-                self._ask_heap,
-                self._touched_asks,
-            )
+            levels, qtys, heap = self._asks, self._ask_qty, self._ask_heap
         else:
-            levels, qtys, heap, touched = (
-                self._bids,
-                self._bid_qty,
-                self._bid_heap,
-                self._touched_bids,
-            )
+            levels, qtys, heap = self._bids, self._bid_qty, self._bid_heap
         limit = o.price
         k, b = self._k, self._b
         market = self._market
@@ -934,19 +935,22 @@ class MatchingEngine:
                 if remaining == 0:
                     break
             # Apply the level's changes after iterating over it.
-            if done or level_qty != qtys[best]:
-                touched.add(best)
             for maker in done:
                 del level[maker.id]
                 del orders[maker.id]
                 if maker.cid:
                     del cids[maker.user, maker.cid]
             if level:
-                qtys[best] = level_qty
+                if level_qty != qtys[best]:
+                    qtys[best] = level_qty
+                    seq += 1
+                    out.append(BookDelta(market, seq, offset, ts, maker_side, best, level_qty))
             else:
                 del levels[best]
                 del qtys[best]
                 heappop(heap)
+                seq += 1
+                out.append(BookDelta(market, seq, offset, ts, maker_side, best, 0))
             if stop_all:
                 break
         self._seq = seq
@@ -1014,7 +1018,7 @@ class MatchingEngine:
             _, seq, oid = heapq.heappop(gtt)
             o = orders.get(oid)
             if o is not None and o.seq == seq:
-                self._close(o)
+                self._close(o, out)
                 self._emit_terminal_expired(out, o, ExpireReason.GTT)
 
     # ------------------------------------------------------------------ other commands
@@ -1028,7 +1032,7 @@ class MatchingEngine:
         return None
 
     def _cancel(self, o: _Order, reason: CancelReason, out: list[Event]) -> None:
-        self._close(o)
+        self._close(o, out)
         released = o.locked
         o.locked = 0
         self._seq = seq = self._seq + 1
@@ -1060,13 +1064,122 @@ class MatchingEngine:
         if o is None:
             self._reject_command(out, c, RejectReason.UNKNOWN_ORDER)
         else:
-            self._close(o)
+            self._close(o, out)
             reason = ExpireReason.GTT if o.expire_at is not None else ExpireReason.EXPIRE_COMMAND
             self._emit_terminal_expired(out, o, reason)
         if self._gtt and self._gtt[0][0] <= c.ts:
             self._expire_due(c.ts, out)
 
     def _on_amend(self, c: OrderAmend, out: list[Event]) -> None:
+        """Fast path of the common, valid amend in a TRADING market; else the general one."""
+        o = self._orders.get(c.order_id)
+        if o is None or self._status is not _TRADING or o.type is OrderType.LIMIT_MAKER:
+            self._amend_general(c, out)
+            return
+        price = o.price
+        new_price = c.new_price
+        if new_price is None:
+            new_price = price
+        new_qty = c.new_quantity
+        if new_qty is None:
+            new_qty = o.quantity
+        added = c.additional_locked
+        if (
+            o.user != c.user_id
+            or not o.working
+            or price is None
+            or new_price is None
+            or added < 0
+            or not 0 < new_price <= _MAX_INT
+            or new_qty <= o.filled
+            or (new_qty == o.quantity and new_price == price)
+            or not self._min_lots <= new_qty <= self._max_lots
+        ):
+            self._amend_general(c, out)
+            return
+        k = self._k
+        notional = new_price * new_qty * k
+        new_remaining = new_qty - o.filled
+        is_buy = o.is_buy
+        required = new_price * new_remaining * k if is_buy else new_remaining * self._b
+        have = o.locked + added
+        if notional < self._min_notional or have < required:
+            self._amend_general(c, out)
+            return
+        if is_buy:
+            levels, qtys = self._bids, self._bid_qty
+        else:
+            levels, qtys = self._asks, self._ask_qty
+        market, offset, ts, side = self._market, self._offset, self._ts, o.side
+        o.locked = required
+        o.quantity = new_qty
+        seq = self._seq
+        if new_price == price and new_remaining < o.remaining:  # keeps its priority
+            qtys[price] = qty = qtys[price] - (o.remaining - new_remaining)
+            o.remaining = new_remaining
+            out.append(
+                OrderUpdated(
+                    market, seq + 1, offset, ts, o.id, o.user, side,
+                    _PARTIAL if o.filled else _NEW, o.filled, new_remaining, required,
+                    have - required, _AMEND, price, added,
+                )
+            )  # fmt: skip
+            out.append(BookDelta(market, seq + 2, offset, ts, side, price, qty))
+            self._seq = seq + 2
+            return
+        # Loses priority: off its level, then in again as a taker (which may trade).
+        level = levels[price]
+        del level[o.id]
+        if level:
+            qtys[price] = qty = qtys[price] - o.remaining
+        else:
+            del levels[price]
+            del qtys[price]
+            qty = 0
+        o.remaining = new_remaining
+        o.price = new_price
+        out.append(BookDelta(market, seq + 1, offset, ts, side, price, qty))
+        out.append(
+            OrderUpdated(
+                market, seq + 2, offset, ts, o.id, o.user, side,
+                _PARTIAL if o.filled else _NEW, o.filled, new_remaining, required,
+                have - required, _AMEND, new_price, added,
+            )
+        )  # fmt: skip
+        self._seq = seq = seq + 2
+        if is_buy:
+            heap, opposite = self._ask_heap, self._asks
+            while heap and heap[0] not in opposite:
+                heapq.heappop(heap)
+            crosses = bool(heap) and heap[0] <= new_price
+        else:
+            heap, opposite = self._bid_heap, self._bids
+            while heap and -heap[0] not in opposite:
+                heapq.heappop(heap)
+            crosses = bool(heap) and -heap[0] >= new_price
+        if crosses:
+            self._execute(o, out)
+            return
+        new_level = levels.get(new_price)
+        if new_level is None:
+            levels[new_price] = {o.id: o}
+            qtys[new_price] = qty = new_remaining
+            if is_buy:
+                heap = self._bid_heap
+                heapq.heappush(heap, -new_price)
+            else:
+                heap = self._ask_heap
+                heapq.heappush(heap, new_price)
+            if len(heap) > 2 * len(levels) + 64:
+                self._rebuild_heap(is_buy)
+        else:
+            new_level[o.id] = o
+            qtys[new_price] = qty = qtys[new_price] + new_remaining
+        self._seq = seq + 1
+        out.append(BookDelta(market, seq + 1, offset, ts, side, new_price, qty))
+
+    def _amend_general(self, c: OrderAmend, out: list[Event]) -> None:
+        """Every amend case, with the precise reason when it is refused."""
         status = self._status
         if status is MarketStatus.HALTED:
             self._reject_command(out, c, RejectReason.MARKET_HALTED, max(c.additional_locked, 0))
@@ -1112,12 +1225,10 @@ class MatchingEngine:
                 return
         released = have - required
         if keeps_priority:
-            decrease = o.remaining - new_remaining
-            qty = self._bid_qty if o.is_buy else self._ask_qty
-            qty[price] -= decrease
-            (self._touched_bids if o.is_buy else self._touched_asks).add(price)
+            qtys = self._bid_qty if o.is_buy else self._ask_qty
+            qtys[price] = level_qty = qtys[price] - (o.remaining - new_remaining)
         else:
-            self._remove(o)
+            self._remove(o, out)
         o.quantity = new_qty
         o.remaining = new_remaining
         o.price = new_price
@@ -1130,7 +1241,12 @@ class MatchingEngine:
                 UpdateCause.AMEND, new_price, c.additional_locked,
             )
         )  # fmt: skip
-        if not keeps_priority:
+        if keeps_priority:
+            self._seq = seq = self._seq + 1
+            out.append(
+                BookDelta(self._market, seq, self._offset, self._ts, o.side, price, level_qty)
+            )
+        else:
             self._execute(o, out)
 
     def _on_control(self, c: MarketControl, out: list[Event]) -> None:

@@ -433,12 +433,15 @@ class TradeExecuted(_Event, frozen=True, tag="TRADE_EXECUTED.v1"):
 
 
 class BookDelta(_Event, frozen=True, tag="BOOK_DELTA.v1"):
-    """The L2 levels a command changed, with their *new* aggregated quantity in lots
-    (0 = the level is gone). ``(price_ticks, qty_lots)`` pairs, bids descending, asks
-    ascending. At most one per command, after that command's other events."""
+    """One L2 level changed: its *new* aggregated quantity in lots (0 = the level is gone).
 
-    bids: list[tuple[int, int]]
-    asks: list[tuple[int, int]]
+    Emitted right after the change, so applying the deltas in ``seq`` order to a copy of
+    the book reproduces the engine's levels (a level may change several times per
+    command; the last delta wins)."""
+
+    side: Side
+    price: int
+    qty: int
 
 
 class MarketStatusChanged(_Event, frozen=True, tag="MARKET_STATUS_CHANGED.v1"):

@@ -1,0 +1,1 @@
+"""Benchmarks that print figures (``cex bench ...``); performance is measured, not asserted."""

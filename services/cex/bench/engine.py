@@ -1,0 +1,336 @@
+"""``cex bench engine``: the pure matching core on one CPU core.
+
+Two workloads, each on a fresh :class:`~cex.core.engine.MatchingEngine` with every feature
+active (self-trade prevention on every order, resting stop orders, GTT orders, maker/taker
+fees, locked-funds accounting, events as msgspec Structs):
+
+``exchange-core-mix``
+    Modelled on exchange-core's published benchmark mix: ~9 % GTC limit orders, ~3 % IOC
+    orders, ~6 % cancels and ~82 % amends that move an order's price, from 1,000 users, on
+    a book pre-filled with 20,000 orders over ±1,000 ticks around the mid.
+``deep-sweep``
+    Aggressive IOC orders that each sweep ~20 price levels (~40 makers) of a deep book.
+    ``ops`` counts the sweeping orders only: the orders that refill the swept levels
+    between two sweeps are applied untimed. ``trades_per_sec`` is reported as well.
+
+Commands are generated before timing with a seeded RNG (by driving a shadow engine, so that
+cancels and amends name orders that really are open), then replayed on an engine restored
+from the same pre-filled snapshot. Latency is measured with ``time.perf_counter_ns`` on a
+sample of commands (every 8th). ``peak_memory_mb`` is the process's peak RSS.
+"""
+
+from __future__ import annotations
+
+import gc
+import random
+import resource
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from cex.core.engine import MatchingEngine
+from cex.core.events import (
+    Command,
+    Event,
+    OrderAmend,
+    OrderCancel,
+    OrderCancelled,
+    OrderCreate,
+    OrderExpired,
+    OrderOpened,
+    OrderRejected,
+    OrderStatus,
+    OrderType,
+    OrderUpdated,
+    Side,
+    StpMode,
+    TimeInForce,
+    TradeExecuted,
+)
+from cex.core.market import MarketConfig
+
+__all__ = ["describe", "run"]
+
+SYMBOL = "BTCUSDT"
+MID = 1_000_000  # ticks: 10,000.00 USDT
+USERS = 1_000
+SAMPLE_EVERY = 8
+
+
+def _config() -> MarketConfig:
+    return MarketConfig.create(
+        symbol=SYMBOL,
+        name="btc-usdt",
+        base="BTC",
+        quote="USDT",
+        base_precision=8,
+        quote_precision=8,
+        tick_size="0.01",
+        lot_size="0.001",
+        min_qty="0.001",
+        max_qty="10000",
+        min_notional="0",
+        maker_fee="0.001",
+        taker_fee="0.002",
+    )
+
+
+class _Generator:
+    """Builds commands and applies them to a shadow engine to know which orders are open."""
+
+    def __init__(self, seed: int) -> None:
+        self.rng = random.Random(seed)
+        self.config = _config()
+        self.k = self.config.quote_units_per_tick_lot
+        self.b = self.config.base_units_per_lot
+        self.engine = MatchingEngine(self.config)
+        self.next_id = 1
+        self.offset = 0
+        self.ts = 1_700_000_000_000
+        # open working orders: id → [user, side, price, quantity]; plus a list to sample
+        self.open: dict[int, list[Any]] = {}
+        self.ids: list[int] = []
+        self.pos: dict[int, int] = {}
+
+    def _track(self, events: list[Event]) -> None:
+        for ev in events:
+            if isinstance(ev, OrderOpened):
+                if ev.working and ev.order_id not in self.open:
+                    self._add(ev.order_id, [ev.user_id, ev.side, ev.price, ev.remaining_qty])
+            elif isinstance(ev, OrderUpdated):
+                entry = self.open.get(ev.order_id)
+                if ev.status is OrderStatus.FILLED:
+                    if entry is not None:
+                        self._drop(ev.order_id)
+                elif entry is not None:
+                    entry[2] = ev.price
+                    entry[3] = ev.filled_qty + ev.remaining_qty
+            elif isinstance(ev, OrderCancelled | OrderExpired | OrderRejected):
+                if ev.order_id in self.open:
+                    self._drop(ev.order_id)
+
+    def _add(self, oid: int, entry: list[Any]) -> None:
+        self.open[oid] = entry
+        self.pos[oid] = len(self.ids)
+        self.ids.append(oid)
+
+    def _drop(self, oid: int) -> None:
+        del self.open[oid]
+        i = self.pos.pop(oid)
+        last = self.ids.pop()
+        if last != oid:
+            self.ids[i] = last
+            self.pos[last] = i
+
+    def apply(self, command: Command) -> list[Event]:
+        self.offset += 1
+        events = self.engine.apply(command, self.offset)
+        self._track(events)
+        return events
+
+    def create(
+        self,
+        side: Side,
+        price: int | None,
+        qty: int,
+        tif: TimeInForce = TimeInForce.GTC,
+        *,
+        user: int | None = None,
+        type: OrderType = OrderType.LIMIT,
+        stop: int | None = None,
+        expire_at: int | None = None,
+    ) -> OrderCreate:
+        oid = self.next_id
+        self.next_id += 1
+        self.ts += 1
+        if user is None:
+            user = self.rng.randrange(1, USERS + 1)
+        if side is Side.BUY:
+            locked = (price if price is not None else MID * 2) * qty * self.k
+        else:
+            locked = qty * self.b
+        return OrderCreate(
+            SYMBOL, self.ts, oid, f"c{oid}", user, side, type, tif, price, qty, None, stop,
+            expire_at, StpMode.EXPIRE_MAKER, locked,
+        )  # fmt: skip
+
+    def mid(self) -> int:
+        bid, ask = self.engine.best_bid(), self.engine.best_ask()
+        if bid is None or ask is None:
+            return bid or ask or MID
+        return (bid + ask) // 2
+
+    def prefill(self, orders: int, spread: int, with_stops: bool) -> None:
+        rng = self.rng
+        for _ in range(orders):
+            side = Side.BUY if rng.random() < 0.5 else Side.SELL
+            distance = rng.randint(1, spread)
+            price = MID - distance if side is Side.BUY else MID + distance
+            expire_at = self.ts + 10**12 if rng.random() < 0.05 else None
+            self.apply(
+                self.create(
+                    side, price, rng.randint(1, 10),
+                    TimeInForce.GTT if expire_at else TimeInForce.GTC, expire_at=expire_at,
+                )
+            )  # fmt: skip
+        if with_stops:  # resting stops far away: they sit in the stop heaps all along
+            for i in range(200):
+                side = Side.SELL if i % 2 else Side.BUY
+                stop = MID - 50_000 - i if side is Side.SELL else MID + 50_000 + i
+                self.apply(self.create(side, None, 1, type=OrderType.STOP_LOSS, stop=stop))
+
+
+def _mix_commands(ops: int, seed: int) -> tuple[bytes, list[Command]]:
+    gen = _Generator(seed)
+    gen.prefill(20_000, 1_000, with_stops=True)
+    snapshot = gen.engine.snapshot()
+    rng = gen.rng
+    commands: list[Command] = []
+    append = commands.append
+    for _ in range(ops):
+        r = rng.random()
+        if r < 0.82 and gen.ids:  # move an order's price
+            oid = gen.ids[rng.randrange(len(gen.ids))]
+            user, side, price, qty = gen.open[oid]
+            delta = rng.randint(1, 15) * (1 if rng.random() < 0.5 else -1)
+            new_price = max(1, price + delta)
+            if new_price == price:
+                new_price += 1
+            extra = (
+                (new_price - price) * qty * gen.k if side is Side.BUY and new_price > price else 0
+            )
+            gen.ts += 1
+            cmd: Command = OrderAmend(SYMBOL, gen.ts, user, oid, None, new_price, extra)
+        elif r < 0.88 and gen.ids:  # cancel
+            oid = gen.ids[rng.randrange(len(gen.ids))]
+            gen.ts += 1
+            cmd = OrderCancel(SYMBOL, gen.ts, gen.open[oid][0], oid, None)
+        elif r < 0.97:  # GTC limit around the mid (a few cross)
+            side = Side.BUY if rng.random() < 0.5 else Side.SELL
+            mid = gen.mid()
+            offset = int(rng.expovariate(1 / 40)) - 3
+            price = max(1, mid - offset if side is Side.BUY else mid + offset)
+            cmd = gen.create(side, price, rng.randint(1, 10))
+        else:  # IOC taking liquidity
+            side = Side.BUY if rng.random() < 0.5 else Side.SELL
+            mid = gen.mid()
+            price = mid + 20 if side is Side.BUY else max(1, mid - 20)
+            cmd = gen.create(side, price, rng.randint(1, 20), TimeInForce.IOC)
+        gen.apply(cmd)
+        append(cmd)
+    return snapshot, commands
+
+
+def _sweep_commands(sweeps: int, seed: int) -> tuple[bytes, list[tuple[bool, Command]]]:
+    """Commands as ``(timed, command)``: timed sweeps, untimed refills."""
+    gen = _Generator(seed)
+    rng = gen.rng
+    levels = 2_000
+    for distance in range(1, levels + 1):
+        for side in (Side.BUY, Side.SELL):
+            for _ in range(2):
+                price = MID - distance if side is Side.BUY else MID + distance
+                gen.apply(gen.create(side, price, rng.randint(1, 5)))
+    snapshot = gen.engine.snapshot()
+    commands: list[tuple[bool, Command]] = []
+    for i in range(sweeps):
+        side = Side.BUY if i % 2 == 0 else Side.SELL
+        best = gen.engine.best_ask() if side is Side.BUY else gen.engine.best_bid()
+        if best is None:
+            best = MID
+        limit = best + 19 if side is Side.BUY else best - 19
+        sweep = gen.create(side, limit, 10_000, TimeInForce.IOC)
+        events = gen.apply(sweep)
+        commands.append((True, sweep))
+        # refill what was taken, at the same prices, from other users
+        maker_side = Side.SELL if side is Side.BUY else Side.BUY
+        for ev in events:
+            if isinstance(ev, TradeExecuted):
+                refill = gen.create(maker_side, ev.price, rng.randint(1, 5))
+                gen.apply(refill)
+                commands.append((False, refill))
+    return snapshot, commands
+
+
+def _measure(
+    name: str, snapshot: bytes, commands: list[tuple[bool, Command]] | list[Command]
+) -> dict[str, Any]:
+    engine = MatchingEngine.restore(snapshot)
+    apply = engine.apply
+    pc = time.perf_counter_ns
+    samples: list[int] = []
+    sample = samples.append
+    timed_ns = 0
+    ops = 0
+    events = 0
+    trades = 0
+    gc.collect()
+    gc.disable()
+    try:
+        if commands and isinstance(commands[0], tuple):
+            for offset, (is_timed, cmd) in enumerate(commands):  # type: ignore[misc]
+                if is_timed:
+                    t0 = pc()
+                    out = apply(cmd, offset)
+                    dt = pc() - t0
+                    timed_ns += dt
+                    ops += 1
+                    sample(dt)
+                    events += len(out)
+                    trades += sum(1 for ev in out if type(ev) is TradeExecuted)
+                else:
+                    apply(cmd, offset)
+        else:
+            start = pc()
+            for offset, cmd in enumerate(commands):
+                if offset % SAMPLE_EVERY:
+                    events += len(apply(cmd, offset))  # type: ignore[arg-type]
+                else:
+                    t0 = pc()
+                    out = apply(cmd, offset)  # type: ignore[arg-type]
+                    sample(pc() - t0)
+                    events += len(out)
+            timed_ns = pc() - start
+            ops = len(commands)
+            trades = engine._trade_id
+    finally:
+        gc.enable()
+    samples.sort()
+
+    def pct(p: float) -> float:
+        return round(samples[min(len(samples) - 1, int(p * len(samples)))] / 1000, 2)
+
+    seconds = timed_ns / 1e9
+    return {
+        "workload": name,
+        "ops": ops,
+        "seconds": round(seconds, 3),
+        "ops_per_sec": round(ops / seconds) if seconds else 0,
+        "p50_us": pct(0.50),
+        "p99_us": pct(0.99),
+        "p999_us": pct(0.999),
+        "events": events,
+        "trades": trades,
+        "trades_per_sec": round(trades / seconds) if seconds else 0,
+        "open_orders": len(engine._orders),
+        "peak_memory_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    }
+
+
+def run(ops: int = 1_000_000, seed: int = 42) -> Iterator[dict[str, Any]]:
+    """Run both workloads; yield one result dict per workload."""
+    snapshot, commands = _mix_commands(ops, seed)
+    yield _measure("exchange-core-mix", snapshot, commands)
+    del commands
+    sweep_snapshot, sweep_commands = _sweep_commands(max(1, ops // 50), seed)
+    yield _measure("deep-sweep", sweep_snapshot, sweep_commands)
+
+
+def describe(result: dict[str, Any]) -> str:
+    """One human-readable line for a result of :func:`run`."""
+    return (
+        f"{result['workload']:<18} {result['ops']:>9,} ops  {result['ops_per_sec']:>10,} ops/s  "
+        f"p50 {result['p50_us']:>7} µs  p99 {result['p99_us']:>7} µs  "
+        f"p99.9 {result['p999_us']:>7} µs  trades {result['trades']:>9,}  "
+        f"peak {result['peak_memory_mb']} MB"
+    )
