@@ -51,6 +51,18 @@ EOF
       -CAkey "${PKI}/ca.key" -CAcreateserial -out "${PKI}/apiserver.crt" \
       -extfile "${PKI}/apiserver.ext" 2>/dev/null
   fi
+  if [[ ! -s "${PKI}/front-proxy-client.crt" ]]; then
+    # Lets the API server proxy to aggregated APIs (metrics-server and the like) and gives
+    # the components the request-header CA they look for in extension-apiserver-authentication.
+    log "pki: creating the front-proxy client certificate"
+    printf 'basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=clientAuth\n' \
+      >"${PKI}/front-proxy-client.ext"
+    openssl req -newkey rsa:2048 -nodes -sha256 -keyout "${PKI}/front-proxy-client.key" \
+      -out "${PKI}/front-proxy-client.csr" -subj "/CN=front-proxy-client" 2>/dev/null
+    openssl x509 -req -sha256 -days 3650 -in "${PKI}/front-proxy-client.csr" -CA "${PKI}/ca.crt" \
+      -CAkey "${PKI}/ca.key" -CAcreateserial -out "${PKI}/front-proxy-client.crt" \
+      -extfile "${PKI}/front-proxy-client.ext" 2>/dev/null
+  fi
   if [[ ! -s "${PKI}/sa.key" ]]; then
     log "pki: creating the service-account signing key pair"
     openssl genrsa -out "${PKI}/sa.key" 2048 2>/dev/null
@@ -178,6 +190,8 @@ start_etcd() {
 }
 
 start_apiserver() {
+  # A loopback advertise address cannot be an Endpoints address, so the `kubernetes` Service
+  # gets no endpoints (--endpoint-reconciler-type=none); nothing here runs real pods anyway.
   start kube-apiserver "${CEX_K8S_BIN}/kube-apiserver" \
     --etcd-servers="http://${CEX_HOST}:${CEX_ETCD_CLIENT_PORT}" \
     --bind-address="${CEX_HOST}" \
@@ -195,6 +209,14 @@ start_apiserver() {
     --service-account-issuer=https://kubernetes.default.svc.cluster.local \
     --service-account-key-file="${PKI}/sa.pub" \
     --service-account-signing-key-file="${PKI}/sa.key" \
+    --requestheader-client-ca-file="${PKI}/ca.crt" \
+    --requestheader-allowed-names=front-proxy-client \
+    --requestheader-username-headers=X-Remote-User \
+    --requestheader-group-headers=X-Remote-Group \
+    --requestheader-extra-headers-prefix=X-Remote-Extra- \
+    --proxy-client-cert-file="${PKI}/front-proxy-client.crt" \
+    --proxy-client-key-file="${PKI}/front-proxy-client.key" \
+    --endpoint-reconciler-type=none \
     --profiling=false \
     --v=1
   wait_for kube-apiserver 90 api_get /readyz

@@ -1,0 +1,119 @@
+"""Start, reuse and drive the local control plane of scripts/cluster/ from tests.
+
+`ControlPlane.ensure()` reuses a control plane that is already running (for example after
+`make cluster-up`) or starts one with the repository's scripts, remembering which, so that the
+caller stops only what it started. Every call goes through the version-matched `kubectl`
+built by scripts/cluster/install.sh, exactly as a user would type it.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SCRIPTS = REPO_ROOT / "scripts" / "cluster"
+
+
+class KubectlError(AssertionError):
+    """kubectl exited non-zero; carries what the API server said."""
+
+    def __init__(self, args: Sequence[str], returncode: int, stdout: str, stderr: str) -> None:
+        self.returncode = returncode
+        self.stdout = stdout
+        self.stderr = stderr
+        super().__init__(f"kubectl {' '.join(args)} exited {returncode}: {stderr.strip()}")
+
+
+def _script_settings() -> dict[str, str]:
+    """Paths the scripts use, read from lib.sh so the defaults live in one place."""
+    out = subprocess.run(
+        [
+            "bash",
+            "-c",
+            'source "$1"; printf "%s\\n" "$CEX_K8S_BIN" "$KUBECONFIG_CEX"',
+            "settings",
+            str(SCRIPTS / "lib.sh"),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.splitlines()
+    return {"bin_dir": out[0], "kubeconfig": out[1]}
+
+
+def _run_script(name: str, *args: str) -> None:
+    proc = subprocess.run(
+        [str(SCRIPTS / name), *args], capture_output=True, text=True, cwd=REPO_ROOT
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(
+            f"scripts/cluster/{name} failed ({proc.returncode}):\n{proc.stderr}\n{proc.stdout}"
+        )
+
+
+@dataclass
+class ControlPlane:
+    bin_dir: Path
+    kubeconfig: Path
+    started_here: bool = False
+
+    @classmethod
+    def ensure(cls) -> ControlPlane:
+        """Reuse the running control plane, or install (cached) and start one."""
+        settings = _script_settings()
+        started = False
+        running = subprocess.run(
+            [str(SCRIPTS / "status.sh")], capture_output=True, text=True, cwd=REPO_ROOT
+        )
+        if running.returncode != 0:
+            _run_script("install.sh")
+            _run_script("up.sh")
+            started = True
+        return cls(Path(settings["bin_dir"]), Path(settings["kubeconfig"]), started)
+
+    def stop(self) -> None:
+        """Stop the control plane if this object started it."""
+        if self.started_here:
+            _run_script("down.sh")
+            self.started_here = False
+
+    def kubectl(
+        self,
+        *args: str,
+        stdin: str | None = None,
+        check: bool = True,
+        timeout: float = 60,
+    ) -> subprocess.CompletedProcess[str]:
+        cmd = [str(self.bin_dir / "kubectl"), f"--kubeconfig={self.kubeconfig}", *args]
+        proc = subprocess.run(cmd, input=stdin, capture_output=True, text=True, timeout=timeout)
+        if check and proc.returncode != 0:
+            raise KubectlError(args, proc.returncode, proc.stdout, proc.stderr)
+        return proc
+
+    def get_json(self, *args: str) -> Any:
+        return json.loads(self.kubectl("get", "-o", "json", *args).stdout)
+
+    def apply_obj(self, obj: dict[str, Any], *args: str) -> subprocess.CompletedProcess[str]:
+        return self.kubectl("apply", "-f", "-", *args, stdin=json.dumps(obj))
+
+    def create_obj(
+        self, obj: dict[str, Any], *args: str, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        return self.kubectl("create", "-f", "-", *args, stdin=json.dumps(obj), check=check)
+
+
+def wait_until(
+    predicate: Callable[[], bool], *, timeout: float, interval: float = 0.5, what: str = ""
+) -> None:
+    """Poll `predicate` until it is true; fail with `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}")
+        time.sleep(interval)
