@@ -1,0 +1,1 @@
+"""The order lifecycle worker: expiry of GTT orders and of stale PENDING orders."""

@@ -1,0 +1,213 @@
+"""`cex serve lifecycle` (DESIGN.md §6).
+
+* GTT orders whose `expire_at` has passed get an ORDER_EXPIRE command through the outbox
+  and the engine, never a database edit behind the engine's back; the engine's
+  ORDER_EXPIRED event, once settled, releases the funds.
+* A PENDING order whose ORDER_CREATE was never published (the relay is down or stuck) is
+  expired after `stale_pending_ms` in the transaction that deletes its outbox row, so the
+  create can never reach the engine afterwards. To be sure the row is not already in
+  Kafka, the worker first takes the publisher lock, fences any relay producer and
+  reconciles with Kafka's tail, exactly as a relay taking over would (`cex.infra.outbox`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+
+import asyncpg
+from prometheus_client import Counter
+from pydantic_settings import SettingsConfigDict
+
+from cex.core.events import OrderExpire, encode
+from cex.infra import kafka, outbox, registry
+from cex.infra.service import WorkerContext, metrics_port, run_worker
+from cex.infra.settings import InfraSettings
+
+log = logging.getLogger(__name__)
+
+EXPIRE_SENT = Counter("cex_lifecycle_expire_commands_total", "ORDER_EXPIRE commands sent")
+STALE_EXPIRED = Counter("cex_lifecycle_stale_pending_expired_total", "Stale PENDING expired")
+
+
+class LifecycleSettings(InfraSettings):
+    model_config = SettingsConfigDict(env_prefix="CEX_", frozen=True, extra="ignore")
+
+    lifecycle_interval_s: float = 1.0
+    stale_pending_ms: int = 60_000
+
+
+def wall_clock_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+async def send_due_expiries(pool: asyncpg.Pool, now_ms: int, limit: int = 1000) -> int:
+    """ORDER_EXPIRE for open GTT orders past their time; returns how many were sent."""
+    async with pool.acquire() as conn, conn.transaction():
+        due = await conn.fetch(
+            "SELECT id, market FROM orders WHERE expire_at <= $1"
+            " AND status IN ('NEW', 'PARTIALLY_FILLED') AND NOT expire_requested"
+            " ORDER BY market, id LIMIT $2",
+            now_ms,
+            limit,
+        )
+        if not due:
+            return 0
+        markets = sorted({r["market"] for r in due})
+        # Markets first (by name), as every writer of the outbox does.
+        rows = await conn.fetch(
+            "SELECT name, symbol, next_command_seq FROM markets WHERE name = ANY($1::text[])"
+            " ORDER BY name FOR UPDATE",
+            markets,
+        )
+        seq = {r["name"]: int(r["next_command_seq"]) for r in rows}
+        symbol = {r["name"]: r["symbol"] for r in rows}
+        marked = await conn.fetch(
+            "UPDATE orders SET expire_requested = true WHERE id = ANY($1::bigint[])"
+            " AND NOT expire_requested AND status IN ('NEW', 'PARTIALLY_FILLED')"
+            " RETURNING id, market",
+            [r["id"] for r in due],
+        )
+        records = []
+        for row in sorted(marked, key=lambda r: (r["market"], r["id"])):
+            market = row["market"]
+            command = OrderExpire(market=symbol[market], ts=now_ms, order_id=row["id"])
+            records.append((market, seq[market], "ORDER_EXPIRE", row["id"], encode(command)))
+            seq[market] += 1
+        await conn.copy_records_to_table(
+            "outbox",
+            records=records,
+            columns=("market", "command_seq", "kind", "order_id", "payload"),
+        )
+        await conn.execute(
+            "UPDATE markets m SET next_command_seq = s.next FROM unnest($1::text[],"
+            " $2::bigint[]) s(name, next) WHERE m.name = s.name",
+            list(seq),
+            list(seq.values()),
+        )
+        await conn.execute("SELECT pg_notify('cex_outbox', '')")
+        EXPIRE_SENT.inc(len(records))
+        return len(records)
+
+
+async def expire_stale_pending(
+    pool: asyncpg.Pool, settings: InfraSettings, now_ms: int, max_age_ms: int
+) -> list[int]:
+    """Expire PENDING orders older than `max_age_ms` whose create never left the outbox.
+    Returns their ids. Does nothing while a relay holds the publisher lock."""
+    stale = await pool.fetch(
+        "SELECT o.id FROM orders o JOIN outbox b ON b.market = o.market"
+        " AND b.order_id = o.id AND b.kind = 'ORDER_CREATE' AND NOT b.published"
+        " WHERE o.status = 'PENDING' AND o.created_ms < $1 LIMIT 500",
+        now_ms - max_age_ms,
+    )
+    if not stale:
+        return []
+    async with pool.acquire() as lock_conn:
+        if not await lock_conn.fetchval("SELECT pg_try_advisory_lock($1)", outbox.PUBLISHER_LOCK):
+            return []  # a live relay will publish them
+        try:
+            producer = kafka.producer(settings, transactional_id=outbox.PUBLISHER_TRANSACTIONAL_ID)
+            await producer.start()  # fences a relay that lost its lock but still sends
+            await producer.stop()
+            consumer = kafka.consumer(settings)
+            await consumer.start()
+            try:
+                partitions = {
+                    n: m.partition for n, m in (await registry.load_markets(pool)).items()
+                }
+                await outbox.reconcile(lock_conn, consumer, settings.orders_topic, partitions)
+            finally:
+                await consumer.stop()
+            expired = await _expire_unpublished(pool, [r["id"] for r in stale])
+        finally:
+            await lock_conn.execute("SELECT pg_advisory_unlock($1)", outbox.PUBLISHER_LOCK)
+    STALE_EXPIRED.inc(len(expired))
+    return expired
+
+
+async def _expire_unpublished(pool: asyncpg.Pool, order_ids: list[int]) -> list[int]:
+    async with pool.acquire() as conn, conn.transaction():
+        candidates = await conn.fetch(
+            "SELECT id, user_id, locked_asset, locked_remaining FROM orders"
+            " WHERE id = ANY($1::bigint[]) AND status = 'PENDING'",
+            order_ids,
+        )
+        keys = sorted({(r["user_id"], r["locked_asset"]) for r in candidates})
+        # Balances first (by user, asset), as the other writers of balances do.
+        await conn.execute(
+            "SELECT 1 FROM balances b JOIN unnest($1::bigint[], $2::text[]) k(user_id, asset)"
+            " ON b.user_id = k.user_id AND b.asset = k.asset"
+            " ORDER BY b.user_id, b.asset FOR UPDATE OF b",
+            [k[0] for k in keys],
+            [k[1] for k in keys],
+        )
+        deleted = await conn.fetch(
+            "DELETE FROM outbox WHERE kind = 'ORDER_CREATE' AND NOT published"
+            " AND order_id = ANY($1::bigint[]) RETURNING order_id",
+            [r["id"] for r in candidates],
+        )
+        gone = {r["order_id"] for r in deleted}
+        expired = [r for r in candidates if r["id"] in gone]
+        for row in expired:
+            amount = int(row["locked_remaining"])
+            await conn.execute(
+                "UPDATE orders SET status = 'EXPIRED', locked_remaining = 0,"
+                " reason = 'STALE_PENDING', updated_at = now() WHERE id = $1",
+                row["id"],
+            )
+            await conn.execute(
+                "UPDATE balances SET available = available + $3, locked = locked - $3"
+                " WHERE user_id = $1 AND asset = $2",
+                row["user_id"],
+                row["locked_asset"],
+                amount,
+            )
+            journal = await conn.fetchval(
+                "INSERT INTO journals (kind, reference) VALUES ('ORDER_RELEASE', $1) RETURNING id",
+                f"order:{row['id']}:stale",
+            )
+            await conn.executemany(
+                "INSERT INTO ledger_entries (journal_id, user_id, bucket, asset, amount)"
+                " VALUES ($1, $2, $3, $4, $5)",
+                [
+                    (journal, row["user_id"], "LOCKED", row["locked_asset"], -amount),
+                    (journal, row["user_id"], "AVAILABLE", row["locked_asset"], amount),
+                ],
+            )
+        return sorted(gone)
+
+
+async def run_lifecycle(
+    ctx: WorkerContext, settings: LifecycleSettings, clock_ms: Callable[[], int] = wall_clock_ms
+) -> None:
+    pool = await asyncpg.create_pool(settings.postgres_dsn, min_size=1, max_size=3)
+    assert pool is not None
+    try:
+        ctx.readiness.set_ready()
+        while not ctx.stopping.is_set():
+            now = clock_ms()
+            try:
+                await send_due_expiries(pool, now)
+                expired = await expire_stale_pending(pool, settings, now, settings.stale_pending_ms)
+                if expired:
+                    log.warning("expired stale PENDING orders", extra={"order_ids": expired})
+            except (asyncpg.DeadlockDetectedError, asyncpg.SerializationError):
+                log.info("lifecycle pass conflicted with another writer; retrying next pass")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(ctx.stopping.wait(), settings.lifecycle_interval_s)
+    finally:
+        await pool.close()
+
+
+def serve(market: str | None = None) -> None:
+    del market
+    settings = LifecycleSettings()
+
+    async def main(ctx: WorkerContext) -> None:
+        await run_lifecycle(ctx, settings)
+
+    run_worker("lifecycle", main, port=metrics_port(default=18103))
