@@ -716,13 +716,10 @@ class MatchingEngine:
                 and o.tif is not TimeInForce.IOC
                 and o.tif is not TimeInForce.FOK
             ):
-                # Rests on the book.
-                first = not o.opened
-                if first:
+                # Rests on the book: the order's event, then the level's.
+                if not o.opened:
                     self._register(o)
                     o.opened = True
-                self._insert(o, out)
-                if first:
                     self._seq = seq = self._seq + 1
                     out.append(
                         OrderOpened(
@@ -740,6 +737,7 @@ class MatchingEngine:
                             o.price, 0,
                         )
                     )  # fmt: skip
+                self._insert(o, out)
                 return
             if o.price is None:
                 expire_reason = ExpireReason.MARKET_NO_LIQUIDITY

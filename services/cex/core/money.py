@@ -64,8 +64,8 @@ def parse_decimal(text: str | Decimal, *, field: str) -> Decimal:
             raise MalformedAmount(field, text, "not a plain decimal string") from exc
     else:
         raise MalformedAmount(field, text, "expected a decimal string")
-    normal = value.normalize() if value else Decimal(0)
-    if len(normal.as_tuple().digits) > MAX_DIGITS:
+    digits = "".join(map(str, value.as_tuple().digits)).strip("0")
+    if len(digits) > MAX_DIGITS:
         raise TooManyDigits(field, text, f"more than {MAX_DIGITS} significant digits")
     return value
 
