@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Annotated
 
 import typer
+
+from cex.admin import admin_app, migrate_command
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -17,10 +20,10 @@ app = typer.Typer(
 )
 stack_app = typer.Typer(no_args_is_help=True, help="The local stack: infrastructure and services.")
 bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks that print figures as JSON.")
-admin_app = typer.Typer(no_args_is_help=True, help="Operator commands on the running stack.")
 app.add_typer(stack_app, name="stack")
 app.add_typer(bench_app, name="bench")
 app.add_typer(admin_app, name="admin")
+app.command("migrate")(migrate_command)
 
 # `cex serve <service>`: each service module exposes `serve(market: str | None) -> None`.
 SERVICES = {
@@ -57,6 +60,32 @@ def _stack_errors() -> Iterator[None]:
     except StackError as error:
         typer.secho(f"error: {error}", fg=typer.colors.RED, err=True)
         raise typer.Exit(1) from None
+
+
+@app.command("check")
+def check(
+    dsn: Annotated[
+        str | None, typer.Option("--dsn", help="Postgres DSN (default: CEX_POSTGRES_DSN).")
+    ] = None,
+    snapshot: Annotated[
+        list[Path] | None,
+        typer.Option("--snapshot", help="An engine snapshot file to compare with the DB."),
+    ] = None,
+) -> None:
+    """Audit the ledger invariants; print each violation, exit 1 if any."""
+    import asyncio
+
+    from cex.audit.check import run
+    from cex.infra.settings import InfraSettings
+
+    snapshots = [path.read_bytes() for path in snapshot or []]
+    violations = asyncio.run(run(dsn or InfraSettings().postgres_dsn, snapshots))
+    for violation in violations:
+        typer.echo(str(violation))
+    if violations:
+        typer.secho(f"{len(violations)} violation(s)", fg=typer.colors.RED, err=True)
+        raise typer.Exit(1)
+    typer.echo("ok: every invariant holds")
 
 
 @stack_app.command("up")
