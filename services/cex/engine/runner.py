@@ -165,6 +165,19 @@ class EngineRunner:
     # ------------------------------------------------------------------ recovery
 
     async def recover(self, consumer: AIOKafkaConsumer, redis: aioredis.Redis) -> Recovered:
+        """Recover from the snapshot; if the state it leads to disagrees with Kafka, the
+        snapshot is not trusted: recover again by a full replay (Kafka is the truth)."""
+        try:
+            return await self._recover(consumer, redis, use_snapshot=True)
+        except RecoveryError as exc:
+            if "snapshot" not in str(exc):
+                raise
+            log.error("recovery from the snapshot failed, replaying everything: %s", exc)
+            return await self._recover(consumer, redis, use_snapshot=False)
+
+    async def _recover(
+        self, consumer: AIOKafkaConsumer, redis: aioredis.Redis, *, use_snapshot: bool
+    ) -> Recovered:
         tp = self.tp_in
         committed = await consumer.committed(tp)
         beginning = (await consumer.beginning_offsets([tp]))[tp]
@@ -178,6 +191,8 @@ class EngineRunner:
             )
 
         snap = await load_snapshot(redis, self.infra.redis_prefix, self.market)
+        if not use_snapshot:
+            snap = None
         if snap is not None and (
             snap.next_offset > committed
             or snap.partition != self.partition
@@ -192,6 +207,11 @@ class EngineRunner:
         if snap is not None:
             engine = MatchingEngine.restore(snap.engine)
             start, book_seq = snap.next_offset, snap.book_seq
+            if engine.next_seq != snap.next_seq:
+                raise RecoveryError(
+                    f"the snapshot restores to next seq {engine.next_seq}, it recorded "
+                    f"{snap.next_seq}"
+                )
         else:
             if beginning > 0 and committed > beginning:
                 raise RecoveryError(
@@ -217,7 +237,12 @@ class EngineRunner:
         consumer.seek(tp, committed)
 
         if self.settings.engine_verify_output:
-            await self._verify_output(engine, committed)
+            try:
+                await self._verify_output(engine, committed)
+            except RecoveryError as exc:
+                if snap is None:
+                    raise
+                raise RecoveryError(f"after replay from the snapshot: {exc}") from exc
         return Recovered(engine, committed, book_seq, replayed, snap is not None)
 
     async def _verify_output(self, engine: MatchingEngine, committed: int) -> None:

@@ -50,9 +50,9 @@ __all__ = [
     "depth_channel",
     "encode",
     "encode_events",
-    "status_channel",
     "parse_book",
     "snapshot_key",
+    "status_channel",
     "trades_channel",
     "user_channel",
 ]
