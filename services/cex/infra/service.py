@@ -12,7 +12,7 @@ to a tiny HTTP server and handles the process around it::
     def serve(market: str | None) -> None:
         run_worker("relay", main, port=metrics_port(default=9310))
 
-HTTP endpoints (``GET``, on ``0.0.0.0:port`` unless ``host`` is given):
+HTTP endpoints (``GET``, on ``CEX_HTTP_HOST:port``, loopback by default):
 
 * ``/metrics``: the default ``prometheus_client`` registry, text format;
 * ``/healthz``: 200 while the process runs (liveness);
@@ -223,10 +223,14 @@ async def _run(name: str, worker: Worker, port: int, host: str, grace_s: float) 
 
 
 def run_worker(
-    name: str, worker: Worker, *, port: int, host: str = "0.0.0.0", grace_s: float = 30.0
+    name: str, worker: Worker, *, port: int, host: str | None = None, grace_s: float = 30.0
 ) -> None:
     """Run ``worker`` with probes, metrics, JSON logs and signal handling; exit the process
-    with 0 after a clean stop, 1 after a failure."""
+    with 0 after a clean stop, 1 after a failure.
+
+    The probes listen on ``CEX_HTTP_HOST`` (default loopback; the Helm chart sets
+    ``0.0.0.0`` so the kubelet and Prometheus reach them)."""
+    host = host or os.environ.get("CEX_HTTP_HOST", "127.0.0.1")
     configure_logging(name)
     code = asyncio.run(_run(name, worker, port, host, grace_s))
     sys.exit(code)

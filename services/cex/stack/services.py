@@ -1,15 +1,82 @@
 """The services `cex stack up` runs beside the infrastructure, as supervisord programs.
 
 Each later service adds its programs and endpoints here (one `cex serve …` process each).
+
+Matching engines: one program ``engine-<market>`` per example market (``examples/*.yaml``).
+Each market is provisioned first by :func:`cex.infra.provisioning.provision_market`, the
+code path the operator uses too (registry row and partition index in Postgres, topics with
+enough partitions, market metadata in Redis); the engine gets its manifest and partition
+through ``CEX_MARKET_FILE`` / ``CEX_MARKET_PARTITION``. Engines' probes and metrics listen
+on ``ENGINE_BASE_PORT + i`` for the i-th market in name order.
 """
 
 from __future__ import annotations
 
+import asyncio
+import sys
+from pathlib import Path
+
+import yaml
+
+from cex.infra.manifests import example_markets
+from cex.infra.settings import InfraSettings
 from cex.stack.components import Program
 from cex.stack.settings import StackSettings
+
+#: First probe/metrics port of the engines (far from the components' defaults).
+ENGINE_BASE_PORT = 19400
+
+
+def _infra(settings: StackSettings) -> InfraSettings:
+    return InfraSettings(
+        kafka_bootstrap=settings.kafka_bootstrap,
+        postgres_dsn=settings.postgres_dsn,
+        redis_url=settings.redis_url,
+    )
+
+
+async def _provision(infra: InfraSettings, markets: dict[str, Path]) -> dict[str, int]:
+    """Migrate the database, then provision every market in name order."""
+    from cex.infra.postgres import migrate
+    from cex.infra.provisioning import provision_market
+
+    await migrate(infra.postgres_dsn)
+    partitions: dict[str, int] = {}
+    for name, path in markets.items():
+        spec = yaml.safe_load(path.read_text())["spec"]
+        partitions[name] = await provision_market(infra, name, spec)
+    return partitions
+
+
+def engine_programs(settings: StackSettings) -> tuple[list[Program], dict[str, str]]:
+    infra = _infra(settings)
+    markets = example_markets()
+    partitions = asyncio.run(_provision(infra, markets))
+    cex = str(Path(sys.executable).with_name("cex"))
+    programs: list[Program] = []
+    endpoints: dict[str, str] = {}
+    for i, (name, path) in enumerate(markets.items()):
+        port = ENGINE_BASE_PORT + i
+        programs.append(
+            Program(
+                f"engine-{name}",
+                [cex, "serve", "engine", "--market", name],
+                stop_wait_s=30,
+                environment={
+                    "CEX_MARKET_FILE": str(path),
+                    "CEX_MARKET_PARTITION": str(partitions[name]),
+                    "CEX_METRICS_PORT": str(port),
+                    "CEX_KAFKA_BOOTSTRAP": infra.kafka_bootstrap,
+                    "CEX_POSTGRES_DSN": infra.postgres_dsn,
+                    "CEX_REDIS_URL": infra.redis_url,
+                },
+            )
+        )
+        endpoints[f"engine-{name}"] = f"http://{settings.host}:{port}/metrics"
+    return programs, endpoints
 
 
 def programs(settings: StackSettings) -> tuple[list[Program], dict[str, str]]:
     """The service programs to run and the endpoints they expose (name → address)."""
-    del settings  # no service exists yet
-    return [], {}
+    engines, engine_endpoints = engine_programs(settings)
+    return engines, engine_endpoints
