@@ -141,6 +141,30 @@ def bench_engine(
         typer.echo(json.dumps(result) if as_json else engine.describe(result))
 
 
+@bench_app.command("engine-service")
+def bench_engine_service(
+    commands: Annotated[
+        int, typer.Option("--commands", help="Commands in the throughput phase.")
+    ] = 200_000,
+    batch: Annotated[
+        list[int] | None, typer.Option("--batch", help="Batch size to try (repeatable).")
+    ] = None,
+    rate: Annotated[
+        float, typer.Option("--rate", help="Commands/s in the latency phase.")
+    ] = 2000.0,
+    market: Annotated[str, typer.Option("--market", help="Example market.")] = "btc-usdt",
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+) -> None:
+    """The engine service on the real local Kafka: orders → committed executions."""
+    from cex.bench import engine_service
+
+    results = engine_service.run(
+        market=market, commands=commands, batches=tuple(batch or (500, 2000, 5000)), rate=rate
+    )
+    for result in results:
+        typer.echo(json.dumps(result) if as_json else engine_service.describe(result))
+
+
 def main() -> None:
     app()
 
