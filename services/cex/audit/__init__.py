@@ -1,0 +1,1 @@
+"""Audits of the exchange's financial invariants (``cex check``)."""

@@ -1,0 +1,223 @@
+"""``cex serve settlement``: the ``executions`` topic → the database, batch by batch.
+
+* Reads ``executions`` with ``isolation_level=read_committed`` and *manual* assignment of
+  the partition of every market in the registry (or of ``--market`` only). No consumer
+  group: the position lives in ``settlement_progress.next_offset``, written in the same
+  transaction as the effects, and the consumer seeks there on start.
+* Each ``getmany`` result (up to ``CEX_SETTLEMENT_BATCH_MAX`` events) is one batch, applied
+  in one transaction by :class:`cex.settlement.batch.Settler`. Transient database errors
+  (deadlock, serialization failure, lost connection) retry the batch; anything else stops
+  the service with an error — a gap in seq or an event contradicting the database needs a
+  human, never a guess.
+* The registry is re-read every ``CEX_SETTLEMENT_REGISTRY_REFRESH_S`` seconds; new markets
+  get their partition assigned.
+
+Configuration: the shared ``CEX_*`` settings (``InfraSettings``) plus ``CEX_SETTLEMENT_*``
+(:class:`SettlementSettings`). Metrics, ``/healthz`` and ``/readyz`` on
+``CEX_SETTLEMENT_METRICS_PORT``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sys
+import time
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from prometheus_client import Counter, Gauge, Histogram
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from cex.core.events import TradeExecuted, decode_event
+from cex.infra.settings import InfraSettings
+from cex.settlement.batch import BatchResult, Delivered, MarketInfo, Settler, load_fee_user
+from cex.settlement.batch import load_markets as load_registry
+from cex.settlement.errors import RetryableSettlementError
+from cex.settlement.runtime import WorkerContext, run
+
+log = logging.getLogger("cex.settlement")
+
+EVENTS = Counter("cex_settlement_events_total", "Events applied", ["market"])
+SKIPPED = Counter("cex_settlement_redelivered_total", "Events skipped as already applied")
+TRADES = Counter("cex_settlement_trades_total", "Trades settled", ["market"])
+BATCHES = Counter("cex_settlement_batches_total", "Batches committed")
+RETRIES = Counter("cex_settlement_retries_total", "Batches retried after a transient error")
+BATCH_SECONDS = Histogram(
+    "cex_settlement_batch_seconds",
+    "Time to apply one batch (one transaction)",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
+LAST_SEQ = Gauge("cex_settlement_last_seq", "Last settled event seq", ["market"])
+LAG = Gauge("cex_settlement_lag_records", "Records in the partition not settled yet", ["market"])
+
+_RETRYABLE_DB = (
+    asyncpg.DeadlockDetectedError,
+    asyncpg.SerializationError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    ConnectionError,
+    OSError,
+)
+
+
+class SettlementSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CEX_SETTLEMENT_", frozen=True, extra="ignore")
+
+    batch_max: int = 5000  # events per batch (per transaction)
+    poll_ms: int = 100  # longest wait for a batch
+    registry_refresh_s: float = 10.0
+    metrics_port: int = 9320
+    max_retries: int = 10
+
+
+class SettlementWorker:
+    """The consume → apply loop; usable in-process (tests, bench) through :meth:`run`."""
+
+    def __init__(
+        self,
+        infra: InfraSettings | None = None,
+        settings: SettlementSettings | None = None,
+        market: str | None = None,
+    ) -> None:
+        self.infra = infra or InfraSettings()
+        self.settings = settings or SettlementSettings()
+        self.only_market = market
+        self.topic = self.infra.executions_topic
+        self.conn: asyncpg.Connection | None = None
+        self.consumer: AIOKafkaConsumer | None = None
+        self.settler: Settler | None = None
+        self.assigned: dict[int, MarketInfo] = {}  # partition → market
+        self.last_result = BatchResult()
+        self.batch_seconds: list[float] = []  # for the benchmark
+
+    async def run(self, ctx: WorkerContext) -> None:
+        self.conn = await asyncpg.connect(self.infra.postgres_dsn)
+        self.consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.infra.kafka_bootstrap,
+            group_id=None,
+            enable_auto_commit=False,
+            isolation_level="read_committed",
+            auto_offset_reset="earliest",
+            max_partition_fetch_bytes=8 << 20,
+            fetch_max_bytes=32 << 20,
+        )
+        await self.consumer.start()
+        try:
+            self.settler = Settler({}, await load_fee_user(self.conn))
+            await self._refresh_registry()
+            ctx.readiness.set_ready()
+            refreshed = time.monotonic()
+            while not ctx.stopping.is_set():
+                if time.monotonic() - refreshed > self.settings.registry_refresh_s:
+                    await self._refresh_registry()
+                    refreshed = time.monotonic()
+                if not self.assigned:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(ctx.stopping.wait(), self.settings.poll_ms / 1000)
+                    continue
+                records = await self.consumer.getmany(
+                    timeout_ms=self.settings.poll_ms, max_records=self.settings.batch_max
+                )
+                batch = [
+                    Delivered(tp.partition, r.offset, decode_event(r.value))
+                    for tp, rs in records.items()
+                    for r in rs
+                    if r.value is not None
+                ]
+                if batch:
+                    await self._apply(batch)
+                    await self._update_lag()
+        finally:
+            ctx.readiness.set_not_ready("stopped")
+            await self.consumer.stop()
+            await self.conn.close()
+
+    async def _refresh_registry(self) -> None:
+        assert self.conn is not None
+        assert self.consumer is not None
+        assert self.settler is not None
+        markets = await load_registry(self.conn)
+        if self.only_market is not None:
+            markets = {s: m for s, m in markets.items() if m.name == self.only_market}
+            if not markets:
+                raise RuntimeError(f"market {self.only_market!r} is not in the registry")
+        existing = self.consumer.partitions_for_topic(self.topic) or set()
+        if not existing:
+            await self.consumer._client.force_metadata_update()
+            existing = self.consumer.partitions_for_topic(self.topic) or set()
+        wanted = {m.partition: m for m in markets.values() if m.partition in existing}
+        for m in markets.values():
+            if m.partition not in existing:
+                log.warning("partition %d of market %s does not exist yet", m.partition, m.name)
+        self.settler.markets = markets
+        if wanted.keys() == self.assigned.keys():
+            return
+        # (Re)assign and seek every partition to its stored position: everything read
+        # so far has been applied and committed, so the database is the truth.
+        progress = await self.settler.progress(self.conn)
+        partitions = [TopicPartition(self.topic, p) for p in sorted(wanted)]
+        self.consumer.assign(partitions)
+        for tp in partitions:
+            stored = progress.get(wanted[tp.partition].name)
+            if stored is None:
+                await self.consumer.seek_to_beginning(tp)
+            else:
+                self.consumer.seek(tp, stored[1])
+        self.assigned = wanted
+        log.info("settling markets %s", sorted(m.name for m in wanted.values()))
+
+    async def _apply(self, batch: list[Delivered]) -> None:
+        assert self.settler is not None
+        started = time.perf_counter()
+        for attempt in range(self.settings.max_retries + 1):
+            try:
+                if self.conn is None or self.conn.is_closed():
+                    self.conn = await asyncpg.connect(self.infra.postgres_dsn)
+                result = await self.settler.apply(self.conn, batch)
+                break
+            except _RETRYABLE_DB as exc:
+                RETRIES.inc()
+                if attempt == self.settings.max_retries:
+                    raise RetryableSettlementError(f"batch failed {attempt + 1} times") from exc
+                log.warning("batch failed (%s), retrying", exc)
+                await asyncio.sleep(min(0.05 * 2**attempt, 5))
+                if self.conn is not None and not self.conn.is_closed():
+                    continue
+                self.conn = None
+        elapsed = time.perf_counter() - started
+        self.batch_seconds.append(elapsed)
+        self.last_result = result
+        BATCH_SECONDS.observe(elapsed)
+        BATCHES.inc()
+        SKIPPED.inc(result.skipped)
+        per_market: dict[str, int] = {}
+        trades: dict[str, int] = {}
+        for d in batch:
+            per_market[d.event.market] = per_market.get(d.event.market, 0) + 1
+            if isinstance(d.event, TradeExecuted):
+                trades[d.event.market] = trades.get(d.event.market, 0) + 1
+        for symbol, n in per_market.items():
+            EVENTS.labels(symbol).inc(n)
+        for symbol, n in trades.items():
+            TRADES.labels(symbol).inc(n)
+        for name, seq in result.last_seq.items():
+            LAST_SEQ.labels(name).set(seq)
+
+    async def _update_lag(self) -> None:
+        assert self.consumer is not None
+        for partition, market in self.assigned.items():
+            tp = TopicPartition(self.topic, partition)
+            high = self.consumer.highwater(tp)
+            if high is not None:
+                LAG.labels(market.name).set(max(0, high - await self.consumer.position(tp)))
+
+
+def serve(market: str | None) -> None:
+    """Entry point of ``cex serve settlement``."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.getLogger("aiokafka").setLevel(logging.WARNING)
+    settings = SettlementSettings()
+    worker = SettlementWorker(settings=settings, market=market)
+    sys.exit(asyncio.run(run("settlement", worker.run, port=settings.metrics_port)))
