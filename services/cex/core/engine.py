@@ -1016,8 +1016,8 @@ class MatchingEngine:
             _, seq, oid = heapq.heappop(gtt)
             o = orders.get(oid)
             if o is not None and o.seq == seq:
-                self._close(o, out)
                 self._emit_terminal_expired(out, o, ExpireReason.GTT)
+                self._close(o, out)
 
     # ------------------------------------------------------------------ other commands
 
@@ -1030,7 +1030,6 @@ class MatchingEngine:
         return None
 
     def _cancel(self, o: _Order, reason: CancelReason, out: list[Event]) -> None:
-        self._close(o, out)
         released = o.locked
         o.locked = 0
         self._seq = seq = self._seq + 1
@@ -1040,6 +1039,7 @@ class MatchingEngine:
                 o.filled, 0, 0, released, reason,
             )
         )  # fmt: skip
+        self._close(o, out)
 
     def _on_cancel(self, c: OrderCancel, out: list[Event]) -> None:
         o = self._find(c.user_id, c.order_id, c.client_order_id)
@@ -1062,9 +1062,9 @@ class MatchingEngine:
         if o is None:
             self._reject_command(out, c, RejectReason.UNKNOWN_ORDER)
         else:
-            self._close(o, out)
             reason = ExpireReason.GTT if o.expire_at is not None else ExpireReason.EXPIRE_COMMAND
             self._emit_terminal_expired(out, o, reason)
+            self._close(o, out)
         if self._gtt and self._gtt[0][0] <= c.ts:
             self._expire_due(c.ts, out)
 
@@ -1136,14 +1136,14 @@ class MatchingEngine:
             qty = 0
         o.remaining = new_remaining
         o.price = new_price
-        out.append(BookDelta(market, seq + 1, offset, ts, side, price, qty))
         out.append(
             OrderUpdated(
-                market, seq + 2, offset, ts, o.id, o.user, side,
+                market, seq + 1, offset, ts, o.id, o.user, side,
                 _PARTIAL if o.filled else _NEW, o.filled, new_remaining, required,
                 have - required, _AMEND, new_price, added,
             )
         )  # fmt: skip
+        out.append(BookDelta(market, seq + 2, offset, ts, side, price, qty))
         self._seq = seq = seq + 2
         if is_buy:
             heap, opposite = self._ask_heap, self._asks
@@ -1221,30 +1221,29 @@ class MatchingEngine:
             if best is not None and (best <= new_price if o.is_buy else best >= new_price):
                 self._reject_command(out, c, RejectReason.POST_ONLY_WOULD_TAKE, c.additional_locked)
                 return
-        released = have - required
+        # The order's event first, then the level changes it causes.
+        self._seq = seq = self._seq + 1
+        out.append(
+            OrderUpdated(
+                self._market, seq, self._offset, self._ts, o.id, o.user, o.side,
+                _PARTIAL if o.filled else _NEW, o.filled, new_remaining, required,
+                have - required, UpdateCause.AMEND, new_price, c.additional_locked,
+            )
+        )  # fmt: skip
         if keeps_priority:
             qtys = self._bid_qty if o.is_buy else self._ask_qty
             qtys[price] = level_qty = qtys[price] - (o.remaining - new_remaining)
+            self._seq = seq = self._seq + 1
+            out.append(
+                BookDelta(self._market, seq, self._offset, self._ts, o.side, price, level_qty)
+            )
         else:
             self._remove(o, out)
         o.quantity = new_qty
         o.remaining = new_remaining
         o.price = new_price
         o.locked = required
-        self._seq = seq = self._seq + 1
-        out.append(
-            OrderUpdated(
-                self._market, seq, self._offset, self._ts, o.id, o.user, o.side,
-                _PARTIAL if o.filled else _NEW, o.filled, new_remaining, required, released,
-                UpdateCause.AMEND, new_price, c.additional_locked,
-            )
-        )  # fmt: skip
-        if keeps_priority:
-            self._seq = seq = self._seq + 1
-            out.append(
-                BookDelta(self._market, seq, self._offset, self._ts, o.side, price, level_qty)
-            )
-        else:
+        if not keeps_priority:
             self._execute(o, out)
 
     def _on_control(self, c: MarketControl, out: list[Event]) -> None:
