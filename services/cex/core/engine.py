@@ -409,9 +409,10 @@ class MatchingEngine:
                 raise SchemaError(f"snapshot lists order {o.id} twice")
             engine._register(o)
             if o.working:
-                engine._insert(o, [])
+                engine._insert(o, [])  # its BookDelta is not output
             else:
                 engine._add_stop(o)
+        engine._seq = snap.next_seq - 1
         return engine
 
     def _canonical_orders(self) -> list[_OrderState]:
@@ -813,27 +814,6 @@ class MatchingEngine:
                 q = maker.remaining
                 if remaining < q:
                     q = remaining
-                if capped:
-                    unit = best * k
-                    if budget is None:  # market buy by quantity: its locked funds cap it
-                        if o.locked < q * unit:
-                            q = o.locked // unit
-                            if q == 0:
-                                reason = ExpireReason.LOCKED_EXHAUSTED
-                                stop_all = True
-                                break
-                    else:  # by quote amount: the budget caps it, a sell also its base
-                        afford = budget // unit
-                        afford_base = afford if is_buy else o.locked // b
-                        if afford < q or afford_base < q:
-                            q = afford if afford < afford_base else afford_base
-                            if q == 0:
-                                if afford == 0:
-                                    spent = True
-                                else:
-                                    reason = ExpireReason.LOCKED_EXHAUSTED
-                                stop_all = True
-                                break
                 if maker.user == user and stp is not _STP_NONE:
                     # Self-trade prevention: the taker's mode decides.
                     if stp is StpMode.EXPIRE_TAKER:
@@ -841,7 +821,16 @@ class MatchingEngine:
                         stop_all = True
                         break
                     if stp is StpMode.DECREMENT:
+                        # No money moves, so only a quote budget limits the prevented qty.
                         prevented = q
+                        if budget is not None:
+                            afford = budget // (best * k)
+                            if afford < prevented:
+                                prevented = afford
+                                if prevented == 0:
+                                    spent = True
+                                    stop_all = True
+                                    break
                         maker.remaining -= prevented
                         level_qty -= prevented
                         if budget is not None:
@@ -882,6 +871,27 @@ class MatchingEngine:
                         stop_all = True
                         break
                     continue
+                if capped:
+                    unit = best * k
+                    if budget is None:  # market buy by quantity: its locked funds cap it
+                        if o.locked < q * unit:
+                            q = o.locked // unit
+                            if q == 0:
+                                reason = ExpireReason.LOCKED_EXHAUSTED
+                                stop_all = True
+                                break
+                    else:  # by quote amount: the budget caps it, a sell also its base
+                        afford = budget // unit
+                        afford_base = afford if is_buy else o.locked // b
+                        if afford < q or afford_base < q:
+                            q = afford if afford < afford_base else afford_base
+                            if q == 0:
+                                if afford == 0:
+                                    spent = True
+                                else:
+                                    reason = ExpireReason.LOCKED_EXHAUSTED
+                                stop_all = True
+                                break
                 # A trade at the maker's price.
                 quote = best * q * k
                 base = q * b

@@ -1,0 +1,233 @@
+"""Property tests: random command streams against a simple reference model and invariants."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from cex.core.engine import MatchingEngine
+from cex.core.events import (
+    Command,
+    Event,
+    MarketControlAction,
+    OrderType,
+    Side,
+    StpMode,
+    TimeInForce,
+    TradeExecuted,
+    encode,
+)
+
+from .helpers import (
+    B,
+    SYMBOL,
+    K,
+    amend,
+    cancel,
+    cancel_all,
+    config,
+    control,
+    expire,
+    fees,
+    limit,
+    market,
+    stop_limit,
+)
+from .ledger import Ledger
+from .reference import Reference
+
+SETTINGS = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+sides = st.sampled_from([Side.BUY, Side.SELL])
+users = st.integers(min_value=1, max_value=3)
+prices = st.integers(min_value=95, max_value=105)
+qtys = st.integers(min_value=1, max_value=6)
+stps = st.sampled_from(list(StpMode))
+
+# Actions refer to earlier orders by index; they become commands in ``_build``.
+actions = st.one_of(
+    st.tuples(
+        st.just("limit"),
+        sides,
+        prices,
+        qtys,
+        users,
+        st.sampled_from([TimeInForce.GTC, TimeInForce.GTC, TimeInForce.IOC, TimeInForce.FOK]),
+        stps,
+        st.booleans(),
+    ),  # fmt: skip
+    st.tuples(st.just("market"), sides, qtys, users, stps, st.integers(30, 130)),
+    st.tuples(st.just("cancel"), st.integers(0, 60), st.booleans()),
+    st.tuples(st.just("cancel_all"), users),
+    st.tuples(
+        st.just("amend"),
+        st.integers(0, 60),
+        st.one_of(st.none(), qtys),
+        st.one_of(st.none(), prices),
+        st.booleans(),
+        st.booleans(),
+    ),  # fmt: skip
+)
+
+
+def _build(steps: list[tuple[Any, ...]]) -> list[Command]:
+    commands: list[Command] = []
+    created: list[tuple[int, int, Side]] = []  # (order id, user, side)
+    for step in steps:
+        kind = step[0]
+        oid = len(created) + 1
+        if kind == "limit":
+            _, side, price, qty, user, tif, stp, post_only = step
+            typ = OrderType.LIMIT_MAKER if post_only and tif is TimeInForce.GTC else OrderType.LIMIT
+            commands.append(limit(oid, side, price, qty, user=user, tif=tif, stp=stp, type=typ))
+            created.append((oid, user, side))
+        elif kind == "market":
+            _, side, qty, user, stp, percent = step
+            locked = qty * 100 * K * percent // 100 if side is Side.BUY else qty * B
+            commands.append(market(oid, side, qty=qty, locked=locked, user=user, stp=stp))
+            created.append((oid, user, side))
+        elif kind == "cancel" and created:
+            target, user, _ = created[step[1] % len(created)]
+            commands.append(cancel(user if step[2] else user + 1, target))
+        elif kind == "cancel_all":
+            commands.append(cancel_all(step[1]))
+        elif kind == "amend" and created:
+            _, index, qty, price, funded, own = step
+            target, user, side = created[index % len(created)]
+            add = 0
+            if funded:
+                add = (price or 105) * (qty or 6) * K if side is Side.BUY else (qty or 6) * B
+            commands.append(amend(user if own else user + 1, target, qty=qty, price=price, add=add))
+    return commands
+
+
+def _trades(events: list[Event]) -> list[tuple[int, ...]]:
+    return [
+        (e.price, e.qty, e.maker_order_id, e.taker_order_id, e.maker_fee, e.taker_fee)
+        for e in events
+        if isinstance(e, TradeExecuted)
+    ]
+
+
+@SETTINGS
+@given(st.lists(actions, min_size=1, max_size=60))
+def test_engine_matches_the_reference_model(steps: list[tuple[Any, ...]]) -> None:
+    cfg = config()
+    engine = MatchingEngine(cfg)
+    ref = Reference(K, B, cfg.maker_fee_ppm, cfg.taker_fee_ppm, cfg.max_qty_lots)
+    ledger = Ledger(K, B)
+    for offset, command in enumerate(_build(steps)):
+        before = len(ref.trades)
+        events = engine.apply(command, offset)
+        ref.apply(command)
+        assert _trades(events) == ref.trades[before:], command
+        assert engine.book_orders(Side.BUY) == ref.side(Side.BUY)
+        assert engine.book_orders(Side.SELL) == ref.side(Side.SELL)
+        engine.check_invariants()  # includes: the book is never crossed
+        ledger.check(command, offset, events)
+    # locked funds of open orders are exactly what the engine holds
+    held = {o["id"]: o["locked"] for o in engine.open_orders()}
+    assert held == ledger.open_locked()
+
+
+# ----------------------------------------------------------------- the full feature set
+
+full_actions = st.one_of(
+    actions,
+    st.tuples(st.just("stop"), sides, prices, prices, qtys, users, st.booleans()),
+    st.tuples(st.just("gtt"), sides, prices, qtys, users, st.integers(1, 30)),
+    st.tuples(st.just("quote"), sides, st.integers(500, 8000), users, stps),
+    st.tuples(st.just("expire"), st.integers(0, 60)),
+    st.tuples(st.just("control"), st.sampled_from(list(MarketControlAction))),
+    st.tuples(st.just("fees"), st.integers(0, 3000), st.integers(0, 3000)),
+    st.tuples(st.just("tick"), st.integers(1, 10)),
+)
+
+
+def _build_full(steps: list[tuple[Any, ...]]) -> list[Command]:
+    """Like ``_build`` plus stops, GTT, quote-amount market orders, expiry, control, fees;
+    commands carry increasing timestamps so GTT orders come due."""
+    simple = _build(
+        [s for s in steps if s[0] in ("limit", "market", "cancel", "cancel_all", "amend")]
+    )
+    import msgspec
+
+    commands: list[Command] = []
+    ts = 1_000
+    next_id = 10_000
+    simple_iter = iter(simple)
+    for step in steps:
+        kind = step[0]
+        if kind in ("limit", "market", "cancel", "cancel_all", "amend"):
+            cmd = next(simple_iter, None)
+            if cmd is None:
+                continue
+            commands.append(msgspec.structs.replace(cmd, ts=ts))
+            continue
+        next_id += 1
+        if kind == "stop":
+            _, side, stop, price, qty, user, is_market = step
+            if is_market:
+                locked = qty * 110 * K if side is Side.BUY else qty * B
+                cmd = market(next_id, side, qty=qty, locked=locked, user=user, stop=stop, ts=ts)
+            else:
+                cmd = stop_limit(next_id, side, stop, price, qty, user=user, ts=ts)
+            commands.append(cmd)
+        elif kind == "gtt":
+            _, side, price, qty, user, life = step
+            commands.append(limit(next_id, side, price, qty, user=user, ts=ts, expire_at=ts + life))
+        elif kind == "quote":
+            _, side, qoq, user, stp = step
+            locked = qoq if side is Side.BUY else 5 * B
+            commands.append(
+                market(next_id, side, qoq=qoq, locked=locked, user=user, stp=stp, ts=ts)
+            )
+        elif kind == "expire":
+            commands.append(expire(10_001 + step[1], ts=ts))
+        elif kind == "control":
+            commands.append(control(step[1], ts=ts))
+        elif kind == "fees":
+            commands.append(fees(step[1], step[2], ts=ts))
+        elif kind == "tick":
+            ts += step[1]
+    return commands
+
+
+def _run(engine: MatchingEngine, commands: list[Command], start: int = 0) -> list[bytes]:
+    return [encode(e) for i, c in enumerate(commands[start:], start) for e in engine.apply(c, i)]
+
+
+@SETTINGS
+@given(st.lists(full_actions, min_size=1, max_size=60))
+def test_invariants_hold_with_every_feature(steps: list[tuple[Any, ...]]) -> None:
+    engine = MatchingEngine(config())
+    ledger = Ledger(K, B)
+    for offset, command in enumerate(_build_full(steps)):
+        events = engine.apply(command, offset)
+        engine.check_invariants()
+        ledger.check(command, offset, events)
+    held = {o["id"]: o["locked"] for o in engine.open_orders()}
+    assert held == ledger.open_locked()
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(full_actions, min_size=1, max_size=50), st.integers(min_value=0))
+def test_determinism_and_snapshot_restore(steps: list[tuple[Any, ...]], cut: int) -> None:
+    commands = _build_full(steps)
+    first, second = MatchingEngine(config()), MatchingEngine(config())
+    out_first = _run(first, commands)
+    assert _run(second, commands) == out_first  # byte-identical events
+    assert first.snapshot() == second.snapshot()  # byte-identical snapshots
+
+    cut %= len(commands) + 1
+    head = MatchingEngine(config())
+    out_head = _run(head, commands[:cut])
+    restored = MatchingEngine.restore(head.snapshot())
+    assert restored.snapshot() == head.snapshot()
+    out_tail = _run(restored, commands, cut)
+    assert out_head + out_tail == out_first
+    assert restored.snapshot() == first.snapshot()
+    assert restored.last_offset == first.last_offset
+    assert restored.config.symbol == SYMBOL
