@@ -141,6 +141,23 @@ def bench_engine(
         typer.echo(json.dumps(result) if as_json else engine.describe(result))
 
 
+@bench_app.command("orders")
+def bench_orders(
+    orders: Annotated[int, typer.Option("--orders", help="Orders per mode.")] = 20_000,
+    concurrency: Annotated[int, typer.Option("--concurrency", help="Concurrent clients.")] = 128,
+    users: Annotated[int, typer.Option("--users", help="Distinct users.")] = 1_000,
+    mode: Annotated[
+        list[str] | None, typer.Option("--mode", help="store and/or http (repeatable).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+) -> None:
+    """Orders accepted per second by the trading API, funds locked (local Postgres)."""
+    from cex.bench import orders as bench
+
+    for result in bench.run(orders, concurrency, users, mode or ["store", "http"]):
+        typer.echo(json.dumps(result) if as_json else bench.describe(result))
+
+
 @bench_app.command("engine-service")
 def bench_engine_service(
     commands: Annotated[

@@ -42,6 +42,46 @@ ORDER_COLUMNS = (
 Outcome = dict[str, Any] | errors.TradingError
 
 
+# Every write of a batch in one statement (one round trip): data-modifying CTEs all run,
+# and foreign keys are checked at the end of the statement.
+_WRITE_BATCH = """
+WITH balance AS (
+    UPDATE balances b SET available = b.available - d.amount, locked = b.locked + d.amount
+    FROM unnest($1::bigint[], $2::text[], $3::numeric[]) d(user_id, asset, amount)
+    WHERE b.user_id = d.user_id AND b.asset = d.asset
+), market AS (
+    UPDATE markets m SET next_command_seq = m.next_command_seq + u.n
+    FROM unnest($4::text[], $5::bigint[]) u(name, n) WHERE m.name = u.name
+), new_orders AS (
+    INSERT INTO orders (id, market, user_id, client_order_id, side, type, time_in_force,
+                        price, quantity, quote_order_qty, stop_price, expire_at, stp_mode,
+                        status, locked_asset, locked, locked_remaining, created_ms)
+    SELECT * FROM unnest($6::bigint[], $7::text[], $8::bigint[], $9::text[], $10::text[],
+                         $11::text[], $12::text[], $13::bigint[], $14::bigint[],
+                         $15::numeric[], $16::bigint[], $17::bigint[], $18::text[],
+                         $19::text[], $20::text[], $21::numeric[], $22::numeric[],
+                         $23::bigint[])
+), journal AS (
+    INSERT INTO journals (id, kind, reference)
+    SELECT id, 'ORDER_LOCK', ref FROM unnest($24::bigint[], $25::text[]) j(id, ref)
+), entries AS (
+    INSERT INTO ledger_entries (journal_id, user_id, bucket, asset, amount)
+    SELECT * FROM unnest($26::bigint[], $27::bigint[], $28::text[], $29::text[],
+                         $30::numeric[])
+), commands AS (
+    INSERT INTO outbox (market, command_seq, kind, order_id, payload)
+    SELECT market, seq, 'ORDER_CREATE', order_id, payload
+    FROM unnest($31::text[], $32::bigint[], $33::bigint[], $34::bytea[])
+         c(market, seq, order_id, payload)
+)
+SELECT pg_notify('cex_outbox', '')
+"""
+
+
+class _MarketStatusChanged(Exception):
+    """A market stopped trading after the batch was checked: retry with fresh statuses."""
+
+
 def wall_clock_ms() -> int:
     return time.time_ns() // 1_000_000
 
@@ -114,7 +154,7 @@ class OrderStore:
                 results = await self._commit(batch)
                 break
             except (asyncpg.DeadlockDetectedError, asyncpg.SerializationError,
-                    asyncpg.UniqueViolationError):  # fmt: skip
+                    asyncpg.UniqueViolationError, _MarketStatusChanged):  # fmt: skip
                 # A concurrent writer (another replica) got there first: retry; the
                 # idempotency lookup then finds its rows.
                 await asyncio.sleep(0.005 * (attempt + 1))
@@ -139,6 +179,8 @@ class OrderStore:
                 pending.future.set_result(result)
 
     async def _commit(self, batch: Sequence[_Pending]) -> list[Outcome]:
+        """One transaction for the batch, in few round trips: idempotency lookup, balance
+        locks, ids, market locks, then every write in one statement."""
         orders = [p.order for p in batch]
         ts = self.clock_ms()
         results: list[dict[str, Any] | errors.TradingError | None] = [None] * len(orders)
@@ -156,24 +198,12 @@ class OrderStore:
                 else:
                     first_in_batch[key] = i
                     todo.append(i)
+                    if not self.markets[order.market].accepts_orders:
+                        results[i] = errors.market_closed()
+            todo = [i for i in todo if results[i] is None]
 
-            # 2. Lock the markets (by name), refuse orders of markets not trading.
-            market_rows = await conn.fetch(
-                "SELECT name, status, next_command_seq FROM markets WHERE name = ANY($1::text[])"
-                " ORDER BY name FOR UPDATE",
-                sorted({orders[i].market for i in todo}),
-            )
-            status = {r["name"]: r["status"] for r in market_rows}
-            next_seq = {r["name"]: int(r["next_command_seq"]) for r in market_rows}
-            funded: list[int] = []
-            for i in todo:
-                if status.get(orders[i].market) != "TRADING":
-                    results[i] = errors.market_closed()
-                else:
-                    funded.append(i)
-
-            # 3. Lock the balances (by user, asset); fund orders in arrival order.
-            keys = sorted({(orders[i].user_id, orders[i].locked_asset) for i in funded})
+            # 2. Lock the balances (by user, asset); fund orders in arrival order.
+            keys = sorted({(orders[i].user_id, orders[i].locked_asset) for i in todo})
             rows = await conn.fetch(
                 "SELECT b.user_id, b.asset, b.available FROM balances b"
                 " JOIN unnest($1::bigint[], $2::text[]) k(user_id, asset)"
@@ -184,7 +214,7 @@ class OrderStore:
             )
             available = {(r["user_id"], r["asset"]): int(r["available"]) for r in rows}
             locks: dict[int, int] = {}
-            for i in funded:
+            for i in todo:
                 order = orders[i]
                 key = (order.user_id, order.locked_asset)
                 have = available.get(key, 0)
@@ -194,9 +224,20 @@ class OrderStore:
                     continue
                 available[key] = have - amount
                 locks[i] = amount
-            accepted = [i for i in funded if i in locks]
+            accepted = [i for i in todo if i in locks]
 
             if accepted:
+                # 3. Lock the markets last (by name), so the lock that orders the outbox is
+                # held only for the final write and the commit. Re-check their status.
+                market_rows = await conn.fetch(
+                    "SELECT name, status, next_command_seq FROM markets"
+                    " WHERE name = ANY($1::text[]) ORDER BY name FOR UPDATE",
+                    sorted({orders[i].market for i in accepted}),
+                )
+                if any(r["status"] != "TRADING" for r in market_rows):
+                    await self.refresh_markets()
+                    raise _MarketStatusChanged
+                next_seq = {r["name"]: int(r["next_command_seq"]) for r in market_rows}
                 await self._write(conn, orders, accepted, locks, next_seq, ts, results)
 
         for i, order in enumerate(orders):
@@ -214,15 +255,18 @@ class OrderStore:
         ts: int,
         results: list[Any],
     ) -> None:
-        n = len(accepted)
-        order_ids = [r[0] for r in await conn.fetch(
-            "SELECT nextval('order_ids') FROM generate_series(1, $1)", n)]  # fmt: skip
-        journal_ids = [r[0] for r in await conn.fetch(
-            "SELECT nextval('journals_id_seq') FROM generate_series(1, $1)", n)]  # fmt: skip
+        ids = await conn.fetch(
+            "SELECT nextval('order_ids') AS order_id, nextval('journals_id_seq') AS journal_id"
+            " FROM generate_series(1, $1)",
+            len(accepted),
+        )
         deltas: dict[tuple[int, str], int] = {}
-        order_rows, outbox_rows, journal_rows, entry_rows = [], [], [], []
+        columns: list[list[Any]] = [[] for _ in ORDER_COLUMNS]
+        outbox: list[list[Any]] = [[], [], [], []]  # market, seq, order_id, payload
+        entries: list[list[Any]] = [[], [], [], [], []]  # journal, user, bucket, asset, amount
         seq_used: dict[str, int] = {}
-        for order_id, journal_id, i in zip(order_ids, journal_ids, accepted, strict=True):
+        for id_row, i in zip(ids, accepted, strict=True):
+            order_id, journal_id = id_row["order_id"], id_row["journal_id"]
             order, amount = orders[i], locks[i]
             key = (order.user_id, order.locked_asset)
             deltas[key] = deltas.get(key, 0) + amount
@@ -243,43 +287,29 @@ class OrderStore:
                 order.quantity, order.quote_order_qty, order.stop_price, order.expire_at,
                 order.stp_mode.value, "PENDING", order.locked_asset, amount, amount, ts,
             )  # fmt: skip
-            order_rows.append(row)
-            outbox_rows.append((order.market, seq, "ORDER_CREATE", order_id, encode(command)))
-            journal_rows.append((journal_id, "ORDER_LOCK", f"order:{order_id}"))
-            entry_rows.append((journal_id, order.user_id, "AVAILABLE", order.locked_asset, -amount))
-            entry_rows.append((journal_id, order.user_id, "LOCKED", order.locked_asset, amount))
+            for column, value in zip(columns, row, strict=True):
+                column.append(value)
+            for column, value in zip(
+                outbox, (order.market, seq, order_id, encode(command)), strict=True
+            ):
+                column.append(value)
+            for journal_user_bucket_amount in (
+                (journal_id, order.user_id, "AVAILABLE", order.locked_asset, -amount),
+                (journal_id, order.user_id, "LOCKED", order.locked_asset, amount),
+            ):
+                for column, value in zip(entries, journal_user_bucket_amount, strict=True):
+                    column.append(value)
             results[i] = dict(zip(ORDER_COLUMNS, row, strict=True))
 
         await conn.execute(
-            "UPDATE balances b SET available = b.available - d.amount,"
-            " locked = b.locked + d.amount"
-            " FROM unnest($1::bigint[], $2::text[], $3::numeric[]) d(user_id, asset, amount)"
-            " WHERE b.user_id = d.user_id AND b.asset = d.asset",
-            [k[0] for k in deltas],
-            [k[1] for k in deltas],
-            list(deltas.values()),
-        )
-        await conn.execute(
-            "UPDATE markets m SET next_command_seq = m.next_command_seq + u.n"
-            " FROM unnest($1::text[], $2::bigint[]) u(name, n) WHERE m.name = u.name",
-            list(seq_used),
-            list(seq_used.values()),
-        )
-        await conn.copy_records_to_table("orders", records=order_rows, columns=ORDER_COLUMNS)
-        await conn.copy_records_to_table(
-            "journals", records=journal_rows, columns=("id", "kind", "reference")
-        )
-        await conn.copy_records_to_table(
-            "ledger_entries",
-            records=entry_rows,
-            columns=("journal_id", "user_id", "bucket", "asset", "amount"),
-        )
-        await conn.copy_records_to_table(
-            "outbox",
-            records=outbox_rows,
-            columns=("market", "command_seq", "kind", "order_id", "payload"),
-        )
-        await conn.execute("SELECT pg_notify('cex_outbox', '')")
+            _WRITE_BATCH,
+            [k[0] for k in deltas], [k[1] for k in deltas], list(deltas.values()),
+            list(seq_used), list(seq_used.values()),
+            *columns,
+            [r["journal_id"] for r in ids], [f"order:{r['order_id']}" for r in ids],
+            *entries,
+            *outbox,
+        )  # fmt: skip
 
     # ------------------------------------------------------------------ cancelling
 

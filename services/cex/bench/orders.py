@@ -1,0 +1,197 @@
+"""``cex bench orders``: orders accepted per second by the trading API, funds locked.
+
+Runs against the local stack's Postgres (``make up`` or ``cex stack up --infra-only``) in a
+database of its own, created, migrated and seeded for the run and dropped afterwards:
+``users`` users, each funded to place every order it will send. Two modes:
+
+``store``
+    The trading API's order store in this process (validation, group commit, funds
+    locking, outbox), driven by ``concurrency`` concurrent clients: what the database side
+    sustains.
+``http``
+    ``cex serve trading`` as a separate process, driven over HTTP by ``concurrency``
+    concurrent clients from this process (the load generator shares the 2 cores).
+
+Each mode prints one JSON object: ``orders``, ``ops_per_sec``, latency ``p50_ms``,
+``p99_ms``, and the mean group-commit batch size where known.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import yaml
+
+from cex.core.market import MarketConfig
+from cex.infra import registry
+from cex.infra.postgres import create_pool, migrate
+from cex.infra.settings import InfraSettings
+from cex.trading.store import OrderStore
+from cex.trading.validation import OrderRequest, validate
+
+EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
+
+
+def run(orders: int, concurrency: int, users: int, modes: list[str]) -> list[dict[str, Any]]:
+    return asyncio.run(_run(orders, concurrency, users, modes))
+
+
+def describe(result: dict[str, Any]) -> str:
+    return (
+        f"{result['mode']:>6}: {result['ops_per_sec']:>9,.0f} orders/s  "
+        f"p50 {result['p50_ms']:.2f} ms  p99 {result['p99_ms']:.2f} ms  "
+        f"({result['orders']} orders, {result['concurrency']} clients)"
+    )
+
+
+async def _run(orders: int, concurrency: int, users: int, modes: list[str]) -> list[dict[str, Any]]:
+    base_dsn = InfraSettings().postgres_dsn.rsplit("/", 1)[0]
+    results = []
+    for mode in modes:
+        name = f"bench_orders_{uuid.uuid4().hex[:8]}"
+        admin = await asyncpg.connect(f"{base_dsn}/postgres")
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        dsn = f"{base_dsn}/{name}"
+        try:
+            user_ids = await _seed(dsn, users)
+            requests = _requests(user_ids, orders)
+            if mode == "store":
+                results.append(await _bench_store(dsn, requests, concurrency))
+            else:
+                results.append(await _bench_http(dsn, requests, concurrency))
+        finally:
+            await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+            await admin.close()
+    return results
+
+
+async def _seed(dsn: str, users: int) -> list[int]:
+    await migrate(dsn)
+    conn = await asyncpg.connect(dsn)
+    try:
+        for path in sorted(EXAMPLES.glob("*.yaml")):
+            doc = yaml.safe_load(path.read_text())
+            name, spec = doc["metadata"]["name"], doc["spec"]
+            await registry.register_market(conn, MarketConfig.from_spec(name, spec), spec)
+        ids = [
+            r["id"]
+            for r in await conn.fetch(
+                "INSERT INTO users (email) SELECT 'bench' || g || '@example.com'"
+                " FROM generate_series(1, $1) g RETURNING id",
+                users,
+            )
+        ]
+        # Plenty of USDT each (a seeded balance, outside the ledger: the bench measures
+        # order entry, not deposits).
+        await conn.execute(
+            "INSERT INTO balances (user_id, asset, available)"
+            " SELECT unnest($1::bigint[]), 'USDT', 1000000000000000",
+            ids,
+        )
+        return ids
+    finally:
+        await conn.close()
+
+
+def _requests(user_ids: list[int], count: int) -> list[OrderRequest]:
+    return [
+        OrderRequest(
+            user_id=user_ids[i % len(user_ids)],
+            symbol="BTCUSDT",
+            side="BUY",
+            type="LIMIT",
+            newClientOrderId=f"b{i}",
+            timeInForce="GTC",
+            quantity="0.001",
+            price=f"{20000 + i % 1000}",
+        )
+        for i in range(count)
+    ]
+
+
+async def _drive(requests: list[Any], concurrency: int, send: Any) -> tuple[float, list[float]]:
+    latencies: list[float] = []
+    queue = iter(requests)
+
+    async def client() -> None:
+        for request in queue:
+            started = time.perf_counter()
+            await send(request)
+            latencies.append(time.perf_counter() - started)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(client() for _ in range(concurrency)))
+    return time.perf_counter() - started, latencies
+
+
+def _summary(mode: str, elapsed: float, latencies: list[float], concurrency: int) -> dict[str, Any]:
+    latencies.sort()
+    n = len(latencies)
+    return {
+        "bench": "orders",
+        "mode": mode,
+        "orders": n,
+        "concurrency": concurrency,
+        "ops_per_sec": round(n / elapsed, 1),
+        "p50_ms": round(latencies[n // 2] * 1000, 3),
+        "p99_ms": round(latencies[min(n - 1, int(n * 0.99))] * 1000, 3),
+    }
+
+
+async def _bench_store(dsn: str, requests: list[OrderRequest], concurrency: int) -> dict[str, Any]:
+    pool = await create_pool(dsn, max_size=4)
+    store = OrderStore(pool)
+    await store.start()
+    try:
+        config = store.market_for_symbol("BTCUSDT")
+
+        async def send(request: OrderRequest) -> None:
+            await store.place(validate(request, config))
+
+        elapsed, latencies = await _drive(requests, concurrency, send)
+    finally:
+        await store.stop()
+        await pool.close()
+    result = _summary("store", elapsed, latencies, concurrency)
+    result["mean_batch"] = round(sum(store.batch_sizes) / max(1, len(store.batch_sizes)), 1)
+    return result
+
+
+async def _bench_http(dsn: str, requests: list[OrderRequest], concurrency: int) -> dict[str, Any]:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {**os.environ, "CEX_POSTGRES_DSN": dsn, "CEX_TRADING_PORT": str(port)}
+    cex = str(Path(sys.executable).with_name("cex"))
+    server = subprocess.Popen([cex, "serve", "trading"], env=env)  # noqa: ASYNC220
+    try:
+        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", limits=limits) as client:
+            for _ in range(200):
+                try:
+                    if (await client.get("/readyz")).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                await asyncio.sleep(0.1)
+
+            async def send(request: OrderRequest) -> None:
+                response = await client.post("/internal/v1/orders", json=request.__dict__)
+                if response.status_code != 201:
+                    raise RuntimeError(f"order refused: {response.text}")
+
+            elapsed, latencies = await _drive(requests, concurrency, send)
+    finally:
+        server.terminate()
+        server.wait()
+    return _summary("http", elapsed, latencies, concurrency)
