@@ -10,7 +10,7 @@ database of its own, created, migrated and seeded for the run and dropped afterw
     sustains.
 ``http``
     ``cex serve trading`` as a separate process, driven over HTTP by ``concurrency``
-    concurrent clients from this process (the load generator shares the 2 cores).
+    concurrent clients from this process (aiohttp; the load generator shares the cores).
 
 Each mode prints one JSON object: ``orders``, ``ops_per_sec``, latency ``p50_ms``,
 ``p99_ms``, and the mean group-commit batch size where known.
@@ -28,8 +28,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import asyncpg
-import httpx
 import yaml
 
 from cex.core.market import MarketConfig
@@ -175,20 +175,21 @@ async def _bench_http(dsn: str, requests: list[OrderRequest], concurrency: int) 
     cex = str(Path(sys.executable).with_name("cex"))
     server = subprocess.Popen([cex, "serve", "trading"], env=env)  # noqa: ASYNC220
     try:
-        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", limits=limits) as client:
-            for _ in range(200):
+        connector = aiohttp.TCPConnector(limit=concurrency)
+        async with aiohttp.ClientSession(f"http://127.0.0.1:{port}", connector=connector) as http:
+            for _ in range(300):
                 try:
-                    if (await client.get("/readyz")).status_code == 200:
-                        break
-                except httpx.TransportError:
+                    async with http.get("/readyz") as probe:
+                        if probe.status == 200:
+                            break
+                except aiohttp.ClientConnectionError:
                     pass
                 await asyncio.sleep(0.1)
 
             async def send(request: OrderRequest) -> None:
-                response = await client.post("/internal/v1/orders", json=request.__dict__)
-                if response.status_code != 201:
-                    raise RuntimeError(f"order refused: {response.text}")
+                async with http.post("/internal/v1/orders", json=request.__dict__) as response:
+                    if response.status != 201:
+                        raise RuntimeError(f"order refused: {await response.text()}")
 
             elapsed, latencies = await _drive(requests, concurrency, send)
     finally:

@@ -24,5 +24,7 @@ def serve(market: str | None = None) -> None:
         host=settings.trading_host,
         port=settings.trading_port,
         log_level="warning",
+        loop="uvloop",
+        http="httptools",
         access_log=False,
     )
