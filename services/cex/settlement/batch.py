@@ -336,8 +336,10 @@ class Settler:
                 [o.price for o in rows_],
                 [o.quantity for o in rows_],
             )
+        t_orders = time.perf_counter()
         if trade_rows:
             await conn.copy_records_to_table("trades", records=trade_rows, columns=_TRADE_COLUMNS)
+        t_trades = time.perf_counter()
         if journals:
             journal_ids = [
                 r[0]
@@ -374,8 +376,14 @@ class Settler:
         result.applied = len(todo)
         result.trades = len(trade_rows)
         result.journals = len(journals)
-        result.timings = {"lock_read": t1 - t0, "replay": t2 - t1, "balances": t3 - t2,
-                          "write": t4 - t3}  # fmt: skip
+        result.timings = {
+            "db_lock_read": t1 - t0,
+            "replay": t2 - t1,
+            "balances": t3 - t2,
+            "orders_update": t_orders - t3,
+            "trades_copy": t_trades - t_orders,
+            "ledger_copy_progress": t4 - t_trades,
+        }
 
     # ------------------------------------------------------------------ replay
 
