@@ -129,6 +129,21 @@ def stack_install() -> None:
         components.install_all()
 
 
+@bench_app.command("settlement")
+def bench_settlement(
+    trades: Annotated[int, typer.Option("--trades", help="Trades to settle.")] = 100_000,
+    batch: Annotated[int, typer.Option("--batch", help="Most events per batch.")] = 5_000,
+    users: Annotated[int, typer.Option("--users", help="Makers, and as many takers.")] = 1_000,
+    fanout: Annotated[int, typer.Option("--fanout", help="Trades per maker order.")] = 10,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
+) -> None:
+    """Trades settled per second from Kafka into Postgres, batch latency (local stack)."""
+    from cex.bench import settlement as bench
+
+    result = bench.run(trades, batch, users, fanout)
+    typer.echo(json.dumps(result) if as_json else bench.describe(result))
+
+
 @bench_app.command("engine")
 def bench_engine(
     ops: Annotated[int, typer.Option("--ops", help="Operations per workload.")] = 1_000_000,
