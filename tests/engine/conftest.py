@@ -3,6 +3,7 @@ partition 1, so that partition indexing is exercised) and its own Redis prefix."
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -15,8 +16,8 @@ from tests.engine.harness import Topology
 @pytest.fixture
 async def topo(
     stack: StackSettings, new_topic: NewTopicFactory, redis_prefix: str, tmp_path: Path
-) -> Topology:
-    return Topology(
+) -> AsyncIterator[Topology]:
+    topo = Topology(
         bootstrap=stack.kafka_bootstrap,
         redis_url=stack.redis_url,
         orders=await new_topic("orders", partitions=2),
@@ -30,3 +31,6 @@ async def topo(
             "CEX_ENGINE_SNAPSHOT_INTERVAL_S": "1",
         },
     )
+    yield topo
+    for process in topo.processes:  # a failed test may leave one running
+        process.kill()

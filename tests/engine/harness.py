@@ -50,6 +50,7 @@ class Topology:
     partition: int
     log_dir: Path
     engine_env: dict[str, str] = field(default_factory=dict)
+    processes: list[EngineProcess] = field(default_factory=list)
 
     @property
     def tp_orders(self) -> TopicPartition:
@@ -71,6 +72,7 @@ class EngineProcess:
 
     def __init__(self, topo: Topology, **env: str) -> None:
         EngineProcess.count += 1
+        topo.processes.append(self)
         self.port = free_port()
         self.log = topo.log_dir / f"engine-{EngineProcess.count}.log"
         environment = {
