@@ -21,8 +21,8 @@ from cex.core.engine import MatchingEngine
 from cex.core.events import Event, decode_command, encode
 from cex.infra import accounts, registry
 from cex.infra.postgres import create_pool
+from cex.infra.service import WorkerContext
 from cex.infra.settings import InfraSettings
-from cex.settlement.runtime import WorkerContext
 from cex.settlement.service import SettlementSettings, SettlementWorker
 from cex.trading.store import OrderStore
 from cex.trading.validation import OrderRequest, validate

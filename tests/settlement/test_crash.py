@@ -16,7 +16,7 @@ import pytest
 from cex.audit.check import run as audit
 from cex.core.events import TradeExecuted
 from cex.core.ledger import balance_deltas, journal_for
-from tests.conftest import NewTopicFactory
+from tests.fixtures import NewTopicFactory
 from tests.settlement.harness import Exchange, exchange
 
 BTC = 100_000_000
@@ -45,7 +45,7 @@ def _start(ex: Exchange) -> subprocess.Popen[bytes]:
         "CEX_KAFKA_BOOTSTRAP": ex.bootstrap,
         "CEX_EXECUTIONS_TOPIC": ex.topic,
         "CEX_SETTLEMENT_BATCH_MAX": "40",
-        "CEX_SETTLEMENT_METRICS_PORT": str(_free_port()),
+        "CEX_METRICS_PORT": str(_free_port()),
     }
     cex = os.path.join(os.path.dirname(sys.executable), "cex")
     return subprocess.Popen(

@@ -12,7 +12,7 @@ import pytest
 
 from cex.audit.check import run as audit
 from cex.core.events import TradeExecuted
-from tests.conftest import NewTopicFactory
+from tests.fixtures import NewTopicFactory
 from tests.settlement.harness import Exchange, exchange
 
 BTC = 100_000_000  # satoshi per BTC

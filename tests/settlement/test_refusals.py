@@ -21,7 +21,7 @@ from cex.core.events import (
 )
 from cex.settlement.batch import Delivered, Settler, load_fee_user, load_markets
 from cex.settlement.errors import InconsistentEvent, SequenceGap, UnknownOrder
-from tests.conftest import NewTopicFactory
+from tests.fixtures import NewTopicFactory
 from tests.settlement.harness import Exchange, exchange
 
 BTC = 100_000_000

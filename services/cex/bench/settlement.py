@@ -35,8 +35,8 @@ from cex.core.events import OrderCreate, OrderType, Side, StpMode, TimeInForce, 
 from cex.core.market import MarketConfig
 from cex.infra import registry
 from cex.infra.postgres import migrate
+from cex.infra.service import WorkerContext
 from cex.infra.settings import InfraSettings
-from cex.settlement.runtime import WorkerContext
 from cex.settlement.service import SettlementSettings, SettlementWorker
 
 SPEC: dict[str, Any] = {

@@ -13,8 +13,8 @@
   get their partition assigned.
 
 Configuration: the shared ``CEX_*`` settings (``InfraSettings``) plus ``CEX_SETTLEMENT_*``
-(:class:`SettlementSettings`). Metrics, ``/healthz`` and ``/readyz`` on
-``CEX_SETTLEMENT_METRICS_PORT``.
+(:class:`SettlementSettings`). Metrics, ``/healthz`` and ``/readyz`` through the shared
+worker runtime (``cex.infra.service``) on ``CEX_METRICS_PORT``.
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import sys
 import time
 
 import asyncpg
@@ -31,11 +30,11 @@ from prometheus_client import Counter, Gauge, Histogram
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from cex.core.events import TradeExecuted, decode_event
+from cex.infra.service import WorkerContext, metrics_port, run_worker
 from cex.infra.settings import InfraSettings
 from cex.settlement.batch import BatchResult, Delivered, MarketInfo, Settler, load_fee_user
 from cex.settlement.batch import load_markets as load_registry
 from cex.settlement.errors import RetryableSettlementError
-from cex.settlement.runtime import WorkerContext, run
 
 log = logging.getLogger("cex.settlement")
 
@@ -232,9 +231,8 @@ class SettlementWorker:
 
 
 def serve(market: str | None) -> None:
-    """Entry point of ``cex serve settlement``."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    logging.getLogger("aiokafka").setLevel(logging.WARNING)
+    """Entry point of ``cex serve settlement``: probes and metrics on ``CEX_METRICS_PORT``
+    (else ``CEX_SETTLEMENT_METRICS_PORT``), JSON logs, graceful stop on SIGTERM."""
     settings = SettlementSettings()
     worker = SettlementWorker(settings=settings, market=market)
-    sys.exit(asyncio.run(run("settlement", worker.run, port=settings.metrics_port)))
+    run_worker("settlement", worker.run, port=metrics_port(default=settings.metrics_port))
