@@ -137,7 +137,7 @@ async def _read_until(
             got = await consumer.getmany(tp, timeout_ms=200, max_records=20000)
             now = time.time()
             for record in got.get(tp, []):
-                event = decode_event(record.value)  # type: ignore[arg-type]
+                event = decode_event(record.value)
                 first_seen.setdefault(event.offset, now)
                 if event.offset >= last_offset:
                     return time.perf_counter()
