@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from cex.stack.settings import StackSettings
-from tests.conftest import NewTopicFactory
 from tests.engine.harness import Topology
+from tests.fixtures import NewTopicFactory
 
 
 @pytest.fixture

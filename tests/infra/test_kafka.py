@@ -8,7 +8,7 @@ import uuid
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from tests.conftest import NewTopicFactory
+from tests.fixtures import NewTopicFactory
 
 
 async def _read_all(bootstrap: str, topic: str, isolation_level: str) -> list[bytes]:

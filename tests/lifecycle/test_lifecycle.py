@@ -14,7 +14,7 @@ from cex.infra.settings import InfraSettings
 from cex.lifecycle.service import expire_stale_pending, send_due_expiries
 from cex.trading.store import OrderStore
 from cex.trading.validation import OrderRequest, validate
-from tests.conftest import NewTopicFactory
+from tests.fixtures import NewTopicFactory
 
 USDT = 1_000_000
 NOW = 1_700_000_000_000

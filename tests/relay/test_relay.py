@@ -24,7 +24,7 @@ from cex.infra.settings import InfraSettings
 from cex.relay.service import run_relay
 from cex.trading.store import OrderStore
 from cex.trading.validation import OrderRequest, validate
-from tests.conftest import NewTopicFactory
+from tests.fixtures import NewTopicFactory
 
 USDT = 1_000_000
 

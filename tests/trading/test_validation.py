@@ -9,7 +9,7 @@ from cex.core.events import OrderType, Side, TimeInForce
 from cex.core.market import MarketConfig
 from cex.trading.errors import TradingError
 from cex.trading.validation import LOCK_ALL_AVAILABLE, OrderRequest, validate
-from tests.conftest import example_specs
+from tests.fixtures import example_specs
 
 BTC = MarketConfig.from_spec("btc-usdt", example_specs()["btc-usdt"])  # tick 0.1, lot 0.00001
 

@@ -1,6 +1,7 @@
 """The services `cex stack up` runs beside the infrastructure, as supervisord programs.
 
-Each later service adds its programs and endpoints here (one `cex serve …` process each).
+Shared services, one `cex serve …` process each: the trading API on `TRADING_PORT`, and the
+relay, settlement and lifecycle workers with their probes and metrics on `WORKER_PORTS`.
 
 Matching engines: one program ``engine-<market>`` per example market (``examples/*.yaml``).
 Each market is provisioned first by :func:`cex.infra.provisioning.provision_market`, the
@@ -25,6 +26,8 @@ from cex.stack.settings import StackSettings
 
 #: First probe/metrics port of the engines (far from the components' defaults).
 ENGINE_BASE_PORT = 19400
+TRADING_PORT = 18100
+WORKER_PORTS = {"relay": 18101, "settlement": 18102, "lifecycle": 18103}
 
 
 def _infra(settings: StackSettings) -> InfraSettings:
@@ -33,6 +36,46 @@ def _infra(settings: StackSettings) -> InfraSettings:
         postgres_dsn=settings.postgres_dsn,
         redis_url=settings.redis_url,
     )
+
+
+def _env(settings: StackSettings, **extra: str) -> dict[str, str]:
+    infra = _infra(settings)
+    return {
+        "CEX_ENVIRONMENT": "dev",
+        "CEX_KAFKA_BOOTSTRAP": infra.kafka_bootstrap,
+        "CEX_POSTGRES_DSN": infra.postgres_dsn,
+        "CEX_REDIS_URL": infra.redis_url,
+        "CEX_HTTP_HOST": settings.host,
+        **extra,
+    }
+
+
+def shared_programs(settings: StackSettings) -> tuple[list[Program], dict[str, str]]:
+    cex = str(Path(sys.executable).with_name("cex"))
+    host = settings.host
+    programs = [
+        Program(
+            "trading",
+            [cex, "serve", "trading"],
+            stop_wait_s=20,
+            environment=_env(settings, CEX_TRADING_HOST=host, CEX_TRADING_PORT=str(TRADING_PORT)),
+        )
+    ]
+    endpoints = {
+        "trading": f"http://{host}:{TRADING_PORT}",
+        "trading-metrics": f"http://{host}:{TRADING_PORT}/metrics",
+    }
+    for name, port in WORKER_PORTS.items():
+        programs.append(
+            Program(
+                name,
+                [cex, "serve", name],
+                stop_wait_s=30,
+                environment=_env(settings, CEX_METRICS_PORT=str(port)),
+            )
+        )
+        endpoints[f"{name}-metrics"] = f"http://{host}:{port}/metrics"
+    return programs, endpoints
 
 
 async def _provision(infra: InfraSettings, markets: dict[str, Path]) -> dict[str, int]:
@@ -62,14 +105,12 @@ def engine_programs(settings: StackSettings) -> tuple[list[Program], dict[str, s
                 f"engine-{name}",
                 [cex, "serve", "engine", "--market", name],
                 stop_wait_s=30,
-                environment={
-                    "CEX_MARKET_FILE": str(path),
-                    "CEX_MARKET_PARTITION": str(partitions[name]),
-                    "CEX_METRICS_PORT": str(port),
-                    "CEX_KAFKA_BOOTSTRAP": infra.kafka_bootstrap,
-                    "CEX_POSTGRES_DSN": infra.postgres_dsn,
-                    "CEX_REDIS_URL": infra.redis_url,
-                },
+                environment=_env(
+                    settings,
+                    CEX_MARKET_FILE=str(path),
+                    CEX_MARKET_PARTITION=str(partitions[name]),
+                    CEX_METRICS_PORT=str(port),
+                ),
             )
         )
         endpoints[f"engine-{name}"] = f"http://{settings.host}:{port}/metrics"
@@ -79,4 +120,5 @@ def engine_programs(settings: StackSettings) -> tuple[list[Program], dict[str, s
 def programs(settings: StackSettings) -> tuple[list[Program], dict[str, str]]:
     """The service programs to run and the endpoints they expose (name → address)."""
     engines, engine_endpoints = engine_programs(settings)
-    return engines, engine_endpoints
+    shared, shared_endpoints = shared_programs(settings)
+    return shared + engines, shared_endpoints | engine_endpoints
