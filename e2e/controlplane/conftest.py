@@ -1,7 +1,8 @@
 """Fixtures for tests on the local Kubernetes control plane.
 
 `control_plane` (session) reuses a running control plane or starts one with
-scripts/cluster/install.sh and up.sh, and at the end stops it only if it started it.
+scripts/cluster/install.sh and up.sh; at the end it stops one that a test session started,
+once no other test session still uses it (see kube.py).
 `market_crd` (session) applies crds/market.yaml and waits until it is served.
 `namespace` gives each test a namespace of its own, deleted afterwards.
 """
@@ -34,7 +35,7 @@ def control_plane() -> Iterator[ControlPlane]:
     try:
         yield cp
     finally:
-        cp.stop()
+        cp.release()
 
 
 @pytest.fixture(scope="session")

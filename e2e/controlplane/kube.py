@@ -1,17 +1,22 @@
 """Start, reuse and drive the local control plane of scripts/cluster/ from tests.
 
 `ControlPlane.ensure()` reuses a control plane that is already running (for example after
-`make cluster-up`) or starts one with the repository's scripts, remembering which, so that the
-caller stops only what it started. Every call goes through the version-matched `kubectl`
-built by scripts/cluster/install.sh, exactly as a user would type it.
+`make cluster-up`) or starts one with the repository's scripts. Several test sessions may
+share the work tree, so each registers itself under .cex/cluster/run/test-sessions/ and
+`release()` stops the control plane only when the last session leaves and only if a test
+session started it; one started by hand is never stopped by tests. Every call goes through
+the version-matched `kubectl` built by scripts/cluster/install.sh, as a user would type it.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import subprocess
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,7 +41,7 @@ def _script_settings() -> dict[str, str]:
         [
             "bash",
             "-c",
-            'source "$1"; printf "%s\\n" "$CEX_K8S_BIN" "$KUBECONFIG_CEX"',
+            'source "$1"; printf "%s\\n" "$CEX_K8S_BIN" "$KUBECONFIG_CEX" "$CEX_CLUSTER_DIR"',
             "settings",
             str(SCRIPTS / "lib.sh"),
         ],
@@ -44,7 +49,7 @@ def _script_settings() -> dict[str, str]:
         capture_output=True,
         text=True,
     ).stdout.splitlines()
-    return {"bin_dir": out[0], "kubeconfig": out[1]}
+    return {"bin_dir": out[0], "kubeconfig": out[1], "cluster_dir": out[2]}
 
 
 def _run_script(name: str, *args: str) -> None:
@@ -57,31 +62,73 @@ def _run_script(name: str, *args: str) -> None:
         )
 
 
+def _running() -> bool:
+    status = subprocess.run([str(SCRIPTS / "status.sh")], capture_output=True, cwd=REPO_ROOT)
+    return status.returncode == 0
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@contextmanager
+def _sessions_lock(run_dir: Path) -> Iterator[Path]:
+    """Hold the test sessions' lock; yield the directory of registered sessions."""
+    sessions = run_dir / "test-sessions"
+    sessions.mkdir(parents=True, exist_ok=True)
+    with (run_dir / "test-sessions.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield sessions
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 @dataclass
 class ControlPlane:
     bin_dir: Path
     kubeconfig: Path
-    started_here: bool = False
+    run_dir: Path
 
     @classmethod
     def ensure(cls) -> ControlPlane:
         """Reuse the running control plane, or install (cached) and start one."""
         settings = _script_settings()
-        started = False
-        running = subprocess.run(
-            [str(SCRIPTS / "status.sh")], capture_output=True, text=True, cwd=REPO_ROOT
-        )
-        if running.returncode != 0:
-            _run_script("install.sh")
-            _run_script("up.sh")
-            started = True
-        return cls(Path(settings["bin_dir"]), Path(settings["kubeconfig"]), started)
+        run_dir = Path(settings["cluster_dir"]) / "run"
+        started_by_tests = run_dir / "started-by-tests"
+        with _sessions_lock(run_dir) as sessions:
+            if not _running():
+                _run_script("install.sh")
+                started_by_tests.touch()
+                try:
+                    _run_script("up.sh")
+                except BaseException:
+                    _run_script("down.sh")
+                    started_by_tests.unlink(missing_ok=True)
+                    raise
+            (sessions / str(os.getpid())).touch()
+        return cls(Path(settings["bin_dir"]), Path(settings["kubeconfig"]), run_dir)
 
-    def stop(self) -> None:
-        """Stop the control plane if this object started it."""
-        if self.started_here:
-            _run_script("down.sh")
-            self.started_here = False
+    def release(self) -> None:
+        """Leave; the last session out stops a control plane that tests started."""
+        started_by_tests = self.run_dir / "started-by-tests"
+        with _sessions_lock(self.run_dir) as sessions:
+            (sessions / str(os.getpid())).unlink(missing_ok=True)
+            others = []
+            for entry in sessions.iterdir():
+                if entry.name.isdigit() and _alive(int(entry.name)):
+                    others.append(entry)
+                else:  # a session that died without leaving
+                    entry.unlink(missing_ok=True)
+            if not others and started_by_tests.exists():
+                _run_script("down.sh")
+                started_by_tests.unlink(missing_ok=True)
 
     def kubectl(
         self,

@@ -19,9 +19,9 @@ for arg in "$@"; do
   esac
 done
 
-stop_pid() { # name pid
+# wait_gone NAME PID: wait for a signalled process to exit; SIGKILL it after 10s.
+wait_gone() {
   local name="$1" pid="$2" i
-  kill -TERM "${pid}" 2>/dev/null || return 0
   for ((i = 0; i < 100; i++)); do
     kill -0 "${pid}" 2>/dev/null || return 0
     sleep 0.1
@@ -35,23 +35,47 @@ stop_pid() { # name pid
   die "${name}: pid ${pid} survived SIGKILL"
 }
 
-failed=false
-for ((idx = ${#CEX_COMPONENTS[@]} - 1; idx >= 0; idx--)); do
-  name="${CEX_COMPONENTS[idx]}"
-  if pid="$(component_pid "${name}")"; then
-    log "${name}: stopping (pid ${pid})"
-    stop_pid "${name}" "${pid}"
-  fi
-  rm -f "$(pid_file "${name}")"
-  # A component whose pid file was lost is still ours if its command line points into our
-  # runtime directory; anything else on the port is reported, never killed.
-  for port in $(component_ports "${name}"); do
-    for pid in $(port_pids "${port}"); do
-      if is_our_process "${pid}"; then
-        log "${name}: stopping untracked pid ${pid} on port ${port}"
-        stop_pid "${name}" "${pid}"
-      fi
+# stop_group NAME...: SIGTERM the components together, then wait for each. A component whose
+# pid file was lost is still ours if its command line points into our runtime directory
+# (is_our_process); anything else listening on one of our ports is reported, never killed.
+stop_group() {
+  local name pid port
+  local names=() pids=()
+  for name in "$@"; do
+    if pid="$(component_pid "${name}")"; then
+      names+=("${name}") && pids+=("${pid}")
+    fi
+    for port in $(component_ports "${name}"); do
+      for pid in $(port_pids "${port}"); do
+        if is_our_process "${pid}" && [[ " ${pids[*]} " != *" ${pid} "* ]]; then
+          log "${name}: found untracked pid ${pid} on port ${port}"
+          names+=("${name}") && pids+=("${pid}")
+        fi
+      done
     done
+  done
+  local i
+  for i in "${!pids[@]}"; do
+    log "${names[i]}: stopping (pid ${pids[i]})"
+    kill -TERM "${pids[i]}" 2>/dev/null || true
+  done
+  for i in "${!pids[@]}"; do
+    wait_gone "${names[i]}" "${pids[i]}"
+  done
+  for name in "$@"; do
+    rm -f "$(pid_file "${name}")"
+  done
+}
+
+lock_scripts
+# Clients of the API server first (together), then the API server, then etcd.
+stop_group kwok kube-scheduler kube-controller-manager
+stop_group kube-apiserver
+stop_group etcd
+
+failed=false
+for name in "${CEX_COMPONENTS[@]}"; do
+  for port in $(component_ports "${name}"); do
     if port_in_use "${port}"; then
       log "port ${port} (${name}) is still in use by $(port_owner "${port}" || echo 'an unknown process')"
       failed=true

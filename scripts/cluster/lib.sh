@@ -97,3 +97,12 @@ etcd_bin() {
 }
 
 export KUBECONFIG_CEX="${CEX_CLUSTER_DIR}/kubeconfig"
+
+# Serialise up.sh and down.sh: several people and test sessions share one work tree.
+lock_scripts() {
+  mkdir -p "${CEX_CLUSTER_DIR}/run"
+  exec 9>"${CEX_CLUSTER_DIR}/run/scripts.lock"
+  if ! flock -w 300 9; then
+    die "another up.sh/down.sh still holds ${CEX_CLUSTER_DIR}/run/scripts.lock after 300s"
+  fi
+}

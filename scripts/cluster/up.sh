@@ -112,17 +112,31 @@ EOF
 
 # --- process handling --------------------------------------------------------------------
 
-fail_component() { # name message
+fail_component() { # name message [show-log]
   local lf
   lf="$(log_file "$1")"
   {
     printf '[cluster] ERROR: %s\n' "$2"
-    if [[ -s "${lf}" ]]; then
+    if [[ "${3:-true}" == true && -s "${lf}" ]]; then
       printf '[cluster] last lines of %s:\n' "${lf}"
       tail -n 25 "${lf}" | sed 's/^/    /'
     fi
+    printf '[cluster] components started before this error (if any) keep running; scripts/cluster/down.sh stops them\n'
   } >&2
   exit 1
+}
+
+# Fail before starting anything if a port of a component that is not running is taken.
+check_ports() {
+  local name port
+  for name in "${CEX_COMPONENTS[@]}"; do
+    component_pid "${name}" >/dev/null && continue
+    for port in $(component_ports "${name}"); do
+      if port_in_use "${port}"; then
+        fail_component "${name}" "port ${port} needed by ${name} is taken by $(port_owner "${port}" || echo 'another process'); stop it or choose other ports with the CEX_*_PORT variables (scripts/cluster/lib.sh)" false
+      fi
+    done
+  done
 }
 
 # start NAME CMD...: run detached in its own session, record its pid.
@@ -134,19 +148,14 @@ start() {
     log "${name}: already running (pid ${pid})"
     return
   fi
-  local port
-  for port in $(component_ports "${name}"); do
-    if port_in_use "${port}"; then
-      fail_component "${name}" "port ${port} needed by ${name} is taken by $(port_owner "${port}" || echo 'another process'); stop it or set the CEX_*_PORT variables (scripts/cluster/lib.sh)"
-    fi
-  done
   log "${name}: starting"
   local lf
   lf="$(log_file "${name}")"
   [[ -f "${lf}" ]] && mv -f "${lf}" "${lf}.prev"
   # Without job control the background shell is not a process group leader, so setsid runs
   # the command in a new session without forking and $! is the component's own pid.
-  setsid nohup "$@" >"${lf}" 2>&1 </dev/null &
+  # fd 9 holds the scripts lock (lock_scripts); the component must not inherit it.
+  setsid nohup "$@" >"${lf}" 2>&1 </dev/null 9>&- &
   echo $! >"$(pid_file "${name}")"
 }
 
@@ -316,6 +325,8 @@ default_service_account() { "${KUBECTL}" -n default get serviceaccount default; 
 # --- main --------------------------------------------------------------------------------
 
 started_at=${SECONDS}
+lock_scripts
+check_ports
 make_pki
 write_kubeconfig admin "${KUBECONFIG_CEX}"
 export KUBECONFIG="${KUBECONFIG_CEX}"
