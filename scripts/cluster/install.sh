@@ -85,15 +85,17 @@ build_kubernetes() {
   "${CEX_K8S_BIN}/kube-apiserver" --version >&2
 }
 
-go_install() { # name package version
-  local name="$1" pkg="$2" version="$3"
-  if stamp_ok "${name}" "${version}"; then
+go_install() { # name package version [extra ldflags]
+  local name="$1" pkg="$2" version="$3" ldflags="-s -w ${4:-}"
+  # The stamp records the flags too, so a changed recipe rebuilds.
+  local id="${version} $(echo "${ldflags}" | cksum | cut -d' ' -f1)"
+  if stamp_ok "${name}" "${id}"; then
     log "${name} ${version}: cached"
     return
   fi
   log "${name} ${version}: building"
-  GOBIN="${CEX_K8S_BIN}" go install -trimpath -ldflags "-s -w" "${pkg}@${version}"
-  stamp "${name}" "${version}"
+  GOBIN="${CEX_K8S_BIN}" go install -trimpath -ldflags "${ldflags}" "${pkg}@${version}"
+  stamp "${name}" "${id}"
 }
 
 install_etcd() {
@@ -120,5 +122,7 @@ install_etcd() {
 install_etcd
 build_kubernetes
 go_install kwok sigs.k8s.io/kwok/cmd/kwok "${KWOK_VERSION}"
-go_install helm helm.sh/helm/v3/cmd/helm "${HELM_VERSION}"
+# Without these helm reports only its minor version.
+go_install helm helm.sh/helm/v3/cmd/helm "${HELM_VERSION}" \
+  "-X helm.sh/helm/v3/internal/version.version=${HELM_VERSION} -X helm.sh/helm/v3/internal/version.gitTreeState=clean"
 log "binaries in ${CEX_K8S_BIN}"
