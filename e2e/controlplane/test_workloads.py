@@ -4,6 +4,7 @@ them Running and Ready, and deleting the StatefulSet garbage-collects its pod.""
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from .kube import ControlPlane, wait_until
@@ -88,6 +89,7 @@ def test_statefulset_pod_becomes_running_and_ready(
 
 def test_namespace_deletion_finishes(control_plane: ControlPlane) -> None:
     """Needs the namespace controller of kube-controller-manager."""
-    control_plane.kubectl("create", "namespace", "e2e-doomed")
-    control_plane.apply_obj(headless_service("svc"), "-n", "e2e-doomed")
-    control_plane.kubectl("delete", "namespace", "e2e-doomed", "--wait=true", "--timeout=90s")
+    name = f"e2e-doomed-{uuid.uuid4().hex[:8]}"
+    control_plane.kubectl("create", "namespace", name)
+    control_plane.apply_obj(headless_service("svc"), "-n", name)
+    control_plane.kubectl("delete", "namespace", name, "--wait=true", "--timeout=90s")
