@@ -141,9 +141,12 @@ class Reference:
                     return True
                 if t.stp is StpMode.EXPIRE_TAKER:
                     return True
-                # DECREMENT
+                # DECREMENT: the prevented quantity leaves both orders, the maker's funds too
                 m.remaining -= q
+                m.quantity -= q
+                m.locked -= m.price * q * self.k if m.side is Side.BUY else q * self.b
                 t.remaining -= q
+                t.quantity -= q
                 if m.remaining == 0:
                     self.book.remove(m)
                 if t.remaining == 0:
@@ -156,9 +159,11 @@ class Reference:
             quote, base = m.price * q * self.k, q * self.b
             if t.side is Side.BUY:
                 t.locked -= quote
+                m.locked -= base
                 fees = (_fee(quote, self.maker_ppm), _fee(base, self.taker_ppm))
             else:
                 t.locked -= base
+                m.locked -= quote
                 fees = (_fee(base, self.maker_ppm), _fee(quote, self.taker_ppm))
             self.trades.append((m.price, q, m.id, t.id, *fees))
             t.remaining -= q

@@ -24,10 +24,10 @@ from .expect import (
     updated,
 )
 from .helpers import (
-    B,
     BUY,
     SELL,
     SYMBOL,
+    B,
     Harness,
     amend,
     cancel,

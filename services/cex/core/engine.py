@@ -831,12 +831,15 @@ class MatchingEngine:
                                     spent = True
                                     stop_all = True
                                     break
+                        # The prevented quantity leaves both orders for good.
                         maker.remaining -= prevented
+                        maker.quantity -= prevented
                         level_qty -= prevented
                         if budget is not None:
                             budget -= best * prevented * k
                         else:
                             remaining -= prevented
+                            o.quantity -= prevented
                         if maker.remaining == 0:
                             done.append(maker)
                             self._seq = seq
@@ -940,7 +943,8 @@ class MatchingEngine:
                         )
                     )  # fmt: skip
                 last = best
-                if remaining == 0:
+                if remaining == 0 or maker.remaining:
+                    # Done, or capped by its funds: look at this maker again (not the next).
                     break
             # Apply the level's changes after iterating over it.
             for maker in done:
