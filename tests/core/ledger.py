@@ -75,13 +75,16 @@ class Ledger:
             if t.taker_side is Side.BUY
             else (t.maker_order_id, t.taker_order_id)
         )
-        assert self.side[buyer] is Side.BUY and self.side[seller] is Side.SELL
+        assert self.side[buyer] is Side.BUY
+        assert self.side[seller] is Side.SELL
         self.locked[buyer] -= t.quote_amount
         self.locked[seller] -= t.base_amount
-        assert self.locked[buyer] >= 0 and self.locked[seller] >= 0, "spent more than locked"
+        assert self.locked[buyer] >= 0, "spent more than locked"
+        assert self.locked[seller] >= 0, "spent more than locked"
         for oid in (buyer, seller):
             self.filled[oid] += t.qty
-        assert 0 <= t.buyer_fee <= t.base_amount and 0 <= t.seller_fee <= t.quote_amount
+        assert 0 <= t.buyer_fee <= t.base_amount
+        assert 0 <= t.seller_fee <= t.quote_amount
 
     def _order(self, e: OrderEvent, command: Command) -> None:
         oid = e.order_id
@@ -93,11 +96,13 @@ class Ledger:
         added = e.locked_added if isinstance(e, OrderUpdated) else 0
         expected = self.locked[oid] + added - e.released
         assert e.locked_remaining == expected, ("locked funds not conserved", e, expected)
-        assert e.released >= 0 and e.locked_remaining >= 0
+        assert e.released >= 0
+        assert e.locked_remaining >= 0
         self.locked[oid] = expected
         assert e.filled_qty == self.filled[oid], "filled_qty must be the sum of its trades"
         if new in TERMINAL:
-            assert e.locked_remaining == 0 and e.remaining_qty == 0
+            assert e.locked_remaining == 0
+            assert e.remaining_qty == 0
         else:
             assert e.remaining_qty > 0
         if isinstance(e, OrderUpdated) and e.cause == "AMEND":

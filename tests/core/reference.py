@@ -101,8 +101,9 @@ class Reference:
         if self._find(c.order_id) is not None:
             return  # duplicate id: refused
         assert c.quantity is not None
+        post_only = c.type is OrderType.LIMIT_MAKER
         o = Order(c.order_id, c.user_id, c.client_order_id, c.side, c.price, c.quantity,
-                  c.quantity, c.locked, c.stp_mode, 0, post_only=c.type is OrderType.LIMIT_MAKER)  # fmt: skip
+                  c.quantity, c.locked, c.stp_mode, 0, post_only=post_only)  # fmt: skip
         if c.type is OrderType.LIMIT_MAKER and self._makers(o):
             return  # post-only would take
         if c.time_in_force is TimeInForce.FOK and not self._fok_fillable(o):

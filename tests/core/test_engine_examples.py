@@ -366,7 +366,7 @@ def test_stp_decrement_smaller_taker_expires(h: Harness) -> None:
             locked=2 * B,
             released=3 * B,
             cause="STP_DECREMENT",
-        ),  # fmt: skip
+        ),
         delta(4, SELL, 100, 2),
         expired(5, 2, BUY, released=3000, reason="STP"),
     ]
@@ -488,7 +488,7 @@ def test_amend_quantity_increase_needs_more_locked_funds(h: Harness) -> None:
             released=500,
             cause="AMEND",
             added=1500,
-        ),  # fmt: skip
+        ),
         delta(7, BUY, 100, 1),
         delta(8, BUY, 100, 4),
     ]

@@ -36,7 +36,7 @@ EVENTS: list[ev.Event] = [
         ev.UpdateCause.TRADE,
         10,
         0,
-    ),  # fmt: skip
+    ),
     ev.OrderCancelled(
         "BTCUSDT", 3, 7, 9, 1, 2, SELL, ev.OrderStatus.CANCELED, 0, 0, 0, 5, ev.CancelReason.USER
     ),
@@ -57,7 +57,7 @@ EVENTS: list[ev.Event] = [
         0,
         5,
         ev.RejectReason.OFF_GRID,
-    ),  # fmt: skip
+    ),
     ev.CommandRejected(
         "BTCUSDT", 6, 7, 9, ev.CommandKind.ORDER_AMEND, ev.RejectReason.UNKNOWN_ORDER, 1, 2, 3
     ),

@@ -57,9 +57,9 @@ def test_parse_units_refuses(text: str, error: type[AmountError]) -> None:
 def test_parse_units_bounds_and_zero() -> None:
     assert parse_units("0", TICK, field="fee", allow_zero=True) == 0
     assert parse_units("2", TICK, field="q", minimum=200, maximum=200) == 200
-    with pytest.raises(AmountOutOfBounds, match="below the minimum 1.00"):
+    with pytest.raises(AmountOutOfBounds, match=r"below the minimum 1\.00"):
         parse_units("0.5", TICK, field="q", minimum=100)
-    with pytest.raises(AmountOutOfBounds, match="above the maximum 1.00"):
+    with pytest.raises(AmountOutOfBounds, match=r"above the maximum 1\.00"):
         parse_units("1.01", TICK, field="q", maximum=100)
 
 

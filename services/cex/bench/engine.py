@@ -105,9 +105,11 @@ class _Generator:
                 elif entry is not None:
                     entry[2] = ev.price
                     entry[3] = ev.filled_qty + ev.remaining_qty
-            elif isinstance(ev, OrderCancelled | OrderExpired | OrderRejected):
-                if ev.order_id in self.open:
-                    self._drop(ev.order_id)
+            elif (
+                isinstance(ev, OrderCancelled | OrderExpired | OrderRejected)
+                and ev.order_id in self.open
+            ):
+                self._drop(ev.order_id)
 
     def _add(self, oid: int, entry: list[Any]) -> None:
         self.open[oid] = entry
