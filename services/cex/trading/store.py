@@ -99,6 +99,7 @@ class OrderStore:
         *,
         clock_ms: Callable[[], int] = wall_clock_ms,
         max_batch: int = 500,
+        workers: int = 3,
     ) -> None:
         self.pool = pool
         self.clock_ms = clock_ms
@@ -106,7 +107,8 @@ class OrderStore:
         self.markets: dict[str, registry.RegisteredMarket] = {}
         self.by_symbol: dict[str, registry.RegisteredMarket] = {}
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
-        self._worker: asyncio.Task[None] | None = None
+        self._worker_count = workers
+        self._workers: list[asyncio.Task[None]] = []
         self.batches = 0
         self.batch_sizes: list[int] = []
 
@@ -114,13 +116,19 @@ class OrderStore:
 
     async def start(self) -> None:
         await self.refresh_markets()
-        self._worker = asyncio.create_task(self._run(), name="order-batches")
+        # A few batches in flight at once: one is prepared while another waits for the
+        # database. They lock rows in the same order, so they wait, never deadlock.
+        self._workers = [
+            asyncio.create_task(self._run(), name=f"order-batches-{i}")
+            for i in range(self._worker_count)
+        ]
 
     async def stop(self) -> None:
-        if self._worker:
-            self._worker.cancel()
+        for worker in self._workers:
+            worker.cancel()
+        for worker in self._workers:
             with contextlib.suppress(asyncio.CancelledError):
-                await self._worker
+                await worker
 
     async def refresh_markets(self) -> None:
         markets = await registry.load_markets(self.pool)
