@@ -14,7 +14,6 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
-from pydantic import BaseModel, Field
 
 from cex.core.market import MarketConfig
 from cex.infra.postgres import create_pool
@@ -36,21 +35,6 @@ def get_store(request: Request) -> OrderStore:
 
 
 Store = Annotated[OrderStore, Depends(get_store)]
-
-
-class NewOrder(BaseModel):
-    user_id: int = Field(gt=0)
-    symbol: str
-    side: str
-    type: str
-    newClientOrderId: str
-    timeInForce: str | None = None
-    quantity: str | None = None
-    quoteOrderQty: str | None = None
-    price: str | None = None
-    stopPrice: str | None = None
-    goodTillDate: int | None = None
-    selfTradePreventionMode: str | None = None
 
 
 def create_app(settings: InfraSettings | None = None, store: OrderStore | None = None) -> FastAPI:
@@ -88,11 +72,11 @@ def create_app(settings: InfraSettings | None = None, store: OrderStore | None =
         return JSONResponse({"code": error.code, "msg": error.msg}, status_code=400)
 
     @app.post("/internal/v1/orders", status_code=201)
-    async def place_order(body: NewOrder, store: Store) -> dict[str, Any]:
+    async def place_order(body: OrderRequest, store: Store) -> dict[str, Any]:
         with LATENCY.time():
             try:
                 config = store.market_for_symbol(body.symbol)
-                order = validate(OrderRequest(**body.model_dump()), config)
+                order = validate(body, config)
                 row = await store.place(order)
             except errors.TradingError:
                 ORDERS.labels("rejected").inc()

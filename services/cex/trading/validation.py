@@ -84,6 +84,8 @@ _TIFS = {
 
 def validate(request: OrderRequest, config: MarketConfig) -> ValidOrder:
     """The checked order, or a TradingError saying exactly what is wrong."""
+    if request.user_id <= 0:
+        raise errors.illegal_value("user_id")
     side = _enum(Side, request.side, "side", -1117)
     order_type = _enum(OrderType, request.type, "orderType", -1116)
     client_order_id = request.newClientOrderId
