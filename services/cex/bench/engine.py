@@ -55,6 +55,10 @@ SYMBOL = "BTCUSDT"
 MID = 1_000_000  # ticks: 10,000.00 USDT
 USERS = 1_000
 SAMPLE_EVERY = 8
+#: Orders pre-filled in the mix workload's book, over ±BOOK_TICKS around the mid. exchange-core
+#: benchmarks one pair with a book of ~1,000 orders and 2,000 accounts; this is twice as deep.
+BOOK_ORDERS = 2_000
+BOOK_TICKS = 200
 
 
 def _config() -> MarketConfig:
@@ -184,7 +188,7 @@ class _Generator:
 
 def _mix_commands(ops: int, seed: int) -> tuple[bytes, list[Command]]:
     gen = _Generator(seed)
-    gen.prefill(20_000, 1_000, with_stops=True)
+    gen.prefill(BOOK_ORDERS, BOOK_TICKS, with_stops=True)
     snapshot = gen.engine.snapshot()
     rng = gen.rng
     commands: list[Command] = []

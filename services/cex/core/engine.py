@@ -228,6 +228,37 @@ _snapshot_decoder = msgspec.msgpack.Decoder(_Snapshot)
 class MatchingEngine:
     """The book and matching of one market. See the module docstring for the rules."""
 
+    __slots__ = (
+        "_ask_heap",
+        "_ask_qty",
+        "_asks",
+        "_b",
+        "_bid_heap",
+        "_bid_qty",
+        "_bids",
+        "_buy_stops",
+        "_cids",
+        "_config",
+        "_gtt",
+        "_handlers",
+        "_k",
+        "_last_price",
+        "_maker_ppm",
+        "_market",
+        "_max_lots",
+        "_min_lots",
+        "_min_notional",
+        "_offset",
+        "_order_seq",
+        "_orders",
+        "_sell_stops",
+        "_seq",
+        "_status",
+        "_taker_ppm",
+        "_trade_id",
+        "_ts",
+    )
+
     def __init__(self, config: MarketConfig) -> None:
         self._bids: dict[int, dict[int, _Order]] = {}
         self._asks: dict[int, dict[int, _Order]] = {}
@@ -244,10 +275,8 @@ class MatchingEngine:
         self._trade_id = 0  # last trade id
         self._order_seq = 0  # last acceptance seq
         self._last_price: int | None = None
-        self._last_offset = -1
-        self._last_ts = 0
-        self._offset = 0  # offset of the command being applied
-        self._ts = 0  # ts of the command being applied
+        self._offset = -1  # offset of the command being (or last) applied
+        self._ts = 0  # ts of the command being (or last) applied
         self._set_config(config)
         self._handlers: dict[type, Callable[[Any, list[Event]], None]] = {
             OrderCreate: self._on_create,
@@ -284,7 +313,7 @@ class MatchingEngine:
     @property
     def last_offset(self) -> int:
         """Offset of the last applied command (-1 before any)."""
-        return self._last_offset
+        return self._offset
 
     @property
     def next_seq(self) -> int:
@@ -310,14 +339,11 @@ class MatchingEngine:
             self._handlers[type(command)](command, out)
             if last != self._last_price and (self._buy_stops or self._sell_stops):
                 self._run_stops(out)
-        self._last_offset = offset
-        self._last_ts = ts
         return out
 
     def reject_malformed(self, offset: int) -> list[Event]:
         """Answer input bytes at ``offset`` that did not decode (ts: the last seen ts)."""
         self._offset = offset
-        self._ts = self._last_ts
         out: list[Event] = []
         self._seq = seq = self._seq + 1
         out.append(
@@ -326,7 +352,6 @@ class MatchingEngine:
                 RejectReason.MALFORMED_COMMAND, None, None, 0,
             )
         )  # fmt: skip
-        self._last_offset = offset
         return out
 
     # ------------------------------------------------------------------ read access
@@ -376,8 +401,8 @@ class MatchingEngine:
                 next_trade_id=self._trade_id + 1,
                 next_order_seq=self._order_seq + 1,
                 last_price=self._last_price,
-                last_offset=self._last_offset,
-                last_ts=self._last_ts,
+                last_offset=self._offset,
+                last_ts=self._ts,
                 orders=self._canonical_orders(),
             )
         )
@@ -394,8 +419,8 @@ class MatchingEngine:
         engine._trade_id = snap.next_trade_id - 1
         engine._order_seq = snap.next_order_seq - 1
         engine._last_price = snap.last_price
-        engine._last_offset = snap.last_offset
-        engine._last_ts = snap.last_ts
+        engine._offset = snap.last_offset
+        engine._ts = snap.last_ts
         for s in snap.orders:
             o = _Order(
                 s.id, s.user, s.cid, s.side, s.type, s.tif, s.price, s.quantity, s.budget,
@@ -1083,99 +1108,80 @@ class MatchingEngine:
             self._expire_due(c.ts, out)
 
     def _on_amend(self, c: OrderAmend, out: list[Event]) -> None:
-        """Fast path of the common, valid amend in a TRADING market; else the general one."""
+        """Fast path: a valid price move that does not cross, or a quantity decrease, in a
+        TRADING market. Everything else (including every refusal) takes the general path."""
         o = self._orders.get(c.order_id)
-        if o is None or self._status is not _TRADING or o.type is OrderType.LIMIT_MAKER:
-            self._amend_general(c, out)
-            return
-        price = o.price
         new_price = c.new_price
-        if new_price is None:
-            new_price = price
-        new_qty = c.new_quantity
-        if new_qty is None:
-            new_qty = o.quantity
         added = c.additional_locked
         if (
-            o.user != c.user_id
+            o is None
+            or o.user != c.user_id
             or not o.working
-            or price is None
-            or new_price is None
+            or self._status is not _TRADING
             or added < 0
+            or c.new_quantity is not None
+            or new_price is None
             or not 0 < new_price <= _MAX_INT
-            or new_qty <= o.filled
-            or (new_qty == o.quantity and new_price == price)
-            or not self._min_lots <= new_qty <= self._max_lots
+            or new_price == o.price
         ):
-            self._amend_general(c, out)
+            if c.new_quantity is not None and c.new_price is None and o is not None:
+                self._amend_decrease(c, o, out)
+            else:
+                self._amend_general(c, out)
             return
-        k = self._k
-        notional = new_price * new_qty * k
-        new_remaining = new_qty - o.filled
         is_buy = o.is_buy
-        required = new_price * new_remaining * k if is_buy else new_remaining * self._b
-        have = o.locked + added
-        if notional < self._min_notional or have < required:
-            self._amend_general(c, out)
-            return
-        if is_buy:
-            levels, qtys = self._bids, self._bid_qty
-        else:
-            levels, qtys = self._asks, self._ask_qty
-        market, offset, ts, side = self._market, self._offset, self._ts, o.side
-        o.locked = required
-        o.quantity = new_qty
-        seq = self._seq
-        if new_price == price and new_remaining < o.remaining:  # keeps its priority
-            qtys[price] = qty = qtys[price] - (o.remaining - new_remaining)
-            o.remaining = new_remaining
-            out.append(
-                OrderUpdated(
-                    market, seq + 1, offset, ts, o.id, o.user, side,
-                    _PARTIAL if o.filled else _NEW, o.filled, new_remaining, required,
-                    have - required, _AMEND, price, added,
-                )
-            )  # fmt: skip
-            out.append(BookDelta(market, seq + 2, offset, ts, side, price, qty))
-            self._seq = seq + 2
-            return
-        # Loses priority: off its level, then in again as a taker (which may trade).
-        level = levels[price]
-        del level[o.id]
-        if level:
-            qtys[price] = qty = qtys[price] - o.remaining
-        else:
-            del levels[price]
-            del qtys[price]
-            qty = 0
-        o.remaining = new_remaining
-        o.price = new_price
-        out.append(
-            OrderUpdated(
-                market, seq + 1, offset, ts, o.id, o.user, side,
-                _PARTIAL if o.filled else _NEW, o.filled, new_remaining, required,
-                have - required, _AMEND, new_price, added,
-            )
-        )  # fmt: skip
-        out.append(BookDelta(market, seq + 2, offset, ts, side, price, qty))
-        self._seq = seq = seq + 2
+        # Would it cross? Then it trades as a taker: the general path does that.
         if is_buy:
             heap, opposite = self._ask_heap, self._asks
             while heap and heap[0] not in opposite:
                 heapq.heappop(heap)
-            crosses = bool(heap) and heap[0] <= new_price
+            if heap and heap[0] <= new_price:
+                self._amend_general(c, out)
+                return
         else:
             heap, opposite = self._bid_heap, self._bids
             while heap and -heap[0] not in opposite:
                 heapq.heappop(heap)
-            crosses = bool(heap) and -heap[0] >= new_price
-        if crosses:
-            self._execute(o, out)
+            if heap and -heap[0] >= new_price:
+                self._amend_general(c, out)
+                return
+        remaining = o.remaining
+        k = self._k
+        required = new_price * remaining * k if is_buy else remaining * self._b
+        have = o.locked + added
+        if have < required or new_price * o.quantity * k < self._min_notional:
+            self._amend_general(c, out)  # refused there with its precise reason
             return
+        # A move loses priority: off its level, to the back of the new one.
+        price = o.price
+        assert price is not None
+        if is_buy:
+            levels, qtys = self._bids, self._bid_qty
+        else:
+            levels, qtys = self._asks, self._ask_qty
+        oid = o.id
+        level = levels[price]
+        del level[oid]
+        if level:
+            qtys[price] = qty = qtys[price] - remaining
+        else:
+            del levels[price]
+            del qtys[price]
+            qty = 0
+        o.price = new_price
+        o.locked = required
+        market, offset, ts, side, seq = self._market, self._offset, self._ts, o.side, self._seq
+        out.append(
+            OrderUpdated(
+                market, seq + 1, offset, ts, oid, o.user, side, _PARTIAL if o.filled else _NEW,
+                o.filled, remaining, required, have - required, _AMEND, new_price, added,
+            )
+        )  # fmt: skip
+        out.append(BookDelta(market, seq + 2, offset, ts, side, price, qty))
         new_level = levels.get(new_price)
         if new_level is None:
-            levels[new_price] = {o.id: o}
-            qtys[new_price] = qty = new_remaining
+            levels[new_price] = {oid: o}
+            qtys[new_price] = qty = remaining
             if is_buy:
                 heap = self._bid_heap
                 heapq.heappush(heap, -new_price)
@@ -1185,10 +1191,49 @@ class MatchingEngine:
             if len(heap) > 2 * len(levels) + 64:
                 self._rebuild_heap(is_buy)
         else:
-            new_level[o.id] = o
-            qtys[new_price] = qty = qtys[new_price] + new_remaining
-        self._seq = seq + 1
-        out.append(BookDelta(market, seq + 1, offset, ts, side, new_price, qty))
+            new_level[oid] = o
+            qtys[new_price] = qty = qtys[new_price] + remaining
+        self._seq = seq + 3
+        out.append(BookDelta(market, seq + 3, offset, ts, side, new_price, qty))
+
+    def _amend_decrease(self, c: OrderAmend, o: _Order, out: list[Event]) -> None:
+        """Fast path of a quantity decrease at the same price (it keeps its priority)."""
+        new_qty = c.new_quantity
+        assert new_qty is not None
+        added = c.additional_locked
+        filled = o.filled
+        if (
+            o.user != c.user_id
+            or not o.working
+            or self._status is MarketStatus.HALTED
+            or added < 0
+            or not filled < new_qty < o.quantity
+            or new_qty < self._min_lots
+        ):
+            self._amend_general(c, out)
+            return
+        price = o.price
+        assert price is not None
+        remaining = new_qty - filled
+        required = price * remaining * self._k if o.is_buy else remaining * self._b
+        have = o.locked + added
+        if price * new_qty * self._k < self._min_notional:
+            self._amend_general(c, out)
+            return
+        qtys = self._bid_qty if o.is_buy else self._ask_qty
+        qtys[price] = qty = qtys[price] - (o.remaining - remaining)
+        o.remaining = remaining
+        o.quantity = new_qty
+        o.locked = required
+        market, offset, ts, side, seq = self._market, self._offset, self._ts, o.side, self._seq
+        out.append(
+            OrderUpdated(
+                market, seq + 1, offset, ts, o.id, o.user, side, _PARTIAL if filled else _NEW,
+                filled, remaining, required, have - required, _AMEND, price, added,
+            )
+        )  # fmt: skip
+        out.append(BookDelta(market, seq + 2, offset, ts, side, price, qty))
+        self._seq = seq + 2
 
     def _amend_general(self, c: OrderAmend, out: list[Event]) -> None:
         """Every amend case, with the precise reason when it is refused."""
@@ -1212,7 +1257,7 @@ class MatchingEngine:
             reason = RejectReason.OFF_GRID
         elif new_qty <= o.filled or (new_qty == o.quantity and new_price == price):
             reason = RejectReason.INVALID_AMEND
-        elif not self._min_lots <= new_qty <= self._max_lots:
+        elif c.new_quantity is not None and not self._min_lots <= new_qty <= self._max_lots:
             reason = RejectReason.QTY_OUT_OF_BOUNDS
         elif new_price * new_qty * self._k < self._min_notional:
             reason = RejectReason.MIN_NOTIONAL
