@@ -46,6 +46,8 @@ from cex.core.events import (
     StpMode,
     TimeInForce,
     TradeExecuted,
+    decode_command,
+    encode,
 )
 from cex.core.market import MarketConfig
 
@@ -59,6 +61,8 @@ SAMPLE_EVERY = 8
 #: benchmarks one pair with a book of ~1,000 orders and 2,000 accounts; this is twice as deep.
 BOOK_ORDERS = 2_000
 BOOK_TICKS = 200
+#: Price levels each sweeping order of the deep-sweep workload takes (2 orders per level).
+SWEEP_LEVELS = 20
 
 
 def _config() -> MarketConfig:
@@ -200,28 +204,37 @@ def _mix_commands(ops: int, seed: int) -> tuple[bytes, list[Command]]:
             user, side, price, qty = gen.open[oid]
             delta = rng.randint(1, 15) * (1 if rng.random() < 0.5 else -1)
             new_price = max(1, price + delta)
+            # Most moves stay passive (reflected off the opposite best), ~1 in 10 may cross.
+            if side is Side.BUY:
+                ask = gen.engine.best_ask()
+                if ask is not None and new_price >= ask and rng.random() < 0.9:
+                    new_price = max(1, ask - rng.randint(1, 15))
+            else:
+                bid = gen.engine.best_bid()
+                if bid is not None and new_price <= bid and rng.random() < 0.9:
+                    new_price = bid + rng.randint(1, 15)
             if new_price == price:
-                new_price += 1
+                new_price += 1 if side is Side.SELL else -1
             extra = (
                 (new_price - price) * qty * gen.k if side is Side.BUY and new_price > price else 0
             )
             gen.ts += 1
             cmd: Command = OrderAmend(SYMBOL, gen.ts, user, oid, None, new_price, extra)
-        elif r < 0.88 and gen.ids:  # cancel
+        elif r < 0.88 and len(gen.ids) > BOOK_ORDERS // 2:  # cancel (keeps the book deep)
             oid = gen.ids[rng.randrange(len(gen.ids))]
             gen.ts += 1
             cmd = OrderCancel(SYMBOL, gen.ts, gen.open[oid][0], oid, None)
         elif r < 0.97:  # GTC limit around the mid (a few cross)
             side = Side.BUY if rng.random() < 0.5 else Side.SELL
             mid = gen.mid()
-            offset = int(rng.expovariate(1 / 40)) - 3
+            offset = int(rng.expovariate(1 / 40)) - 1
             price = max(1, mid - offset if side is Side.BUY else mid + offset)
             cmd = gen.create(side, price, rng.randint(1, 10))
         else:  # IOC taking liquidity
             side = Side.BUY if rng.random() < 0.5 else Side.SELL
             mid = gen.mid()
-            price = mid + 20 if side is Side.BUY else max(1, mid - 20)
-            cmd = gen.create(side, price, rng.randint(1, 20), TimeInForce.IOC)
+            price = mid + 5 if side is Side.BUY else max(1, mid - 5)
+            cmd = gen.create(side, price, rng.randint(1, 10), TimeInForce.IOC)
         gen.apply(cmd)
         append(cmd)
     return snapshot, commands
@@ -244,7 +257,7 @@ def _sweep_commands(sweeps: int, seed: int) -> tuple[bytes, list[tuple[bool, Com
         best = gen.engine.best_ask() if side is Side.BUY else gen.engine.best_bid()
         if best is None:
             best = MID
-        limit = best + 19 if side is Side.BUY else best - 19
+        limit = best + SWEEP_LEVELS - 1 if side is Side.BUY else best - SWEEP_LEVELS + 1
         sweep = gen.create(side, limit, 10_000, TimeInForce.IOC)
         events = gen.apply(sweep)
         commands.append((True, sweep))
@@ -258,55 +271,22 @@ def _sweep_commands(sweeps: int, seed: int) -> tuple[bytes, list[tuple[bool, Com
     return snapshot, commands
 
 
-def _measure(
-    name: str, snapshot: bytes, commands: list[tuple[bool, Command]] | list[Command]
+def _compact(commands: list[Command]) -> list[Command]:
+    """Re-materialise commands from their bytes, as the engine decodes them from Kafka: the
+    objects then sit together in memory instead of between the shadow engine's objects."""
+    return [decode_command(encode(c)) for c in commands]
+
+
+def _result(
+    name: str, engine: MatchingEngine, ops: int, ns: int, samples: list[int], events: int
 ) -> dict[str, Any]:
-    engine = MatchingEngine.restore(snapshot)
-    apply = engine.apply
-    pc = time.perf_counter_ns
-    samples: list[int] = []
-    sample = samples.append
-    timed_ns = 0
-    ops = 0
-    events = 0
-    trades = 0
-    gc.collect()
-    gc.disable()
-    try:
-        if commands and isinstance(commands[0], tuple):
-            for offset, (is_timed, cmd) in enumerate(commands):  # type: ignore[misc]
-                if is_timed:
-                    t0 = pc()
-                    out = apply(cmd, offset)
-                    dt = pc() - t0
-                    timed_ns += dt
-                    ops += 1
-                    sample(dt)
-                    events += len(out)
-                    trades += sum(1 for ev in out if type(ev) is TradeExecuted)
-                else:
-                    apply(cmd, offset)
-        else:
-            start = pc()
-            for offset, cmd in enumerate(commands):
-                if offset % SAMPLE_EVERY:
-                    events += len(apply(cmd, offset))  # type: ignore[arg-type]
-                else:
-                    t0 = pc()
-                    out = apply(cmd, offset)  # type: ignore[arg-type]
-                    sample(pc() - t0)
-                    events += len(out)
-            timed_ns = pc() - start
-            ops = len(commands)
-            trades = engine._trade_id
-    finally:
-        gc.enable()
     samples.sort()
 
     def pct(p: float) -> float:
         return round(samples[min(len(samples) - 1, int(p * len(samples)))] / 1000, 2)
 
-    seconds = timed_ns / 1e9
+    seconds = ns / 1e9
+    trades = engine.last_trade_id
     return {
         "workload": name,
         "ops": ops,
@@ -318,18 +298,89 @@ def _measure(
         "events": events,
         "trades": trades,
         "trades_per_sec": round(trades / seconds) if seconds else 0,
-        "open_orders": len(engine._orders),
+        "open_orders_at_end": len(engine.open_orders()),
         "peak_memory_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }
+
+
+def _measure_stream(name: str, snapshot: bytes, commands: list[Command]) -> dict[str, Any]:
+    """Time every command; take the latency of every SAMPLE_EVERY-th one."""
+    engine = MatchingEngine.restore(snapshot)
+    apply = engine.apply
+    pc = time.perf_counter_ns
+    samples: list[int] = []
+    sample = samples.append
+    first_seq = engine.next_seq
+    gc.collect()
+    gc.disable()
+    try:
+        start = pc()
+        for offset, cmd in enumerate(commands):
+            if offset % SAMPLE_EVERY:
+                apply(cmd, offset)
+            else:
+                t0 = pc()
+                apply(cmd, offset)
+                sample(pc() - t0)
+        elapsed = pc() - start
+    finally:
+        gc.enable()
+    events = engine.next_seq - first_seq  # seq is gap-free: one per event
+    return _result(name, engine, len(commands), elapsed, samples, events)
+
+
+def _measure_sweeps(
+    name: str, snapshot: bytes, commands: list[tuple[bool, Command]]
+) -> dict[str, Any]:
+    """Time the sweeping commands only (each one); refills in between run untimed."""
+    engine = MatchingEngine.restore(snapshot)
+    apply = engine.apply
+    pc = time.perf_counter_ns
+    samples: list[int] = []
+    sample = samples.append
+    elapsed = events = 0
+    gc.collect()
+    gc.disable()
+    try:
+        for offset, (timed, cmd) in enumerate(commands):
+            if timed:
+                t0 = pc()
+                out = apply(cmd, offset)
+                dt = pc() - t0
+                elapsed += dt
+                sample(dt)
+                events += len(out)
+            else:
+                apply(cmd, offset)
+    finally:
+        gc.enable()
+    return _result(name, engine, len(samples), elapsed, samples, events)
 
 
 def run(ops: int = 1_000_000, seed: int = 42) -> Iterator[dict[str, Any]]:
     """Run both workloads; yield one result dict per workload."""
     snapshot, commands = _mix_commands(ops, seed)
-    yield _measure("exchange-core-mix", snapshot, commands)
+    result = _measure_stream("exchange-core-mix", snapshot, _compact(commands))
+    result["book_orders_at_start"] = BOOK_ORDERS
+    result["mix"] = {
+        kind: round(sum(1 for c in commands if _kind(c) == kind) / len(commands), 3)
+        for kind in ("gtc", "ioc", "cancel", "amend")
+    }
+    yield result
     del commands
-    sweep_snapshot, sweep_commands = _sweep_commands(max(1, ops // 50), seed)
-    yield _measure("deep-sweep", sweep_snapshot, sweep_commands)
+    sweep_snapshot, sweeps = _sweep_commands(max(1, ops // 50), seed)
+    compact = _compact([c for _, c in sweeps])
+    result = _measure_sweeps(
+        "deep-sweep", sweep_snapshot, [(t, c) for (t, _), c in zip(sweeps, compact, strict=True)]
+    )
+    result["levels_per_sweep"] = SWEEP_LEVELS
+    yield result
+
+
+def _kind(c: Command) -> str:
+    if isinstance(c, OrderCreate):
+        return "ioc" if c.time_in_force is TimeInForce.IOC else "gtc"
+    return "cancel" if isinstance(c, OrderCancel) else "amend"
 
 
 def describe(result: dict[str, Any]) -> str:

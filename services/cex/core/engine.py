@@ -321,6 +321,11 @@ class MatchingEngine:
         return self._seq + 1
 
     @property
+    def last_trade_id(self) -> int:
+        """The id of the last trade (0 before any): trades so far."""
+        return self._trade_id
+
+    @property
     def last_price(self) -> int | None:
         return self._last_price
 
