@@ -128,3 +128,23 @@ def test_validation_guarantees_exact_notionals(tick: int, lot: int, qp: int) -> 
     price, qty = 12345, 7
     exact = Decimal(price) * m.tick_size * Decimal(qty) * m.lot_size
     assert exact.scaleb(qp) == m.notional(price, qty)
+
+
+def test_the_example_market_resources_are_valid_configs() -> None:
+    """The Market resources shipped in examples/ build configs the engine can trade."""
+    import pathlib
+
+    yaml = pytest.importorskip("yaml")
+    root = pathlib.Path(__file__).resolve().parents[2] / "examples"
+    markets = [
+        doc
+        for path in sorted(root.glob("*.yaml"))
+        for doc in yaml.safe_load_all(path.read_text())
+        if isinstance(doc, dict) and doc.get("kind") == "Market"
+    ]
+    if not markets:
+        pytest.skip("no example Market resources")
+    for doc in markets:
+        m = MarketConfig.from_spec(doc["metadata"]["name"], doc["spec"])
+        assert m.quote_units_per_tick_lot >= 1
+        assert m.name == doc["metadata"]["name"]

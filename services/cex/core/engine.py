@@ -316,6 +316,11 @@ class MatchingEngine:
         return self._offset
 
     @property
+    def next_offset(self) -> int:
+        """The input offset to resume from after a snapshot of this state."""
+        return self._offset + 1
+
+    @property
     def next_seq(self) -> int:
         """The ``seq`` the next event will carry."""
         return self._seq + 1
