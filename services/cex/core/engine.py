@@ -8,18 +8,24 @@ Book and matching
 -----------------
 * Price-time priority. Each side is a ``dict`` price → level, a level a ``dict``
   order id → order in arrival order (FIFO), with the level's aggregated quantity kept in a
-  second dict and the best price found through a heap with lazy deletion.
+  second dict and the best price found through a heap with lazy deletion (stale prices are
+  skipped when they surface, and the heap is rebuilt when they pile up).
 * Trades happen at the maker's price. A limit taker sweeps levels up to its limit price;
   the rest rests (GTC, GTT, LIMIT_MAKER), expires (IOC) — FOK checks beforehand that it
   can fill completely and is rejected otherwise, changing nothing.
-* MARKET orders by quantity or by ``quote_order_qty``; LIMIT_MAKER is rejected if it
-  would take. STOP_LOSS / STOP_LOSS_LIMIT rest outside the book until the *last trade
-  price* reaches the stop (sell: last ≤ stop, buy: last ≥ stop); a stop whose condition
+* MARKET orders by quantity or by ``quote_order_qty``. One by quote amount is FILLED when
+  its budget cannot pay one more lot at the best price, EXPIRED if the book runs out
+  first. LIMIT_MAKER is rejected if it would take.
+* STOP_LOSS / STOP_LOSS_LIMIT rest outside the book until the *last trade price* reaches
+  the stop (sell: last ≤ stop, buy: last ≥ stop); a stop whose condition
   already holds on arrival is rejected (Binance: "would trigger immediately"). After each
   command that traded, triggered stops run as takers in acceptance order, repeatedly, until
   no more trigger.
 * GTT orders expire when a command's ``ts`` reaches ``expire_at`` (before that command
   takes effect), or earlier by an ORDER_EXPIRE from the lifecycle worker.
+* Event order: an order's own event comes before the BOOK_DELTA events of the levels it
+  changed; a trade comes before its maker's ORDER_UPDATED; the taker's final event (rest,
+  fill, expiry) comes after all its trades.
 
 Funds
 -----
@@ -37,14 +43,24 @@ Self-trade prevention (Binance semantics, the taker's mode decides, same user = 
 -----------------------------------------------------------------------------------
 EXPIRE_TAKER: the taker's rest expires, the maker stays. EXPIRE_MAKER: the maker expires
 and the taker goes on. EXPIRE_BOTH: both expire. DECREMENT: both lose the smaller of the
-two remaining quantities (no trade); whichever reaches zero expires (both if equal); a
-maker that survives gets ORDER_UPDATED(STP_DECREMENT) releasing the funds of the removed
-quantity. NONE: they trade.
+two remaining quantities (no trade; the prevented quantity leaves both orders, so their
+``quantity`` shrinks too); whichever reaches zero expires (both if equal); a maker that
+survives gets ORDER_UPDATED(STP_DECREMENT) releasing the funds of the removed quantity, a
+taker that survives keeps its funds locked until it ends. NONE: they trade. FOK counts STP:
+a self-match under any mode but NONE and EXPIRE_MAKER makes the order unfillable.
 
 Market status (Binance semantics): HALTED refuses new orders and amends but accepts
 cancels, cancel-all and expiries; CANCEL_ONLY additionally accepts quantity-decrease
 amends. RESUME returns to TRADING. Status and fee changes take effect at their place in
 the stream.
+
+Refusals
+--------
+A refused ORDER_CREATE gives ORDER_REJECTED (the order becomes REJECTED and all its
+``locked`` is released) — except a create whose ``order_id`` is already open, which gives
+COMMAND_REJECTED(DUPLICATE_ORDER_ID): that is a redelivery or a bug, and the open order
+must not be touched. Every other refused command gives COMMAND_REJECTED and changes no
+order. Duplicate ids are detected among *open* orders only (the engine keeps no history).
 """
 
 from __future__ import annotations
