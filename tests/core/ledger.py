@@ -104,7 +104,8 @@ class Ledger:
             assert e.locked_remaining == 0
             assert e.remaining_qty == 0
         else:
-            assert e.remaining_qty > 0
+            # open orders have something left, except market orders by quote amount
+            assert e.remaining_qty > 0 or self.quantity[oid] is None
         if isinstance(e, OrderUpdated) and e.cause == "AMEND":
             assert isinstance(command, OrderAmend)
             self.quantity[oid] = command.new_quantity or self.quantity[oid]

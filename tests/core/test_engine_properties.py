@@ -197,7 +197,12 @@ def _build_full(steps: list[tuple[Any, ...]]) -> list[Command]:
         next_id += 1
         if kind == "stop":
             _, side, stop, price, qty, user, is_market = step
-            if is_market:
+            if is_market and price % 2:  # stop-market by quote amount
+                locked = price * 10 * K if side is Side.BUY else qty * B
+                cmd = market(
+                    next_id, side, qoq=price * 10 * K, locked=locked, user=user, stop=stop, ts=ts
+                )
+            elif is_market:
                 locked = qty * 110 * K if side is Side.BUY else qty * B
                 cmd = market(next_id, side, qty=qty, locked=locked, user=user, stop=stop, ts=ts)
             else:

@@ -44,8 +44,13 @@ Money for settlement
   the event) and ``released`` (what the event returns from locked to available). For one
   order, across its events: ``locked_remaining`` after an event equals ``locked_remaining``
   after its previous event (or ``locked`` of the create) minus what its trades in between
-  spent minus ``released``. A terminal event (status FILLED, CANCELED, EXPIRED, REJECTED)
-  always has ``locked_remaining == 0``.
+  spent, plus ``locked_added`` (ORDER_UPDATED of an amend), minus ``released``. A terminal
+  event (status FILLED, CANCELED, EXPIRED, REJECTED) always has ``locked_remaining == 0``.
+* ``filled_qty`` is the sum of the order's trade quantities. ``filled_qty +
+  remaining_qty`` can fall below the ordered quantity: self-trade prevention DECREMENT
+  removes quantity without a trade.
+* Apply the order events with ``cex.core.orders.transition(state, trigger_of(event))``;
+  an impossible transition raises.
 """
 
 from __future__ import annotations
