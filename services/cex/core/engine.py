@@ -129,9 +129,10 @@ _UNLIMITED: Final = 1 << 126
 #: Prices and quantities must fit a signed 64-bit integer (Postgres BIGINT).
 _MAX_INT: Final = (1 << 63) - 1
 
-_LIMIT_TIFS: Final = frozenset({TimeInForce.GTC, TimeInForce.IOC, TimeInForce.FOK, TimeInForce.GTT})
-_MAKER_TIFS: Final = frozenset({TimeInForce.GTC, TimeInForce.GTT})
-_MARKET_TIFS: Final = frozenset({TimeInForce.GTC, TimeInForce.IOC})
+# Tuples, not sets: ``in`` then compares by identity first instead of calling Enum.__hash__.
+_LIMIT_TIFS: Final = (TimeInForce.GTC, TimeInForce.IOC, TimeInForce.FOK, TimeInForce.GTT)
+_MAKER_TIFS: Final = (TimeInForce.GTC, TimeInForce.GTT)
+_MARKET_TIFS: Final = (TimeInForce.GTC, TimeInForce.IOC)
 
 
 class _Order:
@@ -681,9 +682,13 @@ class MatchingEngine:
                 return malformed
             if (stop is None) != (t is OrderType.MARKET) or tif not in _MARKET_TIFS:
                 return malformed
-        for value in (price, stop, qty, qoq):
-            if value is not None and not 0 < value <= _MAX_INT:
-                return RejectReason.OFF_GRID
+        if (
+            (price is not None and not 0 < price <= _MAX_INT)
+            or (qty is not None and not 0 < qty <= _MAX_INT)
+            or (stop is not None and not 0 < stop <= _MAX_INT)
+            or (qoq is not None and not 0 < qoq <= _MAX_INT)
+        ):
+            return RejectReason.OFF_GRID
         if qty is not None and not self._min_lots <= qty <= self._max_lots:
             return RejectReason.QTY_OUT_OF_BOUNDS
         if price is not None and qty is not None:
