@@ -1201,18 +1201,10 @@ class MatchingEngine:
             qty = 0
         o.price = new_price
         o.locked = required
-        market, offset, ts, side, seq = self._market, self._offset, self._ts, o.side, self._seq
-        out.append(
-            OrderUpdated(
-                market, seq + 1, offset, ts, oid, o.user, side, _PARTIAL if o.filled else _NEW,
-                o.filled, remaining, required, have - required, _AMEND, new_price, added,
-            )
-        )  # fmt: skip
-        out.append(BookDelta(market, seq + 2, offset, ts, side, price, qty))
         new_level = levels.get(new_price)
         if new_level is None:
             levels[new_price] = {oid: o}
-            qtys[new_price] = qty = remaining
+            qtys[new_price] = new_level_qty = remaining
             if is_buy:
                 heap = self._bid_heap
                 heapq.heappush(heap, -new_price)
@@ -1223,9 +1215,17 @@ class MatchingEngine:
                 self._rebuild_heap(is_buy)
         else:
             new_level[oid] = o
-            qtys[new_price] = qty = qtys[new_price] + remaining
+            qtys[new_price] = new_level_qty = qtys[new_price] + remaining
+        market, offset, ts, side, seq = self._market, self._offset, self._ts, o.side, self._seq
         self._seq = seq + 3
-        out.append(BookDelta(market, seq + 3, offset, ts, side, new_price, qty))
+        out += (
+            OrderUpdated(
+                market, seq + 1, offset, ts, oid, o.user, side, _PARTIAL if o.filled else _NEW,
+                o.filled, remaining, required, have - required, _AMEND, new_price, added,
+            ),
+            BookDelta(market, seq + 2, offset, ts, side, price, qty),
+            BookDelta(market, seq + 3, offset, ts, side, new_price, new_level_qty),
+        )  # fmt: skip
 
     def _amend_decrease(self, c: OrderAmend, o: _Order, out: list[Event]) -> None:
         """Fast path of a quantity decrease at the same price (it keeps its priority)."""
