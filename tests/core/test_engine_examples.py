@@ -647,3 +647,35 @@ def test_every_event_carries_the_commands_offset_and_ts_and_seq_is_gap_free(h: H
     out = h.send(limit(2, BUY, 100, 1, user=2, ts=9))
     assert {(e.market, e.offset, e.ts) for e in out} == {(SYMBOL, 41, 9)}
     assert [e.seq for e in h.log] == list(range(1, len(h.log) + 1))
+
+
+# --------------------------------------------------------------------------- snapshots
+
+
+def test_snapshot_round_trips_book_stops_gtt_counters_and_status(h: Harness) -> None:
+    h.send(limit(1, SELL, 100, 2, expire_at=5_000))
+    h.send(limit(2, BUY, 90, 1, user=2))
+    h.send(stop_limit(3, BUY, 101, 102, 1, user=3))
+    h.send(limit(4, BUY, 100, 1, user=2))  # trades: last price, trade id
+    h.send(fees(5, 7))
+    h.send(control(MarketControlAction.CANCEL_ONLY))
+    data = h.engine.snapshot()
+    copy = MatchingEngine.restore(data)
+    assert copy.snapshot() == data
+    assert copy.open_orders() == h.engine.open_orders()
+    assert (copy.next_seq, copy.last_trade_id, copy.last_price) == (h.engine.next_seq, 1, 100)
+    assert (copy.status, copy.config.taker_fee_ppm) == (MarketStatus.CANCEL_ONLY, 7)
+    assert copy.next_offset == h.offset + 1
+    # the GTT order still expires on time after a restore
+    out = copy.apply(cancel(2, 2, ts=5_000), h.offset + 1)
+    assert [type(e).__name__ for e in out][:2] == ["OrderExpired", "BookDelta"]
+
+
+def test_restore_refuses_garbage() -> None:
+    from cex.core.errors import SchemaError
+    from cex.core.events import encode
+
+    with pytest.raises(SchemaError):
+        MatchingEngine.restore(b"not a snapshot")
+    with pytest.raises(SchemaError):
+        MatchingEngine.restore(encode(limit(1, SELL, 100, 1)))  # a command, not a snapshot

@@ -2,4 +2,11 @@
 
 No I/O, no asyncio, no clock, no randomness: time, ids and configuration are injected.
 The import-linter contract in ``.importlinter`` enforces it.
+
+* ``errors``  — the exception tree of the core (all permanent).
+* ``money``   — decimal strings at the edges ↔ integers on a grid (ticks, lots, units).
+* ``market``  — ``MarketConfig``: the grid, bounds, fees and status of one market.
+* ``events``  — every command and event schema, versioned, with the msgpack codec.
+* ``orders``  — the order state machine, as a (state, trigger) → state table.
+* ``engine``  — ``MatchingEngine``: the book and matching of one market, with snapshots.
 """

@@ -221,7 +221,9 @@ class _OrderState(msgspec.Struct, frozen=True, array_like=True):
     opened: bool
 
 
-class _Snapshot(msgspec.Struct, frozen=True, array_like=True, tag="ENGINE_SNAPSHOT.v1"):
+class _Snapshot(
+    msgspec.Struct, frozen=True, array_like=True, tag=f"ENGINE_SNAPSHOT.v{SNAPSHOT_VERSION}"
+):
     """The full state of one engine: config (with status), counters and open orders.
 
     ``orders`` lists bids best-first in time priority, then asks likewise, then waiting
