@@ -165,7 +165,9 @@ wait_for() {
   shift 2
   local deadline=$((SECONDS + timeout))
   until "$@" >/dev/null 2>&1; do
-    if ! component_pid "${name}" >/dev/null; then
+    # Liveness by pid alone: right after `start` the child may not have exec'd the
+    # component yet, so its command line is still this script's (is_our_process says no).
+    if ! kill -0 "$(cat "$(pid_file "${name}")" 2>/dev/null)" 2>/dev/null; then
       fail_component "${name}" "${name} exited during start-up"
     fi
     if ((SECONDS >= deadline)); then
