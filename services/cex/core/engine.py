@@ -1134,10 +1134,20 @@ class MatchingEngine:
                 o.filled, 0, 0, released, reason,
             )
         )  # fmt: skip
-        self._close(o, out)
+        if o.working:
+            self._remove(o, out)
+        del self._orders[o.id]
+        if o.cid:
+            del self._cids[o.user, o.cid]
 
     def _on_cancel(self, c: OrderCancel, out: list[Event]) -> None:
-        o = self._find(c.user_id, c.order_id, c.client_order_id)
+        oid = c.order_id
+        if oid is not None:
+            o = self._orders.get(oid)
+            if o is not None and o.user != c.user_id:
+                o = None
+        else:
+            o = self._find(c.user_id, None, c.client_order_id)
         if o is None:
             self._reject_command(out, c, RejectReason.UNKNOWN_ORDER)
             return
