@@ -51,6 +51,10 @@ Money for settlement
   removes quantity without a trade.
 * Apply the order events with ``cex.core.orders.transition(state, trigger_of(event))``;
   an impossible transition raises.
+* Order within one command: a new order's trades (and their makers' ORDER_UPDATED) come
+  before the new order's own first event, so settlement sees trades of a taker that is
+  still PENDING; apply the whole command's events in one transaction. An order's event
+  comes before the BOOK_DELTA events of the levels it changed.
 """
 
 from __future__ import annotations
