@@ -679,3 +679,18 @@ def test_restore_refuses_garbage() -> None:
         MatchingEngine.restore(b"not a snapshot")
     with pytest.raises(SchemaError):
         MatchingEngine.restore(encode(limit(1, SELL, 100, 1)))  # a command, not a snapshot
+
+
+def test_check_invariants_catches_a_corrupted_book(h: Harness) -> None:
+    from cex.core.errors import EngineStateError
+
+    h.send(limit(1, SELL, 100, 2))
+    h.send(limit(2, BUY, 99, 2, user=2))
+    h.engine._ask_qty[100] += 1  # the aggregate no longer matches its orders
+    with pytest.raises(EngineStateError, match="aggregate"):
+        h.engine.check_invariants()
+    h.engine._ask_qty[100] -= 1
+    h.engine._bids[101] = h.engine._bids.pop(99)  # crossed, and the order misplaced
+    h.engine._bid_qty[101] = h.engine._bid_qty.pop(99)
+    with pytest.raises(EngineStateError):
+        h.engine.check_invariants()
