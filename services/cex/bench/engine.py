@@ -9,8 +9,9 @@ fees, locked-funds accounting, events as msgspec Structs):
     orders, ~6 % cancels and ~82 % amends that move an order's price, from 1,000 users, on
     a book pre-filled with 2,000 orders over ±200 ticks around the mid (exchange-core's
     single-pair benchmark keeps ~1,000). A move that would cross the spread is reflected
-    back to the passive side nine times out of ten; the tenth trades. Cancels pause while
-    the book is below half its initial depth, so the book stays deep.
+    back to the passive side nine times out of ten; the tenth trades. While the book is
+    below half its initial depth a cancel's slot places a GTC order instead, so the book
+    stays deep (the reported ``mix`` is what was actually generated).
 ``deep-sweep``
     ``ops // 100`` aggressive IOC orders that each sweep 20 price levels (40 makers) of a
     book 2,000 levels deep on each side. ``ops`` counts the sweeping orders only: the orders
