@@ -9,4 +9,5 @@ The import-linter contract in ``.importlinter`` enforces it.
 * ``events``  — every command and event schema, versioned, with the msgpack codec.
 * ``orders``  — the order state machine, as a (state, trigger) → state table.
 * ``engine``  — ``MatchingEngine``: the book and matching of one market, with snapshots.
+* ``ledger``  — double-entry postings for the engine's events (settlement's money rules).
 """
