@@ -3,6 +3,7 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 VENV := .venv/bin
+LINT_PATHS := services tests e2e conftest.py $(wildcard operator)
 
 .PHONY: help bootstrap up down status test lint unit soak
 
@@ -22,8 +23,8 @@ status: ## Show what is running
 	@$(VENV)/cex stack status
 
 lint: bootstrap ## ruff, mypy (strict on cex.core), import-linter layer rules
-	$(VENV)/ruff check services tests e2e operator
-	$(VENV)/ruff format --check services tests e2e operator
+	$(VENV)/ruff check $(LINT_PATHS)
+	$(VENV)/ruff format --check $(LINT_PATHS)
 	$(VENV)/mypy
 	$(VENV)/lint-imports
 
