@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 import xmlrpc.client
 from collections.abc import Iterable
 from pathlib import Path
@@ -65,6 +66,7 @@ def up(infra_only: bool = False, settings: StackSettings | None = None) -> dict[
         _ctl(s, "update")
         endpoints |= service_endpoints
         _wait_programs_running(s, [p.name for p in programs])
+        _wait_services_ready(s, service_endpoints)
     _write_endpoints(s, endpoints)
     return endpoints
 
@@ -245,6 +247,28 @@ def _wait_programs_running(s: StackSettings, names: list[str]) -> None:
         if time.monotonic() > deadline:
             raise StackError(f"services not running after {s.ready_timeout_s:.0f} s: {states}")
         time.sleep(0.3)
+
+
+def _wait_services_ready(s: StackSettings, endpoints: dict[str, str]) -> None:
+    """Every service answers 200 on /readyz (engines: after their recovery)."""
+    probes = {
+        name.removesuffix("-metrics"): url.removesuffix("/metrics") + "/readyz"
+        for name, url in endpoints.items()
+        if url.endswith("/metrics")
+    }
+    deadline = time.monotonic() + s.ready_timeout_s
+    while probes:
+        for name, url in list(probes.items()):
+            try:
+                with urllib.request.urlopen(url, timeout=2) as response:
+                    if response.status == 200:
+                        del probes[name]
+            except OSError:
+                pass
+        if probes and time.monotonic() > deadline:
+            raise StackError("\n".join(_failure_message(s, name, "not ready") for name in probes))
+        if probes:
+            time.sleep(0.3)
 
 
 def _failure_message(s: StackSettings, name: str, state: str | None) -> str:
