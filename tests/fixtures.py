@@ -19,10 +19,12 @@ import yaml
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from cex.core.market import MarketConfig
-from cex.infra import registry
-from cex.infra.postgres import migrate
+from cex.infra import accounts, registry
+from cex.infra.postgres import create_pool, migrate
+from cex.infra.settings import InfraSettings
 from cex.stack import supervisor
 from cex.stack.settings import StackSettings
+from cex.trading.store import OrderStore
 
 INFRA_FIXTURES = {
     "stack",
@@ -31,6 +33,8 @@ INFRA_FIXTURES = {
     "new_topic",
     "redis_client",
     "exchange_dsn",
+    "exchange_settings",
+    "order_store",
 }
 REPO = Path(__file__).resolve().parents[1]
 
@@ -119,6 +123,42 @@ async def exchange_dsn(stack: StackSettings, exchange_template: str) -> AsyncIte
         await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
     finally:
         await admin.close()
+
+
+#: The clock of `order_store`: commands it writes carry this ts (ms).
+STORE_CLOCK_MS = 1_700_000_000_000
+
+
+@pytest.fixture
+async def exchange_settings(
+    exchange_dsn: str, kafka_bootstrap: str, new_topic: NewTopicFactory
+) -> InfraSettings:
+    """Settings pointing at this test's database and its own 2-partition `orders` topic."""
+    topic = await new_topic("orders", partitions=2)
+    return InfraSettings(
+        postgres_dsn=exchange_dsn, kafka_bootstrap=kafka_bootstrap, orders_topic=topic
+    )
+
+
+@pytest.fixture
+async def order_store(exchange_dsn: str) -> AsyncIterator[OrderStore]:
+    """The trading API's order store on this test's database, clock fixed at STORE_CLOCK_MS."""
+    pool = await create_pool(exchange_dsn, max_size=8)
+    store = OrderStore(pool, clock_ms=lambda: STORE_CLOCK_MS)
+    await store.start()
+    try:
+        yield store
+    finally:
+        await store.stop()
+        await pool.close()
+
+
+async def funded_user(pool: asyncpg.Pool, email: str, asset: str, amount: int) -> int:
+    """A new user with `amount` (smallest units) of `asset` deposited."""
+    async with pool.acquire() as conn:
+        user_id = await accounts.create_user(conn, email)
+        await accounts.deposit(conn, user_id, asset, amount, external_id=f"dep-{email}-{asset}")
+    return user_id
 
 
 @pytest.fixture

@@ -10,49 +10,23 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import AsyncIterator
 
 import asyncpg
-import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from cex.core.events import decode_command
 from cex.infra import accounts, kafka, outbox
-from cex.infra.postgres import create_pool
 from cex.infra.service import WorkerContext
 from cex.infra.settings import InfraSettings
 from cex.relay.service import run_relay
 from cex.trading.store import OrderStore
 from cex.trading.validation import OrderRequest, validate
-from tests.fixtures import NewTopicFactory
 
 USDT = 1_000_000
 
 
-@pytest.fixture
-async def settings(
-    exchange_dsn: str, kafka_bootstrap: str, new_topic: NewTopicFactory
-) -> InfraSettings:
-    topic = await new_topic("orders", partitions=2)
-    return InfraSettings(
-        postgres_dsn=exchange_dsn, kafka_bootstrap=kafka_bootstrap, orders_topic=topic
-    )
-
-
-@pytest.fixture
-async def store(settings: InfraSettings) -> AsyncIterator[OrderStore]:
-    pool = await create_pool(settings.postgres_dsn, max_size=4)
-    the_store = OrderStore(pool)
-    await the_store.start()
-    try:
-        yield the_store
-    finally:
-        await the_store.stop()
-        await pool.close()
-
-
-async def place_orders(store: OrderStore, count: int, prefix: str) -> None:
-    async with store.pool.acquire() as conn:
+async def place_orders(order_store: OrderStore, count: int, prefix: str) -> None:
+    async with order_store.pool.acquire() as conn:
         user = await accounts.create_user(conn, f"{prefix}@example.com")
         await accounts.deposit(conn, user, "USDT", 10_000_000 * USDT, f"dep-{prefix}")
     for i in range(count):
@@ -61,18 +35,18 @@ async def place_orders(store: OrderStore, count: int, prefix: str) -> None:
             user_id=user, symbol=symbol, side="BUY", type="LIMIT",
             newClientOrderId=f"{prefix}-{i}", timeInForce="GTC", quantity="0.01", price="1000",
         )  # fmt: skip
-        await store.place(validate(request, store.market_for_symbol(symbol)))
+        await order_store.place(validate(request, order_store.market_for_symbol(symbol)))
 
 
-async def read_partition(settings: InfraSettings, partition: int) -> list[tuple[int, int]]:
+async def read_partition(exchange_settings: InfraSettings, partition: int) -> list[tuple[int, int]]:
     """(command_seq, order_id) of every committed record of one partition, in order."""
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap, isolation_level="read_committed",
+        bootstrap_servers=exchange_settings.kafka_bootstrap, isolation_level="read_committed",
         enable_auto_commit=False,
     )  # fmt: skip
     await consumer.start()
     try:
-        tp = TopicPartition(settings.orders_topic, partition)
+        tp = TopicPartition(exchange_settings.orders_topic, partition)
         consumer.assign([tp])
         await consumer.seek_to_beginning(tp)
         end = (await consumer.end_offsets([tp]))[tp]
@@ -100,67 +74,72 @@ async def expected(pool: asyncpg.Pool, market: str) -> list[tuple[int, int]]:
 
 
 async def test_publishes_every_command_once_in_order(
-    settings: InfraSettings, store: OrderStore
+    exchange_settings: InfraSettings, order_store: OrderStore
 ) -> None:
-    await place_orders(store, 30, "a")
+    await place_orders(order_store, 30, "a")
     ctx = WorkerContext("relay")
-    relay = asyncio.create_task(run_relay(ctx, settings))
+    relay = asyncio.create_task(run_relay(ctx, exchange_settings))
     try:
-        await wait_published(store.pool)
-        await place_orders(store, 30, "b")  # woken by NOTIFY while running
-        await wait_published(store.pool)
+        await wait_published(order_store.pool)
+        await place_orders(order_store, 30, "b")  # woken by NOTIFY while running
+        await wait_published(order_store.pool)
     finally:
         ctx.stopping.set()
         await relay
 
-    btc, eth = await expected(store.pool, "btc-usdt"), await expected(store.pool, "eth-usdt")
+    btc, eth = (
+        await expected(order_store.pool, "btc-usdt"),
+        await expected(order_store.pool, "eth-usdt"),
+    )
     assert len(btc) + len(eth) == 60
-    assert await read_partition(settings, 0) == btc
-    assert await read_partition(settings, 1) == eth
+    assert await read_partition(exchange_settings, 0) == btc
+    assert await read_partition(exchange_settings, 1) == eth
 
 
 async def test_rows_sent_before_a_crash_are_not_sent_again(
-    settings: InfraSettings, store: OrderStore
+    exchange_settings: InfraSettings, order_store: OrderStore
 ) -> None:
-    await place_orders(store, 10, "c")
-    rows = await store.pool.fetch(
+    await place_orders(order_store, 10, "c")
+    rows = await order_store.pool.fetch(
         "SELECT market, command_seq, payload FROM outbox WHERE market = 'btc-usdt'"
         " ORDER BY command_seq LIMIT 4"
     )
     # A relay that committed these to Kafka and died before marking them published.
-    producer = kafka.producer(settings, transactional_id=outbox.PUBLISHER_TRANSACTIONAL_ID)
+    producer = kafka.producer(exchange_settings, transactional_id=outbox.PUBLISHER_TRANSACTIONAL_ID)
     await producer.start()
     async with producer.transaction():
         for r in rows:
             await producer.send(
-                settings.orders_topic, bytes(r["payload"]), partition=0,
+                exchange_settings.orders_topic, bytes(r["payload"]), partition=0,
                 headers=[(outbox.COMMAND_SEQ_HEADER, str(r["command_seq"]).encode())],
             )  # fmt: skip
     await producer.stop()
-    assert await store.pool.fetchval("SELECT count(*) FROM outbox WHERE published") == 0
+    assert await order_store.pool.fetchval("SELECT count(*) FROM outbox WHERE published") == 0
 
     ctx = WorkerContext("relay")
-    relay = asyncio.create_task(run_relay(ctx, settings))
+    relay = asyncio.create_task(run_relay(ctx, exchange_settings))
     try:
-        await wait_published(store.pool)
+        await wait_published(order_store.pool)
     finally:
         ctx.stopping.set()
         await relay
 
-    assert await read_partition(settings, 0) == await expected(store.pool, "btc-usdt")
+    assert await read_partition(exchange_settings, 0) == await expected(
+        order_store.pool, "btc-usdt"
+    )
 
 
 async def test_two_relays_one_publishes_the_other_takes_over(
-    settings: InfraSettings, store: OrderStore
+    exchange_settings: InfraSettings, order_store: OrderStore
 ) -> None:
     first_ctx, second_ctx = WorkerContext("relay-1"), WorkerContext("relay-2")
-    first = asyncio.create_task(run_relay(first_ctx, settings))
+    first = asyncio.create_task(run_relay(first_ctx, exchange_settings))
     async with asyncio.timeout(20):
         while not first_ctx.readiness.ready:
             await asyncio.sleep(0.05)
-    second = asyncio.create_task(run_relay(second_ctx, settings))
-    await place_orders(store, 20, "d")
-    await wait_published(store.pool)
+    second = asyncio.create_task(run_relay(second_ctx, exchange_settings))
+    await place_orders(order_store, 20, "d")
+    await wait_published(order_store.pool)
     assert not second_ctx.readiness.ready, "the second relay waits while the first publishes"
 
     first_ctx.stopping.set()
@@ -168,13 +147,17 @@ async def test_two_relays_one_publishes_the_other_takes_over(
     async with asyncio.timeout(20):
         while not second_ctx.readiness.ready:
             await asyncio.sleep(0.05)
-    await place_orders(store, 20, "e")
-    await wait_published(store.pool)
+    await place_orders(order_store, 20, "e")
+    await wait_published(order_store.pool)
     second_ctx.stopping.set()
     await second
 
-    assert await read_partition(settings, 0) == await expected(store.pool, "btc-usdt")
-    assert await read_partition(settings, 1) == await expected(store.pool, "eth-usdt")
+    assert await read_partition(exchange_settings, 0) == await expected(
+        order_store.pool, "btc-usdt"
+    )
+    assert await read_partition(exchange_settings, 1) == await expected(
+        order_store.pool, "eth-usdt"
+    )
 
 
 def _free_port() -> int:
@@ -183,12 +166,12 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _start_relay(settings: InfraSettings) -> subprocess.Popen[bytes]:
+def _start_relay(exchange_settings: InfraSettings) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
-        "CEX_POSTGRES_DSN": settings.postgres_dsn,
-        "CEX_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
-        "CEX_ORDERS_TOPIC": settings.orders_topic,
+        "CEX_POSTGRES_DSN": exchange_settings.postgres_dsn,
+        "CEX_KAFKA_BOOTSTRAP": exchange_settings.kafka_bootstrap,
+        "CEX_ORDERS_TOPIC": exchange_settings.orders_topic,
         "CEX_METRICS_PORT": str(_free_port()),
     }
     cex = os.path.join(os.path.dirname(sys.executable), "cex")
@@ -196,25 +179,25 @@ def _start_relay(settings: InfraSettings) -> subprocess.Popen[bytes]:
 
 
 async def test_kill_9_at_random_moments_loses_and_duplicates_nothing(
-    settings: InfraSettings, store: OrderStore
+    exchange_settings: InfraSettings, order_store: OrderStore
 ) -> None:
     rng = random.Random(7)
-    feeding = asyncio.create_task(place_orders(store, 400, "k"))
-    relay = _start_relay(settings)
+    feeding = asyncio.create_task(place_orders(order_store, 400, "k"))
+    relay = _start_relay(exchange_settings)
     try:
         for _ in range(4):
             await asyncio.sleep(rng.uniform(0.3, 1.5))
             relay.send_signal(signal.SIGKILL)
             relay.wait()
-            relay = _start_relay(settings)
+            relay = _start_relay(exchange_settings)
         await feeding
-        await wait_published(store.pool, timeout=60)
+        await wait_published(order_store.pool, timeout=60)
     finally:
         relay.terminate()
         relay.wait()
 
-    btc = await expected(store.pool, "btc-usdt")
-    eth = await expected(store.pool, "eth-usdt")
+    btc = await expected(order_store.pool, "btc-usdt")
+    eth = await expected(order_store.pool, "eth-usdt")
     assert len(btc) + len(eth) == 400
-    assert await read_partition(settings, 0) == btc
-    assert await read_partition(settings, 1) == eth
+    assert await read_partition(exchange_settings, 0) == btc
+    assert await read_partition(exchange_settings, 1) == eth

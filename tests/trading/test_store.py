@@ -1,43 +1,22 @@
-"""The trading API's order store on the real Postgres: funds locked, PENDING order and
+"""The trading API's order order_store on the real Postgres: funds locked, PENDING order and
 outbox row in one transaction; concurrency can never spend the same funds twice."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import asyncpg
 import httpx
 import pytest
 
 from cex.core.events import CancelAll, OrderCancel, OrderCreate, decode_command
-from cex.infra import accounts
-from cex.infra.postgres import create_pool
 from cex.trading.app import create_app
 from cex.trading.errors import TradingError
 from cex.trading.store import OrderStore
 from cex.trading.validation import OrderRequest, validate
+from tests.fixtures import funded_user
 
 USDT = 1_000_000  # micro-USDT per USDT
-
-
-@pytest.fixture
-async def store(exchange_dsn: str) -> AsyncIterator[OrderStore]:
-    pool = await create_pool(exchange_dsn, max_size=8)
-    the_store = OrderStore(pool, clock_ms=lambda: 1_700_000_000_000)
-    await the_store.start()
-    try:
-        yield the_store
-    finally:
-        await the_store.stop()
-        await pool.close()
-
-
-async def funded_user(pool: asyncpg.Pool, email: str, asset: str, amount: int) -> int:
-    async with pool.acquire() as conn:
-        user_id = await accounts.create_user(conn, email)
-        await accounts.deposit(conn, user_id, asset, amount, external_id=f"dep-{email}-{asset}")
-    return user_id
 
 
 async def balance(pool: asyncpg.Pool, user_id: int, asset: str) -> tuple[int, int]:
@@ -54,19 +33,21 @@ def buy(user_id: int, cid: str, qty: str = "0.001", price: str = "10000") -> Ord
     )  # fmt: skip
 
 
-async def place(store: OrderStore, request: OrderRequest) -> dict[str, object]:
-    return await store.place(validate(request, store.market_for_symbol(request.symbol)))
+async def place(order_store: OrderStore, request: OrderRequest) -> dict[str, object]:
+    return await order_store.place(validate(request, order_store.market_for_symbol(request.symbol)))
 
 
-async def test_placing_locks_funds_and_writes_order_outbox_and_ledger(store: OrderStore) -> None:
-    alice = await funded_user(store.pool, "alice@example.com", "USDT", 100 * USDT)
+async def test_placing_locks_funds_and_writes_order_outbox_and_ledger(
+    order_store: OrderStore,
+) -> None:
+    alice = await funded_user(order_store.pool, "alice@example.com", "USDT", 100 * USDT)
 
-    row = await place(store, buy(alice, "a1"))
+    row = await place(order_store, buy(alice, "a1"))
 
     assert row["status"] == "PENDING"
     assert (row["locked_asset"], row["locked"]) == ("USDT", 10 * USDT)
-    assert await balance(store.pool, alice, "USDT") == (90 * USDT, 10 * USDT)
-    outbox = await store.pool.fetch("SELECT * FROM outbox WHERE market = 'btc-usdt'")
+    assert await balance(order_store.pool, alice, "USDT") == (90 * USDT, 10 * USDT)
+    outbox = await order_store.pool.fetch("SELECT * FROM outbox WHERE market = 'btc-usdt'")
     assert [(r["command_seq"], r["kind"], r["order_id"]) for r in outbox] == [
         (1, "ORDER_CREATE", row["id"])
     ]
@@ -79,7 +60,7 @@ async def test_placing_locks_funds_and_writes_order_outbox_and_ledger(store: Ord
         10 * USDT,
     )
     assert (command.price, command.quantity, command.ts) == (100000, 100, 1_700_000_000_000)
-    entries = await store.pool.fetch(
+    entries = await order_store.pool.fetch(
         "SELECT e.bucket, e.amount FROM ledger_entries e JOIN journals j ON j.id = e.journal_id"
         " WHERE j.kind = 'ORDER_LOCK' ORDER BY e.bucket"
     )
@@ -89,31 +70,34 @@ async def test_placing_locks_funds_and_writes_order_outbox_and_ledger(store: Ord
     ]
 
 
-async def test_insufficient_funds_changes_nothing(store: OrderStore) -> None:
-    bob = await funded_user(store.pool, "bob@example.com", "USDT", 5 * USDT)
+async def test_insufficient_funds_changes_nothing(order_store: OrderStore) -> None:
+    bob = await funded_user(order_store.pool, "bob@example.com", "USDT", 5 * USDT)
 
     with pytest.raises(TradingError) as caught:
-        await place(store, buy(bob, "b1"))  # needs 10 USDT
+        await place(order_store, buy(bob, "b1"))  # needs 10 USDT
 
     assert (caught.value.code, caught.value.msg) == (
         -2010,
         "Account has insufficient balance for requested action.",
     )
-    assert await balance(store.pool, bob, "USDT") == (5 * USDT, 0)
-    assert await store.pool.fetchval("SELECT count(*) FROM orders") == 0
-    assert await store.pool.fetchval("SELECT count(*) FROM outbox") == 0
+    assert await balance(order_store.pool, bob, "USDT") == (5 * USDT, 0)
+    assert await order_store.pool.fetchval("SELECT count(*) FROM orders") == 0
+    assert await order_store.pool.fetchval("SELECT count(*) FROM outbox") == 0
 
 
-async def test_concurrent_orders_never_spend_the_same_funds(store: OrderStore) -> None:
-    carol = await funded_user(store.pool, "carol@example.com", "USDT", 100 * USDT)
+async def test_concurrent_orders_never_spend_the_same_funds(order_store: OrderStore) -> None:
+    carol = await funded_user(order_store.pool, "carol@example.com", "USDT", 100 * USDT)
     others = [
-        await funded_user(store.pool, f"u{i}@example.com", "USDT", 10 * USDT) for i in range(20)
+        await funded_user(order_store.pool, f"u{i}@example.com", "USDT", 10 * USDT)
+        for i in range(20)
     ]
     # 300 concurrent orders of 10 USDT from carol (funds for 10) and one each from others.
     requests = [buy(carol, f"c{i}") for i in range(300)] + [
         buy(user, f"o{user}") for user in others
     ]
-    outcomes = await asyncio.gather(*(place(store, r) for r in requests), return_exceptions=True)
+    outcomes = await asyncio.gather(
+        *(place(order_store, r) for r in requests), return_exceptions=True
+    )
 
     carol_ok = [o for o in outcomes[:300] if isinstance(o, dict)]
     carol_refused = [o for o in outcomes[:300] if isinstance(o, TradingError)]
@@ -122,52 +106,56 @@ async def test_concurrent_orders_never_spend_the_same_funds(store: OrderStore) -
     assert all(e.code == -2010 for e in carol_refused)
     # Other users' orders in the same batches were not failed by carol's.
     assert all(isinstance(o, dict) for o in outcomes[300:])
-    assert await balance(store.pool, carol, "USDT") == (0, 100 * USDT)
-    assert max(store.batch_sizes) > 1, "requests were gathered into shared transactions"
-    seqs = [r[0] for r in await store.pool.fetch("SELECT command_seq FROM outbox ORDER BY 1")]
+    assert await balance(order_store.pool, carol, "USDT") == (0, 100 * USDT)
+    assert max(order_store.batch_sizes) > 1, "requests were gathered into shared transactions"
+    seqs = [r[0] for r in await order_store.pool.fetch("SELECT command_seq FROM outbox ORDER BY 1")]
     assert seqs == list(range(1, 31)), "command numbers are gap-free per market"
 
 
-async def test_client_order_id_is_idempotent(store: OrderStore) -> None:
-    dave = await funded_user(store.pool, "dave@example.com", "USDT", 100 * USDT)
+async def test_client_order_id_is_idempotent(order_store: OrderStore) -> None:
+    dave = await funded_user(order_store.pool, "dave@example.com", "USDT", 100 * USDT)
 
-    first, *repeats = await asyncio.gather(*(place(store, buy(dave, "same")) for _ in range(5)))
-    later = await place(store, buy(dave, "same"))
+    first, *repeats = await asyncio.gather(
+        *(place(order_store, buy(dave, "same")) for _ in range(5))
+    )
+    later = await place(order_store, buy(dave, "same"))
 
     assert {r["id"] for r in [*repeats, later]} == {first["id"]}
-    assert await balance(store.pool, dave, "USDT") == (90 * USDT, 10 * USDT)
-    assert await store.pool.fetchval("SELECT count(*) FROM outbox") == 1
+    assert await balance(order_store.pool, dave, "USDT") == (90 * USDT, 10 * USDT)
+    assert await order_store.pool.fetchval("SELECT count(*) FROM outbox") == 1
 
 
-async def test_market_buy_by_quantity_locks_all_available(store: OrderStore) -> None:
-    erin = await funded_user(store.pool, "erin@example.com", "USDT", 42 * USDT)
+async def test_market_buy_by_quantity_locks_all_available(order_store: OrderStore) -> None:
+    erin = await funded_user(order_store.pool, "erin@example.com", "USDT", 42 * USDT)
     request = OrderRequest(
         user_id=erin, symbol="BTCUSDT", side="BUY", type="MARKET", newClientOrderId="m1",
         quantity="0.01",
     )  # fmt: skip
-    row = await place(store, request)
+    row = await place(order_store, request)
     assert row["locked"] == 42 * USDT
-    assert await balance(store.pool, erin, "USDT") == (0, 42 * USDT)
+    assert await balance(order_store.pool, erin, "USDT") == (0, 42 * USDT)
 
 
-async def test_halted_market_refuses_new_orders(store: OrderStore) -> None:
-    frank = await funded_user(store.pool, "frank@example.com", "USDT", 100 * USDT)
-    await store.pool.execute("UPDATE markets SET status = 'HALTED' WHERE name = 'btc-usdt'")
+async def test_halted_market_refuses_new_orders(order_store: OrderStore) -> None:
+    frank = await funded_user(order_store.pool, "frank@example.com", "USDT", 100 * USDT)
+    await order_store.pool.execute("UPDATE markets SET status = 'HALTED' WHERE name = 'btc-usdt'")
 
     with pytest.raises(TradingError, match="Market is closed"):
-        await place(store, buy(frank, "f1"))
-    assert await balance(store.pool, frank, "USDT") == (100 * USDT, 0)
+        await place(order_store, buy(frank, "f1"))
+    assert await balance(order_store.pool, frank, "USDT") == (100 * USDT, 0)
 
 
-async def test_cancel_goes_through_the_engine_after_the_create(store: OrderStore) -> None:
-    gina = await funded_user(store.pool, "gina@example.com", "USDT", 100 * USDT)
-    first = await place(store, buy(gina, "g1"))
-    await place(store, buy(gina, "g2"))
+async def test_cancel_goes_through_the_engine_after_the_create(order_store: OrderStore) -> None:
+    gina = await funded_user(order_store.pool, "gina@example.com", "USDT", 100 * USDT)
+    first = await place(order_store, buy(gina, "g1"))
+    await place(order_store, buy(gina, "g2"))
 
-    await store.cancel(gina, "BTCUSDT", None, "g1")
-    await store.cancel_all(gina, "BTCUSDT")
+    await order_store.cancel(gina, "BTCUSDT", None, "g1")
+    await order_store.cancel_all(gina, "BTCUSDT")
 
-    rows = await store.pool.fetch("SELECT command_seq, payload FROM outbox ORDER BY command_seq")
+    rows = await order_store.pool.fetch(
+        "SELECT command_seq, payload FROM outbox ORDER BY command_seq"
+    )
     commands = [decode_command(r["payload"]) for r in rows]
     assert [type(c).__name__ for c in commands] == [
         "OrderCreate",
@@ -180,22 +168,24 @@ async def test_cancel_goes_through_the_engine_after_the_create(store: OrderStore
     assert isinstance(commands[3], CancelAll)
     assert commands[3].user_id == gina
     # Funds stay locked until the engine's answer is settled.
-    assert await balance(store.pool, gina, "USDT") == (80 * USDT, 20 * USDT)
+    assert await balance(order_store.pool, gina, "USDT") == (80 * USDT, 20 * USDT)
 
 
-async def test_unknown_order_cancel_changes_nothing(store: OrderStore) -> None:
+async def test_unknown_order_cancel_changes_nothing(order_store: OrderStore) -> None:
     with pytest.raises(TradingError) as caught:
-        await store.cancel(12345, "BTCUSDT", 999, None)
+        await order_store.cancel(12345, "BTCUSDT", 999, None)
     assert (caught.value.code, caught.value.msg) == (-2011, "Unknown order sent.")
-    assert await store.pool.fetchval("SELECT count(*) FROM outbox") == 0
+    assert await order_store.pool.fetchval("SELECT count(*) FROM outbox") == 0
     assert (
-        await store.pool.fetchval("SELECT next_command_seq FROM markets WHERE name = 'btc-usdt'")
+        await order_store.pool.fetchval(
+            "SELECT next_command_seq FROM markets WHERE name = 'btc-usdt'"
+        )
         == 1
     )
 
 
-async def test_http_errors_are_binance_shaped(store: OrderStore) -> None:
-    app = create_app(store=store)
+async def test_http_errors_are_binance_shaped(order_store: OrderStore) -> None:
+    app = create_app(store=order_store)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://trading") as client:
         unknown = await client.post(
@@ -212,4 +202,4 @@ async def test_http_errors_are_binance_shaped(store: OrderStore) -> None:
         )  # fmt: skip
     assert (unknown.status_code, unknown.json()) == (400, {"code": -1121, "msg": "Invalid symbol."})
     assert off_grid.json() == {"code": -1013, "msg": "Filter failure: PRICE_FILTER"}
-    assert await store.pool.fetchval("SELECT count(*) FROM orders") == 0
+    assert await order_store.pool.fetchval("SELECT count(*) FROM orders") == 0
