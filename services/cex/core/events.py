@@ -99,6 +99,7 @@ __all__ = [
     "TimeInForce",
     "TradeExecuted",
     "UpdateCause",
+    "command_kind",
     "decode_command",
     "decode_event",
     "encode",
@@ -322,6 +323,12 @@ class ConfigUpdate(_Command, frozen=True, tag="CONFIG_UPDATE.v1"):
 Command: TypeAlias = (
     OrderCreate | OrderCancel | CancelAll | OrderAmend | OrderExpire | MarketControl | ConfigUpdate
 )
+
+
+def command_kind(command: Command) -> CommandKind:
+    """The kind of a command, without its schema version (``ORDER_CREATE.v1`` → ORDER_CREATE)."""
+    tag = type(command).__struct_config__.tag
+    return CommandKind(str(tag).partition(".")[0])
 
 
 # --------------------------------------------------------------------------- events

@@ -22,15 +22,34 @@ from typing import Any
 import msgspec
 
 from cex.core.errors import AmountError, MarketConfigError
-from cex.core.events import MarketStatus
+from cex.core.events import (
+    Command,
+    ConfigUpdate,
+    MarketControl,
+    MarketControlAction,
+    MarketStatus,
+)
 from cex.core.money import PPM, asset_step, format_units, parse_decimal, parse_ppm, parse_units
 
-__all__ = ["MAX_FEE_PPM", "MAX_PRECISION", "MarketConfig", "fee"]
+__all__ = [
+    "MAX_AMOUNT",
+    "MAX_FEE_PPM",
+    "MAX_INT64",
+    "MAX_PRECISION",
+    "MarketConfig",
+    "fee",
+    "transition_commands",
+]
 
 #: Highest fee rate accepted: 10 %.
 MAX_FEE_PPM = 100_000
 #: Most decimals an asset's smallest unit may have.
 MAX_PRECISION = 18
+
+#: Prices (ticks) and quantities (lots) are 64-bit integers in the database and on the wire.
+MAX_INT64 = 2**63 - 1
+#: Amounts of money are ``numeric(38, 0)`` in the ledger.
+MAX_AMOUNT = 10**38
 
 _CRD_STATUS = {
     "Trading": MarketStatus.TRADING,
@@ -120,6 +139,14 @@ class MarketConfig(msgspec.Struct, frozen=True, kw_only=True):
         max_lots = parse_units(self.max_qty, self.lot_size, field="max_qty")
         if max_lots < min_lots:
             raise MarketConfigError("max_qty must not be below min_qty")
+        if max_lots > MAX_INT64:
+            raise MarketConfigError(f"max_qty is {max_lots} lots, more than a 64-bit quantity")
+        largest_notional = MAX_INT64 * max_lots * self.quote_units_per_tick_lot
+        if largest_notional >= MAX_AMOUNT:
+            raise MarketConfigError(
+                "max_qty × the largest price does not fit the ledger's 38-digit amounts;"
+                " use a coarser lot_size or a smaller max_qty"
+            )
         parse_units(
             self.min_notional,
             asset_step(self.quote_precision),
@@ -286,3 +313,29 @@ class MarketConfig(msgspec.Struct, frozen=True, kw_only=True):
     def _replace(self, **changes: Any) -> MarketConfig:
         # Through the constructor, so that __post_init__ validates the copy.
         return type(self)(**{**msgspec.structs.asdict(self), **changes})
+
+
+_CONTROL_ACTION = {
+    MarketStatus.TRADING: MarketControlAction.RESUME,
+    MarketStatus.HALTED: MarketControlAction.HALT,
+    MarketStatus.CANCEL_ONLY: MarketControlAction.CANCEL_ONLY,
+}
+
+
+def transition_commands(old: MarketConfig, new: MarketConfig, ts: int) -> list[Command]:
+    """The commands that bring a running engine from ``old`` to ``new``: fees first, then the
+    status (so that a market resumed with new fees never trades at the old ones). Only fees
+    and status can change; the identity and grid of a market are fixed for its life."""
+    commands: list[Command] = []
+    if (old.maker_fee_ppm, old.taker_fee_ppm) != (new.maker_fee_ppm, new.taker_fee_ppm):
+        commands.append(
+            ConfigUpdate(
+                market=new.name,
+                ts=ts,
+                maker_fee_ppm=new.maker_fee_ppm,
+                taker_fee_ppm=new.taker_fee_ppm,
+            )
+        )
+    if old.status != new.status:
+        commands.append(MarketControl(market=new.name, ts=ts, action=_CONTROL_ACTION[new.status]))
+    return commands

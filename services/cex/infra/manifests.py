@@ -17,16 +17,29 @@ from cex.core.market import MarketConfig
 
 __all__ = [
     "EXAMPLES_DIR",
+    "MARKET_API_VERSION",
     "MARKET_API_VERSIONS",
     "example_markets",
     "find_market_file",
     "load_market",
+    "market_document",
     "parse_market",
 ]
 
 #: ``examples/`` of the source checkout (services/cex/infra/manifests.py → repo root).
 EXAMPLES_DIR = Path(__file__).resolve().parents[3] / "examples"
-MARKET_API_VERSIONS = frozenset({"cex.dev/v1alpha1"})
+MARKET_API_VERSION = "cex.dev/v1alpha1"
+MARKET_API_VERSIONS = frozenset({MARKET_API_VERSION})
+
+
+def market_document(name: str, spec: dict[str, Any]) -> dict[str, Any]:
+    """The ``Market`` resource an engine reads (``CEX_MARKET_FILE``), for a spec."""
+    return {
+        "apiVersion": MARKET_API_VERSION,
+        "kind": "Market",
+        "metadata": {"name": name},
+        "spec": spec,
+    }
 
 
 def parse_market(document: Any, *, source: str = "<manifest>") -> MarketConfig:

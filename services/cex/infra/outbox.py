@@ -21,9 +21,40 @@ from __future__ import annotations
 import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from cex.core.events import Command, command_kind, encode
+
 PUBLISHER_LOCK = 0x63657801  # "cex\1"
 PUBLISHER_TRANSACTIONAL_ID = "cex-outbox-publisher"
 COMMAND_SEQ_HEADER = "cex-command-seq"
+OUTBOX_CHANNEL = "cex_outbox"
+
+
+async def append_command(
+    conn: asyncpg.Connection, command: Command, *, order_id: int | None = None
+) -> int:
+    """Queue one command for its market's engine; returns its command number.
+
+    Call inside the caller's transaction: the number is taken under the market row's lock,
+    so commands are published in commit order, and the row is written (or not) with the
+    rest of the transaction. The relay is woken by a notification sent at commit."""
+    seq = await conn.fetchval(
+        "UPDATE markets SET next_command_seq = next_command_seq + 1 WHERE name = $1"
+        " RETURNING next_command_seq - 1",
+        command.market,
+    )
+    if seq is None:
+        raise LookupError(f"market {command.market!r} is not registered")
+    await conn.execute(
+        "INSERT INTO outbox (market, command_seq, kind, order_id, payload)"
+        " VALUES ($1, $2, $3, $4, $5)",
+        command.market,
+        seq,
+        command_kind(command).value,
+        order_id,
+        encode(command),
+    )
+    await conn.execute("SELECT pg_notify($1, '')", OUTBOX_CHANNEL)
+    return int(seq)
 
 
 async def last_published_seq(consumer: AIOKafkaConsumer, topic: str, partition: int) -> int:

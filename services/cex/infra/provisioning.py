@@ -1,7 +1,8 @@
 """Provisioning one market: the single code path behind both the operator and the local
 stack (DESIGN.md §9). Idempotent: running it again changes nothing.
 
-1. register the market in Postgres, which allocates (or returns) its partition index;
+1. register the market in Postgres, which allocates (or returns) its partition index and
+   queues a change of fees or status for the engine as a command (:mod:`cex.infra.registry`);
 2. make sure the `orders` and `executions` topics exist with more partitions than that
    index (partition counts only grow);
 3. record the market's config and partition in Redis (`{prefix}:market:{name}`), where the
@@ -11,6 +12,7 @@ stack (DESIGN.md §9). Idempotent: running it again changes nothing.
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import asyncpg
@@ -18,21 +20,27 @@ import redis.asyncio as aioredis
 from aiokafka.admin import AIOKafkaAdminClient, NewPartitions, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
+from cex.core.events import CancelAll
 from cex.core.market import MarketConfig
-from cex.infra import registry
+from cex.infra import outbox, registry
 from cex.infra.settings import InfraSettings
 
 TOPIC_ALREADY_EXISTS = TopicAlreadyExistsError.errno
 
 
-async def provision_market(settings: InfraSettings, name: str, spec: dict[str, Any]) -> int:
-    """Provision market `name` from its `Market` spec; returns its partition index."""
+async def provision_market(
+    settings: InfraSettings, name: str, spec: dict[str, Any]
+) -> registry.Registration:
+    """Provision market `name` from its `Market` spec; returns its registration (partition,
+    genesis spec, commands queued for its engine). Raises MarketConfigError for a spec that
+    cannot be traded exactly, ValueError for one contradicting the registered identity."""
     config = MarketConfig.from_spec(name, spec)
     conn = await asyncpg.connect(settings.postgres_dsn)
     try:
-        partition = await registry.register_market(conn, config, spec)
+        registration = await registry.register_market(conn, config, spec)
     finally:
         await conn.close()
+    partition = registration.partition
     await ensure_partitions(
         settings.kafka_bootstrap,
         (settings.orders_topic, settings.executions_topic),
@@ -46,7 +54,7 @@ async def provision_market(settings: InfraSettings, name: str, spec: dict[str, A
         )
     finally:
         await client.aclose()
-    return partition
+    return registration
 
 
 async def ensure_partitions(bootstrap: str, topics: tuple[str, ...], count: int) -> None:
@@ -82,3 +90,58 @@ async def ensure_partitions(bootstrap: str, topics: tuple[str, ...], count: int)
             await admin.create_partitions(grow)
     finally:
         await admin.close()
+
+
+# --------------------------------------------------------------------------- removal
+#
+# A market leaves in two steps, each safe to repeat: `begin_drain` marks it DELETED in the
+# registry (the trading API refuses new orders; the engine gets MARKET_CONTROL CANCEL_ONLY)
+# and cancels every open order through the engine; `open_orders` then reports how many are
+# not settled yet. Nothing is deleted: orders, trades, the ledger, the partition and the
+# snapshot key stay, and a re-created market gets its partition and its engine's state back.
+
+OPEN_STATUSES = ("PENDING", "NEW", "PARTIALLY_FILLED")
+
+
+async def begin_drain(settings: InfraSettings, name: str) -> int | None:
+    """Mark market `name` DELETED (its engine goes cancel-only) and queue a CANCEL_ALL for
+    every user with an open order in it; returns how many were queued, or None if the
+    market was never registered (nothing to drain)."""
+    conn = await asyncpg.connect(settings.postgres_dsn)
+    try:
+        stored = await conn.fetchval("SELECT spec FROM markets WHERE name = $1", name)
+        if stored is None:
+            return None
+        spec = json.loads(stored)
+        config = MarketConfig.from_spec(name, spec)
+        await registry.register_market(conn, config, spec, status=registry.DELETED)
+        async with conn.transaction():
+            users = await conn.fetch(
+                "SELECT DISTINCT user_id FROM orders WHERE market = $1"
+                " AND status = ANY($2::text[]) ORDER BY user_id",
+                name,
+                list(OPEN_STATUSES),
+            )
+            ts = int(time.time() * 1000)
+            for row in users:
+                await outbox.append_command(
+                    conn, CancelAll(market=name, ts=ts, user_id=row["user_id"])
+                )
+        return len(users)
+    finally:
+        await conn.close()
+
+
+async def open_orders(settings: InfraSettings, name: str) -> int:
+    """How many orders of market `name` are not yet final in Postgres (settled)."""
+    conn = await asyncpg.connect(settings.postgres_dsn)
+    try:
+        return int(
+            await conn.fetchval(
+                "SELECT count(*) FROM orders WHERE market = $1 AND status = ANY($2::text[])",
+                name,
+                list(OPEN_STATUSES),
+            )
+        )
+    finally:
+        await conn.close()

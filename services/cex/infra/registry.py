@@ -8,13 +8,21 @@ against it; settlement and the relay find each market's partition in it.
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
 
-from cex.core.events import MarketStatus
-from cex.core.market import MarketConfig
+from cex.core.events import Command, MarketStatus
+from cex.core.market import MarketConfig, transition_commands
+from cex.infra import outbox
+
+#: Registry status of a market removed from the cluster (its data stays).
+DELETED = "DELETED"
+#: Notified (payload: the market's name) when a market is registered or changes, so that
+#: the trading API reloads the registry.
+MARKETS_CHANNEL = "cex_markets"
 
 
 @dataclass(frozen=True)
@@ -41,16 +49,40 @@ async def load_markets(conn: asyncpg.Connection | asyncpg.Pool) -> dict[str, Reg
     }
 
 
+@dataclass(frozen=True)
+class Registration:
+    """What registering a market did."""
+
+    partition: int
+    #: The spec its command stream starts from: engines replaying from the first command
+    #: start from it (``markets.genesis_spec``).
+    genesis_spec: dict[str, Any]
+    #: Commands queued for the engine because fees or status changed (empty for a new
+    #: market or an unchanged spec).
+    commands: tuple[Command, ...] = ()
+
+
 async def register_market(
-    conn: asyncpg.Connection, config: MarketConfig, spec: dict[str, Any]
-) -> int:
-    """Insert or update one market (and its two assets); returns its partition.
+    conn: asyncpg.Connection,
+    config: MarketConfig,
+    spec: dict[str, Any],
+    *,
+    status: str | None = None,
+    now_ms: int | None = None,
+) -> Registration:
+    """Insert or update one market (and its two assets).
 
     A new market gets the next free partition index; a known one keeps its own (partitions
     are never reused nor given back, so a re-created market gets its old one). Identity
     fields never change: a spec contradicting the stored one on symbol, assets or grid is
-    refused. Serialised by an advisory lock so two registrations never share an index.
+    refused. A change of fees or status is queued for the engine as CONFIG_UPDATE /
+    MARKET_CONTROL commands in the same transaction as the registry row, so the engine gets
+    each change exactly once however often this runs. ``status`` overrides the spec's
+    (``DELETED`` while a market is being removed). Serialised by an advisory lock so two
+    registrations never share an index.
     """
+    status = status or config.status.value
+    ts = now_ms if now_ms is not None else int(time.time() * 1000)
     async with conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock(hashtext('cex.markets'))")
         for code, precision in (
@@ -66,31 +98,58 @@ async def register_market(
             if stored != precision:
                 raise ValueError(f"asset {code} has precision {stored}, not {precision}")
         existing = await conn.fetchrow(
-            "SELECT spec, partition FROM markets WHERE name = $1", config.name
+            "SELECT spec, genesis_spec, partition, status FROM markets WHERE name = $1 FOR UPDATE",
+            config.name,
         )
-        if existing is not None:
-            old = MarketConfig.from_spec(config.name, json.loads(existing["spec"]))
-            if _identity(old) != _identity(config):
-                raise ValueError(f"market {config.name}: identity fields cannot change")
-            partition = int(existing["partition"])
-        else:
+        if existing is None:
             partition = int(
                 await conn.fetchval("SELECT coalesce(max(partition) + 1, 0) FROM markets")
             )
-        await conn.execute(
-            "INSERT INTO markets (name, symbol, base, quote, partition, spec, status)"
-            " VALUES ($1, $2, $3, $4, $5, $6, $7)"
-            " ON CONFLICT (name) DO UPDATE SET spec = EXCLUDED.spec, status = EXCLUDED.status,"
-            " updated_at = now()",
-            config.name,
-            config.symbol,
-            config.base,
-            config.quote,
-            partition,
-            json.dumps(spec, sort_keys=True),
-            config.status.value,
+            genesis = spec
+            await conn.execute(
+                "INSERT INTO markets (name, symbol, base, quote, partition, spec, genesis_spec,"
+                " status) VALUES ($1, $2, $3, $4, $5, $6, $6, $7)",
+                config.name,
+                config.symbol,
+                config.base,
+                config.quote,
+                partition,
+                json.dumps(spec, sort_keys=True),
+                status,
+            )
+            await conn.execute("SELECT pg_notify($1, $2)", MARKETS_CHANNEL, config.name)
+            return Registration(partition, genesis)
+        old = MarketConfig.from_spec(config.name, json.loads(existing["spec"]))
+        if _identity(old) != _identity(config):
+            raise ValueError(f"market {config.name}: identity fields cannot change")
+        partition = int(existing["partition"])
+        genesis = json.loads(existing["genesis_spec"])
+        old_status = existing["status"]
+        if (json.loads(existing["spec"]), old_status) == (spec, status):
+            return Registration(partition, genesis)
+        commands = transition_commands(
+            old.with_status(_engine_status(old_status)),
+            config.with_status(_engine_status(status)),
+            ts,
         )
-        return partition
+        await conn.execute(
+            "UPDATE markets SET spec = $2, status = $3, updated_at = now() WHERE name = $1",
+            config.name,
+            json.dumps(spec, sort_keys=True),
+            status,
+        )
+        for command in commands:
+            await outbox.append_command(conn, command)
+        await conn.execute("SELECT pg_notify($1, $2)", MARKETS_CHANNEL, config.name)
+        return Registration(partition, genesis, tuple(commands))
+
+
+def _engine_status(registry_status: str) -> MarketStatus:
+    """The status the engine runs in for a registry status: a market being deleted (or
+    deleted) is cancel-only, so its remaining orders can still be cancelled."""
+    if registry_status == DELETED:
+        return MarketStatus.CANCEL_ONLY
+    return MarketStatus(registry_status)
 
 
 def _identity(config: MarketConfig) -> tuple[object, ...]:
@@ -103,3 +162,25 @@ def _identity(config: MarketConfig) -> tuple[object, ...]:
         config.tick_size,
         config.lot_size,
     )
+
+
+@dataclass(frozen=True)
+class MarketState:
+    """A registered market as the operator observes it."""
+
+    partition: int
+    status: str
+    #: MARKET_CONTROL / CONFIG_UPDATE commands still in the outbox (not yet in Kafka).
+    pending_changes: int
+
+
+async def market_state(conn: asyncpg.Connection | asyncpg.Pool, name: str) -> MarketState | None:
+    row = await conn.fetchrow(
+        "SELECT partition, status, (SELECT count(*) FROM outbox o WHERE o.market = m.name"
+        " AND NOT o.published AND o.kind IN ('MARKET_CONTROL', 'CONFIG_UPDATE')) AS pending"
+        " FROM markets m WHERE name = $1",
+        name,
+    )
+    if row is None:
+        return None
+    return MarketState(int(row["partition"]), row["status"], int(row["pending"]))

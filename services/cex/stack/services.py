@@ -7,8 +7,11 @@ Matching engines: one program ``engine-<market>`` per example market (``examples
 Each market is provisioned first by :func:`cex.infra.provisioning.provision_market`, the
 code path the operator uses too (registry row and partition index in Postgres, topics with
 enough partitions, market metadata in Redis); the engine gets its manifest and partition
-through ``CEX_MARKET_FILE`` / ``CEX_MARKET_PARTITION``. Engines' probes and metrics listen
-on ``ENGINE_BASE_PORT + i`` for the i-th market in name order.
+through ``CEX_MARKET_FILE`` / ``CEX_MARKET_PARTITION``. The manifest it gets is written from
+the market's *genesis* spec (``.cex/markets/<market>.yaml``): an engine replaying from the
+first command must start from the fees and status of that time; an edited example reaches a
+running market as commands instead (see :mod:`cex.infra.registry`). Engines' probes and
+metrics listen on ``ENGINE_BASE_PORT + i`` for the i-th market in name order.
 """
 
 from __future__ import annotations
@@ -16,13 +19,17 @@ from __future__ import annotations
 import asyncio
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from cex.infra.manifests import example_markets
+from cex.infra.manifests import example_markets, market_document
 from cex.infra.settings import InfraSettings
 from cex.stack.components import Program
 from cex.stack.settings import StackSettings
+
+if TYPE_CHECKING:
+    from cex.infra.registry import Registration
 
 #: First probe/metrics port of the engines (far from the components' defaults).
 ENGINE_BASE_PORT = 19400
@@ -78,28 +85,32 @@ def shared_programs(settings: StackSettings) -> tuple[list[Program], dict[str, s
     return programs, endpoints
 
 
-async def _provision(infra: InfraSettings, markets: dict[str, Path]) -> dict[str, int]:
+async def _provision(
+    infra: InfraSettings, specs: dict[str, dict[str, Any]]
+) -> dict[str, Registration]:
     """Migrate the database, then provision every market in name order."""
     from cex.infra.postgres import migrate
     from cex.infra.provisioning import provision_market
 
     await migrate(infra.postgres_dsn)
-    partitions: dict[str, int] = {}
-    for name, path in markets.items():
-        spec = yaml.safe_load(path.read_text())["spec"]
-        partitions[name] = await provision_market(infra, name, spec)
-    return partitions
+    return {name: await provision_market(infra, name, spec) for name, spec in specs.items()}
 
 
 def engine_programs(settings: StackSettings) -> tuple[list[Program], dict[str, str]]:
     infra = _infra(settings)
     markets = example_markets()
-    partitions = asyncio.run(_provision(infra, markets))
+    specs = {name: yaml.safe_load(path.read_text())["spec"] for name, path in markets.items()}
+    registrations = asyncio.run(_provision(infra, specs))
+    engine_files = settings.root / "markets"
+    engine_files.mkdir(parents=True, exist_ok=True)
     cex = str(Path(sys.executable).with_name("cex"))
     programs: list[Program] = []
     endpoints: dict[str, str] = {}
-    for i, (name, path) in enumerate(markets.items()):
+    for i, (name, registration) in enumerate(registrations.items()):
         port = ENGINE_BASE_PORT + i
+        engine_file = engine_files / f"{name}.yaml"
+        document = market_document(name, registration.genesis_spec)
+        engine_file.write_text(yaml.safe_dump(document, sort_keys=False))
         programs.append(
             Program(
                 f"engine-{name}",
@@ -107,8 +118,8 @@ def engine_programs(settings: StackSettings) -> tuple[list[Program], dict[str, s
                 stop_wait_s=30,
                 environment=_env(
                     settings,
-                    CEX_MARKET_FILE=str(path),
-                    CEX_MARKET_PARTITION=str(partitions[name]),
+                    CEX_MARKET_FILE=str(engine_file),
+                    CEX_MARKET_PARTITION=str(registration.partition),
                     CEX_METRICS_PORT=str(port),
                 ),
             )
