@@ -3,6 +3,7 @@
 #   kube-apiserver, kube-controller-manager, kube-scheduler, kubectl  (from k8s.io/kubernetes)
 #   kwok, helm                                                        (go install)
 #   etcd                                                              (Debian's etcd-server)
+#   prometheus-operator's ServiceMonitor and PrometheusRule CRDs      (for the chart's tests)
 # Binaries go to ${XDG_CACHE_HOME:-$HOME/.cache}/cex/k8s/<version>/bin; a second run with the
 # same versions does nothing. Go's own module and build caches are left where Go keeps them.
 set -euo pipefail
@@ -119,10 +120,39 @@ install_etcd() {
   etcd_bin >/dev/null || die "etcd-server installed but no etcd binary found"
 }
 
+# The CRDs of the monitoring objects the Helm chart renders, so tests can check them against a
+# real API server. They ship in the prometheus-operator module's example/ directory.
+fetch_prometheus_crds() {
+  local files=(monitoring.coreos.com_servicemonitors.yaml monitoring.coreos.com_prometheusrules.yaml)
+  local f have=true
+  for f in "${files[@]}"; do [[ -s "${CEX_PROMETHEUS_CRDS_DIR}/${f}" ]] || have=false; done
+  if [[ "${have}" == true ]]; then
+    log "prometheus-operator ${PROMETHEUS_OPERATOR_VERSION} CRDs: cached"
+    return
+  fi
+  log "prometheus-operator ${PROMETHEUS_OPERATOR_VERSION} CRDs: downloading the module"
+  # Outside any module (an empty directory), so no go.mod around changes what is resolved.
+  local tmp dir
+  tmp="$(mktemp -d)"
+  dir="$(cd "${tmp}" && GOFLAGS=-mod=mod go mod download -json \
+    "github.com/prometheus-operator/prometheus-operator@${PROMETHEUS_OPERATOR_VERSION}" |
+    sed -n 's/^[[:space:]]*"Dir": "\(.*\)",\{0,1\}$/\1/p')"
+  rmdir "${tmp}"
+  [[ -d "${dir}/example/prometheus-operator-crd" ]] ||
+    die "no example/prometheus-operator-crd in prometheus-operator@${PROMETHEUS_OPERATOR_VERSION}"
+  mkdir -p "${CEX_PROMETHEUS_CRDS_DIR}"
+  for f in "${files[@]}"; do
+    cp "${dir}/example/prometheus-operator-crd/${f}" "${CEX_PROMETHEUS_CRDS_DIR}/${f}.tmp"
+    chmod 644 "${CEX_PROMETHEUS_CRDS_DIR}/${f}.tmp"
+    mv -f "${CEX_PROMETHEUS_CRDS_DIR}/${f}.tmp" "${CEX_PROMETHEUS_CRDS_DIR}/${f}"
+  done
+}
+
 install_etcd
 build_kubernetes
 go_install kwok sigs.k8s.io/kwok/cmd/kwok "${KWOK_VERSION}"
 # Without these helm reports only its minor version.
 go_install helm helm.sh/helm/v3/cmd/helm "${HELM_VERSION}" \
   "-X helm.sh/helm/v3/internal/version.version=${HELM_VERSION} -X helm.sh/helm/v3/internal/version.gitTreeState=clean"
-log "binaries in ${CEX_K8S_BIN}"
+fetch_prometheus_crds
+log "binaries in ${CEX_K8S_BIN}; prometheus-operator CRDs in ${CEX_PROMETHEUS_CRDS_DIR}"

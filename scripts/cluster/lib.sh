@@ -14,10 +14,15 @@ CEX_REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 K8S_VERSION="${CEX_K8S_VERSION:-v1.33.13}"
 KWOK_VERSION="${CEX_KWOK_VERSION:-v0.7.0}"
 HELM_VERSION="${CEX_HELM_VERSION:-v3.21.4}"
+# prometheus-operator release whose ServiceMonitor and PrometheusRule CRDs the chart tests
+# apply (they come from the Go module proxy, like the binaries above).
+PROMETHEUS_OPERATOR_VERSION="${CEX_PROMETHEUS_OPERATOR_VERSION:-v0.85.0}"
 
 CEX_K8S_CACHE="${CEX_K8S_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/cex/k8s/${K8S_VERSION}}"
 CEX_K8S_BIN="${CEX_K8S_CACHE}/bin"
 CEX_CLUSTER_DIR="${CEX_CLUSTER_DIR:-${CEX_REPO_ROOT}/.cex/cluster}"
+# monitoring.coreos.com_servicemonitors.yaml and monitoring.coreos.com_prometheusrules.yaml.
+CEX_PROMETHEUS_CRDS_DIR="${CEX_PROMETHEUS_CRDS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/cex/prometheus-operator/${PROMETHEUS_OPERATOR_VERSION}/crds}"
 
 # Loopback only, and away from the default ports (6443, 2379, 2380, 10257, 10259).
 CEX_HOST=127.0.0.1
