@@ -1,0 +1,238 @@
+{{/*
+Names, labels and shared fragments. Labels follow bitnami's common/_labels.tpl: every object
+carries the standard app.kubernetes.io/* set, and selectors use a fixed subset of it
+(name, instance, component) that never changes between releases, because a Deployment's or
+StatefulSet's selector is immutable.
+*/}}
+
+{{/* The chart's name, or nameOverride; the value of app.kubernetes.io/name. */}}
+{{- define "cex.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/*
+Prefix of every object name: fullnameOverride, else "<release>" when the release name already
+contains the chart name, else "<release>-<chart>". Object names append "-<component>", so the
+prefix is cut to leave room within the 63 characters of a DNS label.
+*/}}
+{{- define "cex.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 40 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := include "cex.name" . -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 40 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 40 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/* "<fullname>-<suffix>", a valid object name. Call with (list $ "suffix"). */}}
+{{- define "cex.componentName" -}}
+{{- $root := index . 0 -}}
+{{- printf "%s-%s" (include "cex.fullname" $root) (index . 1) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/*
+Name of a cluster-scoped object (ClusterRole, ClusterRoleBinding). Releases are namespaced, so
+two releases of the same name in two namespaces must not share one: the name carries the
+release's namespace as well as its name. Call with (list $ "suffix").
+*/}}
+{{- define "cex.clusterScopedName" -}}
+{{- $root := index . 0 -}}
+{{- printf "%s-%s-%s" (include "cex.fullname" $root) $root.Release.Namespace (index . 1) | trunc 253 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "cex.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* Labels of every object. */}}
+{{- define "cex.labels.standard" -}}
+helm.sh/chart: {{ include "cex.chart" . }}
+{{ include "cex.labels.matchLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: cex
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
+
+{{/* The fixed selector subset shared by every workload of the release. */}}
+{{- define "cex.labels.matchLabels" -}}
+app.kubernetes.io/name: {{ include "cex.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{/* Labels of one component's objects. Call with (list $ "component"). */}}
+{{- define "cex.labels.component" -}}
+{{ include "cex.labels.standard" (index . 0) }}
+app.kubernetes.io/component: {{ index . 1 }}
+{{- end -}}
+
+{{/* Selector of one component's pods. Call with (list $ "component"). */}}
+{{- define "cex.labels.componentSelector" -}}
+{{ include "cex.labels.matchLabels" (index . 0) }}
+app.kubernetes.io/component: {{ index . 1 }}
+{{- end -}}
+
+{{/* The cex image: repository:tag (tag defaults to the chart's appVersion). */}}
+{{- define "cex.image" -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
+{{- end -}}
+
+{{/* The image of the engines the operator creates: the cex image unless overridden. */}}
+{{- define "cex.engineImage" -}}
+{{- $engine := .Values.operator.engine.image -}}
+{{- printf "%s:%s" (default .Values.image.repository $engine.repository) (default (default .Chart.AppVersion .Values.image.tag) $engine.tag) -}}
+{{- end -}}
+
+{{/* ServiceAccount of the shared services. */}}
+{{- define "cex.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "cex.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- default "default" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{/* ServiceAccount of the operator. */}}
+{{- define "cex.operator.serviceAccountName" -}}
+{{- if .Values.operator.serviceAccount.create -}}
+{{- default (include "cex.componentName" (list . "operator")) .Values.operator.serviceAccount.name -}}
+{{- else -}}
+{{- default "default" .Values.operator.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The namespaces the operator watches, as a list; empty: cluster-wide. */}}
+{{- define "cex.operator.namespaces" -}}
+{{- toJson (uniq .Values.operator.watchNamespaces) -}}
+{{- end -}}
+
+{{/* "true" when the operator watches every namespace. */}}
+{{- define "cex.operator.clusterwide" -}}
+{{- if not .Values.operator.watchNamespaces -}}true{{- end -}}
+{{- end -}}
+
+{{/*
+Namespaces that hold Markets and therefore the engines' environment (ConfigMap and Secret):
+the release's namespace, plus every watched namespace.
+*/}}
+{{- define "cex.marketNamespaces" -}}
+{{- toJson (uniq (prepend .Values.operator.watchNamespaces .Release.Namespace)) -}}
+{{- end -}}
+
+{{/* ConfigMap holding the non-secret CEX_* environment (services, operator, engines). */}}
+{{- define "cex.envConfigMapName" -}}
+{{- include "cex.componentName" (list . "env") -}}
+{{- end -}}
+
+{{/* Secret holding CEX_POSTGRES_DSN: the user's existingSecret or the chart's. */}}
+{{- define "cex.envSecretName" -}}
+{{- default (include "cex.componentName" (list . "env")) .Values.infra.postgres.existingSecret -}}
+{{- end -}}
+
+{{/* "true" when the chart writes the DSN into a Secret of its own. */}}
+{{- define "cex.createEnvSecret" -}}
+{{- if not .Values.infra.postgres.existingSecret -}}true{{- end -}}
+{{- end -}}
+
+{{/* Addresses of the dev infrastructure (devInfra.enabled), reachable from any namespace. */}}
+{{- define "cex.devInfra.host" -}}
+{{- $root := index . 0 -}}
+{{- printf "%s.%s.svc" (include "cex.componentName" (list $root (index . 1))) $root.Release.Namespace -}}
+{{- end -}}
+
+{{/*
+The infrastructure addresses: the values when set, else the dev components when
+devInfra.enabled, else the install fails with the values to set.
+*/}}
+{{- define "cex.kafkaBootstrap" -}}
+{{- if .Values.infra.kafka.bootstrap -}}
+{{- .Values.infra.kafka.bootstrap -}}
+{{- else if .Values.devInfra.enabled -}}
+{{- printf "%s:9092" (include "cex.devInfra.host" (list . "kafka")) -}}
+{{- else -}}
+{{- fail "infra.kafka.bootstrap is required (host:port[,host:port…] of your Kafka), or set devInfra.enabled=true for a single-node dev Kafka" -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "cex.redisUrl" -}}
+{{- if .Values.infra.redis.url -}}
+{{- .Values.infra.redis.url -}}
+{{- else if .Values.devInfra.enabled -}}
+{{- printf "redis://%s:6379/0" (include "cex.devInfra.host" (list . "redis")) -}}
+{{- else -}}
+{{- fail "infra.redis.url is required (redis://host:port/db of your Redis), or set devInfra.enabled=true for a dev Redis" -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "cex.postgresDsn" -}}
+{{- if .Values.infra.postgres.dsn -}}
+{{- .Values.infra.postgres.dsn -}}
+{{- else if .Values.devInfra.enabled -}}
+{{- $pg := .Values.devInfra.postgres -}}
+{{- printf "postgresql://%s:%s@%s:5432/%s" $pg.user (urlquery $pg.password) (include "cex.devInfra.host" (list . "postgres")) $pg.database -}}
+{{- else -}}
+{{- fail "infra.postgres.dsn or infra.postgres.existingSecret (a Secret with the key CEX_POSTGRES_DSN) is required, or set devInfra.enabled=true for a dev PostgreSQL" -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The non-secret environment every cex process reads (cex.infra.settings.InfraSettings). */}}
+{{- define "cex.infraEnv" -}}
+CEX_ENVIRONMENT: {{ .Values.environment | quote }}
+CEX_LOG_LEVEL: {{ .Values.logLevel | quote }}
+CEX_KAFKA_BOOTSTRAP: {{ include "cex.kafkaBootstrap" . | quote }}
+CEX_REDIS_URL: {{ include "cex.redisUrl" . | quote }}
+CEX_REDIS_PREFIX: {{ .Values.infra.redis.prefix | quote }}
+CEX_ORDERS_TOPIC: {{ .Values.infra.topics.orders | quote }}
+CEX_EXECUTIONS_TOPIC: {{ .Values.infra.topics.executions | quote }}
+{{- end -}}
+
+{{/* "true" when ServiceMonitors and PrometheusRules render (monitoring.enabled auto|true|false). */}}
+{{- define "cex.monitoring.enabled" -}}
+{{- $mode := toString .Values.monitoring.enabled -}}
+{{- if eq $mode "true" -}}true
+{{- else if and (eq $mode "auto") (.Capabilities.APIVersions.Has "monitoring.coreos.com/v1") -}}true
+{{- end -}}
+{{- end -}}
+
+{{/* imagePullSecrets of every pod. */}}
+{{- define "cex.imagePullSecrets" -}}
+{{- with .Values.imagePullSecrets }}
+imagePullSecrets:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end -}}
+
+{{/* Pod-level scheduling of a workload: its own setting, else the chart-wide one. Call with (list $ $component). */}}
+{{- define "cex.scheduling" -}}
+{{- $root := index . 0 -}}
+{{- $c := index . 1 -}}
+{{- with (default $root.Values.nodeSelector $c.nodeSelector) }}
+nodeSelector:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with (default $root.Values.tolerations $c.tolerations) }}
+tolerations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with (default $root.Values.affinity $c.affinity) }}
+affinity:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with (default $root.Values.priorityClassName $c.priorityClassName) }}
+priorityClassName: {{ . }}
+{{- end }}
+{{- end -}}
+
+{{/* A map of name: value as a container env list. */}}
+{{- define "cex.envList" -}}
+{{- range $name, $value := . }}
+- name: {{ $name }}
+  value: {{ $value | toString | quote }}
+{{- end }}
+{{- end -}}
