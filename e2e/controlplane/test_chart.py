@@ -1,0 +1,529 @@
+"""The Helm chart (charts/cex) against the real control plane.
+
+`helm lint` accepts the chart and refuses bad values through values.schema.json; every object
+`helm template` renders (monitoring included) passes the API server's validation
+(`kubectl apply --dry-run=server`); `helm install --wait` brings the release up on the kwok
+node (the migration hook's Job completes, the Deployments become ready), with the CRDs
+installed, and RBAC that grants the operator what it needs and nothing else; `helm uninstall`
+removes the release and keeps the CRDs (Helm never deletes what it installed from crds/).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import tarfile
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from .kube import REPO_ROOT, SCRIPTS, ControlPlane, KubectlError, wait_until
+
+CHART = REPO_ROOT / "charts" / "cex"
+EXTERNAL = CHART / "ci" / "external-values.yaml"
+DEV = CHART / "ci" / "dev-values.yaml"
+ROOT_CRDS = {
+    "market.yaml": REPO_ROOT / "crds" / "market.yaml",
+    "kopf-peering.yaml": REPO_ROOT / "crds" / "kopf-peering.yaml",
+}
+SYMLINK_NOTICE = "found symbolic link in path"
+
+
+@dataclass
+class Helm:
+    """The helm built by scripts/cluster/install.sh, pointed at the control plane."""
+
+    binary: Path
+    kubeconfig: Path
+
+    def __call__(
+        self, *args: str | Path, check: bool = True, timeout: float = 240
+    ) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run(
+            [str(self.binary), *map(str, args)],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env={**os.environ, "KUBECONFIG": str(self.kubeconfig)},
+        )
+        # Helm notes every symlinked file it follows (crds/ links to the repository's CRDs).
+        proc.stderr = "\n".join(
+            line for line in proc.stderr.splitlines() if SYMLINK_NOTICE not in line
+        )
+        if check and proc.returncode != 0:
+            raise AssertionError(
+                f"helm {' '.join(map(str, args))} exited {proc.returncode}:\n{proc.stderr}"
+            )
+        return proc
+
+    def template(self, *args: str | Path) -> list[dict[str, Any]]:
+        out = self("template", *args).stdout
+        return [doc for doc in yaml.safe_load_all(out) if doc]
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def prometheus_crds_dir() -> Path:
+    out = subprocess.run(
+        [
+            "bash",
+            "-c",
+            'source "$1"; printf "%s" "$CEX_PROMETHEUS_CRDS_DIR"',
+            "_",
+            SCRIPTS / "lib.sh",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return Path(out)
+
+
+@pytest.fixture(scope="session")
+def helm(control_plane: ControlPlane) -> Helm:
+    return Helm(control_plane.bin_dir / "helm", control_plane.kubeconfig)
+
+
+@pytest.fixture(scope="session")
+def chart_crds(control_plane: ControlPlane, helm: Helm) -> list[str]:
+    """The chart's CRDs (what `helm show crds` prints), applied and established."""
+    crds = helm("show", "crds", CHART).stdout
+    control_plane.kubectl("apply", "--server-side", "--force-conflicts", "-f", "-", stdin=crds)
+    names = [doc["metadata"]["name"] for doc in yaml.safe_load_all(crds) if doc]
+    for name in names:
+        control_plane.kubectl("wait", "--for=condition=Established", "--timeout=60s", f"crd/{name}")
+    return names
+
+
+@pytest.fixture(scope="session")
+def prometheus_crds(control_plane: ControlPlane) -> list[str]:
+    """ServiceMonitor and PrometheusRule CRDs from scripts/cluster/install.sh's cache."""
+    directory = prometheus_crds_dir()
+    files = sorted(directory.glob("monitoring.coreos.com_*.yaml"))
+    if len(files) < 2:  # a control plane started before install.sh fetched them
+        subprocess.run([SCRIPTS / "install.sh"], check=True, capture_output=True, timeout=1800)
+        files = sorted(directory.glob("monitoring.coreos.com_*.yaml"))
+    names = []
+    for path in files:
+        control_plane.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(path))
+        names.append(yaml.safe_load(path.read_text())["metadata"]["name"])
+    for name in names:
+        control_plane.kubectl("wait", "--for=condition=Established", "--timeout=60s", f"crd/{name}")
+    return names
+
+
+@pytest.fixture
+def namespaces(control_plane: ControlPlane) -> Iterator[list[str]]:
+    """The namespaces a test made with new_ns; deleted afterwards."""
+    made: list[str] = []
+    yield made
+    for name in made:
+        control_plane.kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+def new_ns(control_plane: ControlPlane, made: list[str], prefix: str = "chart") -> str:
+    name = unique(prefix)
+    control_plane.kubectl("create", "namespace", name)
+    made.append(name)
+    return name
+
+
+@dataclass
+class Release:
+    name: str
+    namespace: str
+    helm: Helm
+
+    def uninstall(self) -> None:
+        self.helm("uninstall", self.name, "-n", self.namespace, "--wait", "--timeout", "120s")
+
+
+@pytest.fixture
+def releases(helm: Helm) -> Iterator[list[Release]]:
+    """Releases installed by a test; uninstalled afterwards if the test did not."""
+    installed: list[Release] = []
+    yield installed
+    for release in installed:
+        helm("uninstall", release.name, "-n", release.namespace, "--wait", check=False)
+
+
+def install(
+    helm: Helm, releases: list[Release], namespace: str, *args: str | Path, name: str = ""
+) -> Release:
+    release = Release(name or unique("rel"), namespace, helm)
+    releases.append(release)
+    helm(
+        "install",
+        release.name,
+        CHART,
+        "-n",
+        namespace,
+        # A ClusterKopfPeering is cluster-wide: each test release gets its own.
+        "--set",
+        f"operator.peering={unique('peering')}",
+        *args,
+        "--wait",
+        "--timeout",
+        "180s",
+        timeout=300,
+    )
+    return release
+
+
+def can_i(control_plane: ControlPlane, who: str, verb: str, resource: str, *args: str) -> bool:
+    proc = control_plane.kubectl("auth", "can-i", verb, resource, f"--as={who}", *args, check=False)
+    answer = proc.stdout.strip()
+    assert answer in ("yes", "no"), f"kubectl auth can-i: {proc.stdout} {proc.stderr}"
+    return answer == "yes"
+
+
+def service_account(namespace: str, name: str) -> str:
+    return f"system:serviceaccount:{namespace}:{name}"
+
+
+# --------------------------------------------------------------------------- lint
+
+
+@pytest.mark.parametrize("values", [None, EXTERNAL, DEV], ids=["defaults", "external", "dev"])
+def test_lint_passes_strict(helm: Helm, values: Path | None) -> None:
+    args = ["-f", values] if values else []
+    proc = helm("lint", CHART, "--strict", *args)
+    assert "1 chart(s) linted, 0 chart(s) failed" in proc.stdout
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ("components.trading.replicas=-1", "at '/components/trading/replicas': minimum"),
+        ("operator.watchNamespace={a}", "additional properties 'watchNamespace' not allowed"),
+        ("monitoring.enabled=sometimes", "at '/monitoring/enabled': value must be one of"),
+        ("image.pullPolicy=Sometimes", "at '/image/pullPolicy'"),
+        ("infra.postgres.dsn=mysql://x", "at '/infra/postgres/dsn'"),
+        (
+            "components.new-service.enabled=true",
+            "at '/components/new-service': missing properties 'replicas'",
+        ),
+    ],
+)
+def test_lint_fails_on_a_bad_value(helm: Helm, setting: str, message: str) -> None:
+    proc = helm("lint", CHART, "-f", EXTERNAL, "--set", setting, check=False)
+    assert proc.returncode != 0
+    assert "values don't meet the specifications of the schema" in proc.stdout + proc.stderr
+    assert message in proc.stdout + proc.stderr
+
+
+def test_install_without_infrastructure_says_what_to_set(helm: Helm) -> None:
+    proc = helm("template", "rel", CHART, check=False)
+    assert proc.returncode != 0
+    assert "infra.kafka.bootstrap is required" in proc.stderr
+    assert "devInfra.enabled=true" in proc.stderr
+
+
+# --------------------------------------------------------------------------- CRDs
+
+
+def test_chart_crds_are_the_repository_crds(helm: Helm, tmp_path: Path) -> None:
+    """charts/cex/crds/ links to crds/: lint, template and package carry the real files."""
+    for name, root_file in ROOT_CRDS.items():
+        linked = CHART / "crds" / name
+        assert linked.read_bytes() == root_file.read_bytes(), f"{linked} differs from {root_file}"
+
+    shown = helm("show", "crds", CHART).stdout
+    for root_file in ROOT_CRDS.values():
+        for doc in yaml.safe_load_all(root_file.read_text()):
+            assert f"name: {doc['metadata']['name']}" in shown
+
+    helm("package", CHART, "-d", tmp_path)
+    (package,) = tmp_path.glob("cex-*.tgz")
+    with tarfile.open(package) as archive:
+        for name, root_file in ROOT_CRDS.items():
+            member = archive.getmember(f"cex/crds/{name}")
+            assert member.isfile(), f"{name} is packaged as a link, not as a file"
+            extracted = archive.extractfile(member)
+            assert extracted is not None
+            assert extracted.read() == root_file.read_bytes()
+
+
+# --------------------------------------------------------------------------- server-side
+
+
+@pytest.mark.parametrize(
+    "variant",
+    ["external", "dev", "namespaced"],
+)
+def test_rendered_objects_pass_server_side_validation(
+    control_plane: ControlPlane,
+    helm: Helm,
+    chart_crds: list[str],
+    prometheus_crds: list[str],
+    namespaces: list[str],
+    variant: str,
+) -> None:
+    ns = new_ns(control_plane, namespaces)
+    args: list[str | Path] = ["-n", ns, "--set", "monitoring.enabled=true"]
+    if variant == "external":
+        args += ["-f", EXTERNAL]
+    elif variant == "dev":
+        args += ["-f", DEV, "--set", "devInfra.persistence.enabled=true"]
+    else:
+        watched = [new_ns(control_plane, namespaces, "watched") for _ in range(2)]
+        args += ["-f", EXTERNAL, "--set", f"operator.watchNamespaces={{{','.join(watched)}}}"]
+    docs = helm.template("rel", CHART, *args)
+    kinds = {doc["kind"] for doc in docs}
+    assert {"ServiceMonitor", "PrometheusRule", "Deployment", "Job"} <= kinds
+    if variant == "dev":
+        assert {"StatefulSet"} <= kinds
+    if variant == "namespaced":
+        assert {"Role", "RoleBinding", "KopfPeering"} <= kinds
+    else:
+        assert "ClusterKopfPeering" in kinds
+    proc = control_plane.kubectl(
+        "apply",
+        "--dry-run=server",
+        "-f",
+        "-",
+        stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": docs}),
+    )
+    assert proc.stdout.count("(server dry run)") == len(docs), proc.stdout
+
+
+# --------------------------------------------------------------------------- install
+
+
+def test_install_upgrade_uninstall(
+    control_plane: ControlPlane,
+    helm: Helm,
+    chart_crds: list[str],
+    namespaces: list[str],
+    releases: list[Release],
+) -> None:
+    ns = new_ns(control_plane, namespaces)
+    release = install(helm, releases, ns, "-f", EXTERNAL)
+    full = f"{release.name}-cex"
+
+    deployments = {
+        d["metadata"]["name"]: d for d in control_plane.get_json("deployments", "-n", ns)["items"]
+    }
+    assert set(deployments) == {
+        f"{full}-{c}" for c in ("trading", "relay", "settlement", "lifecycle", "operator")
+    }
+    for name, deployment in deployments.items():
+        status = deployment["status"]
+        assert status.get("readyReplicas") == deployment["spec"]["replicas"], name
+    trading = deployments[f"{full}-trading"]["spec"]["template"]["spec"]
+    assert trading["automountServiceAccountToken"] is False
+    container = trading["containers"][0]
+    assert container["args"] == ["serve", "trading"]
+    assert {"name": "CEX_TRADING_HOST", "value": "0.0.0.0"} in container["env"]
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+
+    # The migration ran as a pre-install hook and its Job and Secret were cleaned up.
+    assert not control_plane.get_json("jobs", "-n", ns)["items"]
+    secrets = {s["metadata"]["name"] for s in control_plane.get_json("secrets", "-n", ns)["items"]}
+    assert f"{full}-env" in secrets
+    assert f"{full}-migrate" not in secrets
+
+    # Engine pods will read this environment in the Market's namespace.
+    env = control_plane.get_json("configmap", f"{full}-env", "-n", ns)["data"]
+    assert env["CEX_KAFKA_BOOTSTRAP"] == "kafka.example.internal:9092"
+    assert set(env) >= {
+        "CEX_ENVIRONMENT", "CEX_KAFKA_BOOTSTRAP", "CEX_REDIS_URL", "CEX_REDIS_PREFIX",
+        "CEX_ORDERS_TOPIC", "CEX_EXECUTIONS_TOPIC",
+    }  # fmt: skip
+
+    for crd in ("markets.cex.dev", "clusterkopfpeerings.kopf.dev", "kopfpeerings.kopf.dev"):
+        control_plane.kubectl("get", "crd", crd)
+
+    # An upgrade runs the migration hook again and rolls the changed Deployment.
+    helm(
+        "upgrade", release.name, CHART, "-n", ns, "--reuse-values",
+        "--set", "components.lifecycle.replicas=2", "--wait", "--timeout", "180s",
+        timeout=300,
+    )  # fmt: skip
+    lifecycle = control_plane.get_json("deployment", f"{full}-lifecycle", "-n", ns)
+    assert lifecycle["status"].get("readyReplicas") == 2
+
+    release.uninstall()
+    releases.remove(release)
+    assert not control_plane.get_json("deployments", "-n", ns)["items"]
+    assert not control_plane.get_json("services", "-n", ns)["items"]
+    gone = control_plane.kubectl("get", "clusterrole", f"{full}-{ns}-operator", check=False)
+    assert gone.returncode != 0
+    assert "NotFound" in gone.stderr
+    # Helm never deletes CRDs: Markets (and the money behind them) outlive the release.
+    control_plane.kubectl("get", "crd", "markets.cex.dev")
+
+
+def test_cluster_wide_rbac_is_least_privilege(
+    control_plane: ControlPlane,
+    helm: Helm,
+    chart_crds: list[str],
+    namespaces: list[str],
+    releases: list[Release],
+) -> None:
+    ns = new_ns(control_plane, namespaces)
+    other = new_ns(control_plane, namespaces, "other")
+    release = install(helm, releases, ns, "-f", EXTERNAL)
+    full = f"{release.name}-cex"
+    operator = service_account(ns, f"{full}-operator")
+
+    def op(verb: str, resource: str, *args: str) -> bool:
+        return can_i(control_plane, operator, verb, resource, *args)
+
+    for where in (ns, other):
+        assert op("patch", "markets.cex.dev", "--subresource=status", "-n", where)
+        assert op("watch", "markets.cex.dev", "-n", where)
+        assert op("create", "statefulsets.apps", "-n", where)
+        assert op("delete", "services", "-n", where)
+        assert op("patch", "configmaps", "-n", where)
+        assert op("create", "events", "-n", where)
+        assert not op("create", "markets.cex.dev", "-n", where)
+        assert not op("delete", "markets.cex.dev", "-n", where)
+        assert not op("get", "secrets", "-n", where)
+        assert not op("delete", "secrets", "-n", where)
+        assert not op("create", "pods", "-n", where)
+        assert not op("create", "deployments.apps", "-n", where)
+        assert not op("create", "roles.rbac.authorization.k8s.io", "-n", where)
+    assert op("list", "customresourcedefinitions.apiextensions.k8s.io")
+    assert not op("create", "customresourcedefinitions.apiextensions.k8s.io")
+    assert op("patch", "clusterkopfpeerings.kopf.dev")
+    assert not op("delete", "clusterkopfpeerings.kopf.dev")
+    assert op("watch", "namespaces")
+    assert not op("create", "namespaces")
+    assert not op("list", "nodes")
+
+    # The services' ServiceAccount is granted nothing at all.
+    services = service_account(ns, full)
+    for verb, resource in [
+        ("get", "configmaps"), ("list", "pods"), ("get", "secrets"),
+        ("get", "markets.cex.dev"), ("list", "services"), ("create", "events"),
+    ]:  # fmt: skip
+        assert not can_i(control_plane, services, verb, resource, "-n", ns), (verb, resource)
+    sa = control_plane.get_json("serviceaccount", full, "-n", ns)
+    assert sa["automountServiceAccountToken"] is False
+
+
+def test_namespaced_operator_gets_roles_only_where_it_watches(
+    control_plane: ControlPlane,
+    helm: Helm,
+    chart_crds: list[str],
+    namespaces: list[str],
+    releases: list[Release],
+) -> None:
+    ns = new_ns(control_plane, namespaces)
+    watched = [new_ns(control_plane, namespaces, "watched") for _ in range(2)]
+    unwatched = new_ns(control_plane, namespaces, "unwatched")
+    release = install(
+        helm, releases, ns, "-f", EXTERNAL,
+        "--set", f"operator.watchNamespaces={{{','.join(watched)}}}",
+    )  # fmt: skip
+    full = f"{release.name}-cex"
+    operator = service_account(ns, f"{full}-operator")
+
+    def op(verb: str, resource: str, *args: str) -> bool:
+        return can_i(control_plane, operator, verb, resource, *args)
+
+    env = control_plane.get_json("deployment", f"{full}-operator", "-n", ns)["spec"]["template"][
+        "spec"
+    ]["containers"][0]["env"]
+    assert {"name": "CEX_OPERATOR_NAMESPACES", "value": ",".join(watched)} in env
+    for where in watched:
+        assert op("patch", "markets.cex.dev", "--subresource=status", "-n", where)
+        assert op("create", "statefulsets.apps", "-n", where)
+        assert op("patch", "kopfpeerings.kopf.dev", "-n", where)
+        assert not op("get", "secrets", "-n", where)
+        # Each watched namespace holds the engines' environment and a peering object.
+        control_plane.kubectl("get", "configmap", f"{full}-env", "-n", where)
+        control_plane.kubectl("get", "secret", f"{full}-env", "-n", where)
+        control_plane.kubectl("get", "kopfpeerings.kopf.dev", "-n", where)
+    for where in (unwatched, "default"):
+        assert not op("list", "markets.cex.dev", "-n", where)
+        assert not op("create", "statefulsets.apps", "-n", where)
+    assert op("list", "customresourcedefinitions.apiextensions.k8s.io")
+    assert not op("list", "namespaces")
+    assert not op("patch", "clusterkopfpeerings.kopf.dev")
+    cluster_roles = {
+        r["metadata"]["name"]
+        for r in control_plane.get_json(
+            "clusterroles", "-l", f"app.kubernetes.io/instance={release.name}"
+        )["items"]
+    }
+    assert cluster_roles == {f"{full}-{ns}-operator-crds"}
+
+
+def test_same_release_name_in_two_namespaces(
+    control_plane: ControlPlane,
+    helm: Helm,
+    chart_crds: list[str],
+    namespaces: list[str],
+    releases: list[Release],
+) -> None:
+    """Cluster-scoped names carry the release's name and namespace, so they never clash."""
+    name = unique("twin")
+    first, second = (new_ns(control_plane, namespaces) for _ in range(2))
+    for ns in (first, second):
+        install(helm, releases, ns, "-f", EXTERNAL, name=name)
+    roles = {
+        r["metadata"]["name"]
+        for r in control_plane.get_json("clusterroles", "-l", f"app.kubernetes.io/instance={name}")[
+            "items"
+        ]
+    }
+    assert roles == {f"{name}-cex-{first}-operator", f"{name}-cex-{second}-operator"}
+
+
+def test_dev_infrastructure_install(
+    control_plane: ControlPlane,
+    helm: Helm,
+    chart_crds: list[str],
+    namespaces: list[str],
+    releases: list[Release],
+) -> None:
+    """devInfra: Kafka, PostgreSQL and Redis StatefulSets, the addresses pointing at them, and
+    the migration as a Job of the release (a hook would run before the database exists)."""
+    ns = new_ns(control_plane, namespaces)
+    release = install(helm, releases, ns, "-f", DEV)
+    full = f"{release.name}-cex"
+    statefulsets = {
+        s["metadata"]["name"]: s for s in control_plane.get_json("statefulsets", "-n", ns)["items"]
+    }
+    assert set(statefulsets) == {f"{full}-{c}" for c in ("kafka", "postgres", "redis")}
+    for name, sts in statefulsets.items():
+        assert sts["status"].get("readyReplicas") == 1, name
+    env = control_plane.get_json("configmap", f"{full}-env", "-n", ns)["data"]
+    assert env["CEX_KAFKA_BOOTSTRAP"] == f"{full}-kafka.{ns}.svc:9092"
+    assert env["CEX_REDIS_URL"] == f"redis://{full}-redis.{ns}.svc:6379/0"
+
+    jobs = control_plane.get_json("jobs", "-n", ns)["items"]
+    assert [j["metadata"]["name"] for j in jobs] == [f"{full}-migrate-1"]
+
+    def migrated() -> bool:
+        job = control_plane.get_json("job", f"{full}-migrate-1", "-n", ns)
+        return int(job.get("status", {}).get("succeeded", 0)) == 1
+
+    wait_until(migrated, timeout=60, what="the migration Job to complete")
+
+
+def test_bad_value_fails_install_before_creating_anything(
+    control_plane: ControlPlane, helm: Helm, namespaces: list[str]
+) -> None:
+    ns = new_ns(control_plane, namespaces)
+    proc = helm(
+        "install", "rel", CHART, "-n", ns, "-f", EXTERNAL,
+        "--set", "operator.replicas=two", check=False,
+    )  # fmt: skip
+    assert proc.returncode != 0
+    assert "at '/operator/replicas'" in proc.stderr
+    assert not control_plane.get_json("all", "-n", ns)["items"]
+    with pytest.raises(KubectlError):
+        control_plane.kubectl("get", "secret", "rel-cex-env", "-n", ns)

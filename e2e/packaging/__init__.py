@@ -1,0 +1,1 @@
+"""Packaging: what the Dockerfile builds, checked without Docker."""
