@@ -14,6 +14,8 @@ def run(
     """Watch Market resources and reconcile them (cluster-wide unless
     CEX_OPERATOR_NAMESPACES lists namespaces). One of several replicas is active at a time
     (Kopf peering); the others wait."""
+    import logging
+
     import kopf
 
     import cex_operator.handlers  # noqa: F401  (registers the handlers)
@@ -21,6 +23,8 @@ def run(
 
     settings = OperatorSettings()
     kopf.configure(verbose=verbose, log_format=kopf.LogFormat.JSON)
+    if not verbose:  # one line per API call otherwise
+        logging.getLogger("httpx").setLevel(logging.WARNING)
     kopf.run(
         clusterwide=settings.clusterwide,
         namespaces=settings.namespace_list,

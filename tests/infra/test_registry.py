@@ -70,8 +70,8 @@ async def test_fee_and_status_changes_are_queued_once_fees_first(
     registration = await _register(conn, changed)
     assert registration.genesis_spec == genesis
     assert registration.commands == (
-        ConfigUpdate(market="btc-usdt", ts=NOW, maker_fee_ppm=500, taker_fee_ppm=2000),
-        MarketControl(market="btc-usdt", ts=NOW, action=MarketControlAction.HALT),
+        ConfigUpdate(market="BTCUSDT", ts=NOW, maker_fee_ppm=500, taker_fee_ppm=2000),
+        MarketControl(market="BTCUSDT", ts=NOW, action=MarketControlAction.HALT),
     )
     assert await _outbox(conn) == [
         (1, "CONFIG_UPDATE", registration.commands[0]),
@@ -87,7 +87,7 @@ async def test_fee_and_status_changes_are_queued_once_fees_first(
 
     resumed = await _register(conn, changed | {"status": "Trading"})
     assert resumed.commands == (
-        MarketControl(market="btc-usdt", ts=NOW, action=MarketControlAction.RESUME),
+        MarketControl(market="BTCUSDT", ts=NOW, action=MarketControlAction.RESUME),
     )
 
 

@@ -330,12 +330,12 @@ def transition_commands(old: MarketConfig, new: MarketConfig, ts: int) -> list[C
     if (old.maker_fee_ppm, old.taker_fee_ppm) != (new.maker_fee_ppm, new.taker_fee_ppm):
         commands.append(
             ConfigUpdate(
-                market=new.name,
+                market=new.symbol,
                 ts=ts,
                 maker_fee_ppm=new.maker_fee_ppm,
                 taker_fee_ppm=new.taker_fee_ppm,
             )
         )
     if old.status != new.status:
-        commands.append(MarketControl(market=new.name, ts=ts, action=_CONTROL_ACTION[new.status]))
+        commands.append(MarketControl(market=new.symbol, ts=ts, action=_CONTROL_ACTION[new.status]))
     return commands

@@ -30,9 +30,10 @@ OUTBOX_CHANNEL = "cex_outbox"
 
 
 async def append_command(
-    conn: asyncpg.Connection, command: Command, *, order_id: int | None = None
+    conn: asyncpg.Connection, market: str, command: Command, *, order_id: int | None = None
 ) -> int:
-    """Queue one command for its market's engine; returns its command number.
+    """Queue one command for the engine of `market` (the registry name; the command names
+    the market by its symbol); returns its command number.
 
     Call inside the caller's transaction: the number is taken under the market row's lock,
     so commands are published in commit order, and the row is written (or not) with the
@@ -40,14 +41,14 @@ async def append_command(
     seq = await conn.fetchval(
         "UPDATE markets SET next_command_seq = next_command_seq + 1 WHERE name = $1"
         " RETURNING next_command_seq - 1",
-        command.market,
+        market,
     )
     if seq is None:
-        raise LookupError(f"market {command.market!r} is not registered")
+        raise LookupError(f"market {market!r} is not registered")
     await conn.execute(
         "INSERT INTO outbox (market, command_seq, kind, order_id, payload)"
         " VALUES ($1, $2, $3, $4, $5)",
-        command.market,
+        market,
         seq,
         command_kind(command).value,
         order_id,

@@ -125,7 +125,7 @@ async def begin_drain(settings: InfraSettings, name: str) -> int | None:
             ts = int(time.time() * 1000)
             for row in users:
                 await outbox.append_command(
-                    conn, CancelAll(market=name, ts=ts, user_id=row["user_id"])
+                    conn, name, CancelAll(market=config.symbol, ts=ts, user_id=row["user_id"])
                 )
         return len(users)
     finally:

@@ -139,7 +139,7 @@ async def register_market(
             status,
         )
         for command in commands:
-            await outbox.append_command(conn, command)
+            await outbox.append_command(conn, config.name, command)
         await conn.execute("SELECT pg_notify($1, $2)", MARKETS_CHANNEL, config.name)
         return Registration(partition, genesis, tuple(commands))
 
