@@ -1,12 +1,16 @@
-"""The image's build step without Docker: build the wheel the way the Dockerfile's
-`uv sync --no-editable` does, install it into a fresh virtualenv (with the locked versions),
-and check that the installed package, not the checkout, runs: `cex --help`,
-`cex-operator --help`, and the SQL migrations found through importlib.resources.
+"""The image's build step without Docker: the Dockerfile's builder stage (its COPY sources
+and `uv sync --frozen --no-dev --no-editable`, read from the Dockerfile itself) run into a
+fresh virtualenv, then checks that the installed package, not the checkout, works:
+`cex --help`, `cex-operator --help`, and the SQL migrations found through
+importlib.resources. The wheel hatchling builds is checked for both packages and every
+migration. (The image's Python is 3.12; this runs on the interpreter of the test session.)
 """
 
 from __future__ import annotations
 
 import os
+import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -16,6 +20,7 @@ from pathlib import Path
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+DOCKERFILE = REPO_ROOT / "Dockerfile"
 
 pytestmark = pytest.mark.integration
 
@@ -50,43 +55,77 @@ def run_ok(*args: str | Path, cwd: Path, env: dict[str, str] | None = None, time
     return proc
 
 
-def run_offline_first(*args: str | Path, cwd: Path, timeout: float = 600):
+def run_offline_first(
+    *args: str | Path, cwd: Path, env: dict[str, str] | None = None, timeout: float = 600
+):
     """From uv's cache when it has everything, from the package index otherwise."""
-    proc = run(*args, "--offline", cwd=cwd, timeout=timeout)
+    proc = run(*args, "--offline", cwd=cwd, env=env, timeout=timeout)
     if proc.returncode == 0:
         return proc
-    return run_ok(*args, cwd=cwd, timeout=timeout)
+    return run_ok(*args, cwd=cwd, env=env, timeout=timeout)
+
+
+def dockerfile_build() -> tuple[list[str], list[list[str]]]:
+    """The builder stage of the Dockerfile: what it COPYs from the build context, and its
+    `uv sync` commands, in order."""
+    text = DOCKERFILE.read_text().replace("\\\n", " ")
+    stages = re.split(r"^FROM .*$", text, flags=re.MULTILINE)
+    assert len(stages) == 3, "expected a builder and a runtime stage"
+    sources: list[str] = []
+    syncs: list[list[str]] = []
+    for line in stages[1].splitlines():
+        words = shlex.split(line, comments=True)
+        if not words:
+            continue
+        if words[0] == "COPY" and not any(w.startswith("--from") for w in words):
+            sources += words[1:-1]
+        if words[0] == "RUN":
+            for command in line.split("RUN", 1)[1].split("&&"):
+                argv = shlex.split(command)
+                if argv[:2] == ["uv", "sync"]:
+                    syncs.append(argv)
+    return sources, syncs
 
 
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A virtualenv with the project's wheel and its locked dependencies; returns its bin/."""
+    """The Dockerfile's builder stage without Docker: its COPY sources into a build context,
+    then its `uv sync` commands there, into a virtualenv of our own instead of /opt/cex.
+    Returns the virtualenv's bin/."""
     uv = find_uv()
-    work = tmp_path_factory.mktemp("wheel")
-    dist, venv = work / "dist", work / "venv"
-    run_offline_first(uv, "build", "--wheel", "--out-dir", dist, str(REPO_ROOT), cwd=REPO_ROOT)
-    wheels = list(dist.glob("cex-*.whl"))
-    assert len(wheels) == 1, wheels
-
-    # The locked versions, as `uv sync --frozen` would install them.
-    requirements = work / "requirements.txt"
-    run_ok(
-        uv,
-        "export",
-        "--frozen",
-        "--no-dev",
-        "--no-emit-project",
-        "--no-hashes",
-        "--output-file",
-        requirements,
-        cwd=REPO_ROOT,
-    )
-    run_ok(uv, "venv", "--python", sys.executable, venv, cwd=work)
-    python = venv / "bin" / "python"
-    run_offline_first(
-        uv, "pip", "install", "--python", python, "-r", requirements, wheels[0], cwd=work
-    )
+    work = tmp_path_factory.mktemp("image")
+    context, venv = work / "src", work / "venv"
+    sources, syncs = dockerfile_build()
+    assert syncs, "the Dockerfile runs no `uv sync`"
+    context.mkdir()
+    for source in sources:
+        origin = REPO_ROOT / source
+        if origin.is_dir():
+            shutil.copytree(
+                origin, context / source, ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
+            )
+        else:
+            shutil.copy2(origin, context / source)
+    env = {
+        "UV_PROJECT_ENVIRONMENT": str(venv),
+        "UV_PYTHON": sys.executable,
+        "UV_PYTHON_DOWNLOADS": "never",
+        "UV_LINK_MODE": "copy",
+    }
+    for argv in syncs:
+        run_offline_first(uv, *argv[1:], cwd=context, env=env)
+    shutil.rmtree(context)  # nothing may come from the build context any more
     return venv / "bin"
+
+
+def test_dockerignore_lets_the_build_sources_through() -> None:
+    sources, _ = dockerfile_build()
+    kept = {
+        line[1:].strip().rstrip("/")
+        for line in (REPO_ROOT / ".dockerignore").read_text().splitlines()
+        if line.startswith("!")
+    }
+    assert set(sources) <= kept, f"excluded from the build context: {set(sources) - kept}"
 
 
 def test_wheel_carries_both_packages_and_the_migrations() -> None:
