@@ -109,6 +109,9 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     settings.peering.mandatory = True
     settings.peering.priority = operator.priority
     settings.peering.lifetime = operator.peering_lifetime_s
+    # Kubernetes Events only for what deserves one (posted explicitly below), not one per
+    # handler run: the observe timer alone would post one per market every few seconds.
+    settings.posting.level = logging.WARNING
     settings.watching.server_timeout = 120
     settings.watching.client_timeout = 150
     settings.watching.connect_timeout = 10
@@ -160,7 +163,6 @@ async def reconcile(
     status: kopf.Status,
     patch: kopf.Patch,
     memo: Any,
-    logger: logging.Logger | logging.LoggerAdapter[Any],
     **_: Any,
 ) -> None:
     assert namespace is not None  # Market is a namespaced resource
@@ -181,7 +183,11 @@ async def reconcile(
         raise kopf.TemporaryError(f"provisioning failed: {exc!r}", delay=RETRY_DELAY_S) from exc
     if registration.commands:
         kinds = ", ".join(type(c).__name__ for c in registration.commands)
-        logger.info(f"queued for the engine: {kinds}")
+        kopf.info(body, reason="ChangeQueued", message=f"queued for the engine: {kinds}")
+    if status.get("partition") is None:
+        kopf.info(
+            body, reason="Provisioned", message=f"partition {registration.partition} assigned"
+        )
 
     configmap = children.engine_configmap(name, namespace, registration.genesis_spec)
     manifests = [
@@ -315,7 +321,6 @@ async def drain(
     retry: int,
     runtime: datetime.timedelta,
     memo: Any,
-    logger: logging.Logger | logging.LoggerAdapter[Any],
     **_: Any,
 ) -> None:
     """Cancel-only, cancel every open order through the engine, wait until settlement has
@@ -327,8 +332,12 @@ async def drain(
     try:
         if retry % DRAIN_RESEND_EVERY == 0:
             queued = await provisioning.begin_drain(rt.infra, name)
-            if queued:
-                logger.info(f"draining: CANCEL_ALL queued for {queued} user(s)")
+            if retry == 0:
+                kopf.info(
+                    body,
+                    reason="Draining",
+                    message=f"cancel-only; CANCEL_ALL queued for {queued or 0} user(s)",
+                )
         remaining = await provisioning.open_orders(rt.infra, name)
     except Exception as exc:
         raise kopf.TemporaryError(f"draining failed: {exc!r}", delay=RETRY_DELAY_S) from exc
@@ -349,4 +358,4 @@ async def drain(
                 ) from exc
     rt.ready.pop(f"{namespace}/{name}", None)
     metrics.set_markets(rt.ready)
-    logger.info("drained: no open orders; engine removed, financial data kept")
+    kopf.info(body, reason="Drained", message="no open orders; engine removed, data kept")

@@ -7,10 +7,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from cex.core.errors import AmountError, MarketConfigError
-from cex.core.events import MarketStatus
-from cex.core.market import MarketConfig, fee
+from cex.core.events import ConfigUpdate, MarketControl, MarketControlAction, MarketStatus
+from cex.core.market import MarketConfig, fee, transition_commands
 
-from .helpers import config
+from .helpers import SYMBOL, config
 
 SPEC: dict[str, Any] = {
     "symbol": "BTCUSDT",
@@ -65,6 +65,8 @@ def test_from_spec_errors_are_config_errors() -> None:
         ({"base": "USDT"}, "must differ"),
         ({"quote_precision": 40}, "quote_precision"),
         ({"min_notional": "0.0000001"}, "min_notional"),
+        ({"max_qty": "10000000000000000000"}, "more than a 64-bit quantity"),
+        ({"tick_size": "1", "max_qty": "100000000000000"}, "38-digit amounts"),
     ],
 )
 def test_invalid_configs(changes: dict[str, Any], message: str) -> None:
@@ -148,3 +150,15 @@ def test_the_example_market_resources_are_valid_configs() -> None:
         m = MarketConfig.from_spec(doc["metadata"]["name"], doc["spec"])
         assert m.quote_units_per_tick_lot >= 1
         assert m.name == doc["metadata"]["name"]
+
+
+def test_transition_commands_fees_first_then_status() -> None:
+    old = config()
+    assert transition_commands(old, config(), ts=5) == []
+    new = config(maker_fee="0.0005").with_status(MarketStatus.CANCEL_ONLY)
+    assert transition_commands(old, new, ts=5) == [
+        ConfigUpdate(market=SYMBOL, ts=5, maker_fee_ppm=500, taker_fee_ppm=2000),
+        MarketControl(market=SYMBOL, ts=5, action=MarketControlAction.CANCEL_ONLY),
+    ]
+    resumed = transition_commands(new, new.with_status(MarketStatus.TRADING), ts=6)
+    assert resumed == [MarketControl(market=SYMBOL, ts=6, action=MarketControlAction.RESUME)]
