@@ -10,11 +10,13 @@ import httpx
 import pytest
 
 from cex.core.events import CancelAll, OrderCancel, OrderCreate, decode_command
+from cex.core.market import MarketConfig
+from cex.infra import registry
 from cex.trading.app import create_app
 from cex.trading.errors import TradingError
 from cex.trading.store import OrderStore
 from cex.trading.validation import OrderRequest, validate
-from tests.fixtures import funded_user
+from tests.fixtures import example_specs, funded_user
 
 USDT = 1_000_000  # micro-USDT per USDT
 
@@ -203,3 +205,28 @@ async def test_http_errors_are_binance_shaped(order_store: OrderStore) -> None:
     assert (unknown.status_code, unknown.json()) == (400, {"code": -1121, "msg": "Invalid symbol."})
     assert off_grid.json() == {"code": -1013, "msg": "Filter failure: PRICE_FILTER"}
     assert await order_store.pool.fetchval("SELECT count(*) FROM orders") == 0
+
+
+async def test_markets_registered_or_halted_later_are_seen_without_a_restart(
+    order_store: OrderStore,
+) -> None:
+    """The operator registers markets while the trading API runs: a NOTIFY reloads them."""
+    spec = example_specs()["eth-usdt"] | {"symbol": "SOLUSDT", "base": "SOL"}
+    with pytest.raises(TradingError):
+        order_store.market_for_symbol("SOLUSDT")
+    async with order_store.pool.acquire() as conn:
+        await registry.register_market(conn, MarketConfig.from_spec("sol-usdt", spec), spec)
+    for _ in range(100):
+        if "SOLUSDT" in order_store.by_symbol:
+            break
+        await asyncio.sleep(0.05)
+    assert order_store.market_for_symbol("SOLUSDT").name == "sol-usdt"
+
+    async with order_store.pool.acquire() as conn:
+        halted = spec | {"status": "Halted"}
+        await registry.register_market(conn, MarketConfig.from_spec("sol-usdt", halted), halted)
+    for _ in range(100):
+        if order_store.by_symbol["SOLUSDT"].status == "HALTED":
+            break
+        await asyncio.sleep(0.05)
+    assert not order_store.by_symbol["SOLUSDT"].accepts_orders

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -30,6 +31,11 @@ from cex.core.market import MarketConfig
 from cex.infra import registry
 from cex.trading import errors
 from cex.trading.validation import LOCK_ALL_AVAILABLE, ValidOrder
+
+log = logging.getLogger(__name__)
+
+#: The registry is reloaded on every change notification, and at least this often.
+REGISTRY_REFRESH_S = 30.0
 
 OPEN_STATUSES = ("PENDING", "NEW", "PARTIALLY_FILLED")
 ORDER_COLUMNS = (
@@ -109,6 +115,7 @@ class OrderStore:
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
         self._worker_count = workers
         self._workers: list[asyncio.Task[None]] = []
+        self._registry_follower: asyncio.Task[None] | None = None
         self.batches = 0
         self.batch_sizes: list[int] = []
 
@@ -116,6 +123,9 @@ class OrderStore:
 
     async def start(self) -> None:
         await self.refresh_markets()
+        self._registry_follower = asyncio.create_task(
+            self._follow_registry(), name="registry-follower"
+        )
         # A few batches in flight at once: one is prepared while another waits for the
         # database. They lock rows in the same order, so they wait, never deadlock.
         self._workers = [
@@ -124,11 +134,37 @@ class OrderStore:
         ]
 
     async def stop(self) -> None:
-        for worker in self._workers:
+        tasks = [*self._workers, *([self._registry_follower] if self._registry_follower else [])]
+        for worker in tasks:
             worker.cancel()
-        for worker in self._workers:
+        for worker in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await worker
+
+    async def _follow_registry(self) -> None:
+        """Reload the registry when it changes (the operator registers a market, a market is
+        halted, …: `registry.MARKETS_CHANNEL`), and every `REGISTRY_REFRESH_S` anyway, since a
+        notification sent while the listening connection was down is lost."""
+        changed = asyncio.Event()
+
+        def notified(*_: object) -> None:
+            changed.set()
+
+        while True:
+            try:
+                async with self.pool.acquire() as conn:
+                    await conn.add_listener(registry.MARKETS_CHANNEL, notified)
+                    try:
+                        while True:
+                            changed.clear()  # before reloading: a change during it reloads again
+                            await self.refresh_markets()
+                            with contextlib.suppress(TimeoutError):
+                                await asyncio.wait_for(changed.wait(), REGISTRY_REFRESH_S)
+                    finally:
+                        await conn.remove_listener(registry.MARKETS_CHANNEL, notified)
+            except (OSError, asyncpg.PostgresError) as exc:
+                log.warning("following the market registry failed; retrying", exc_info=exc)
+                await asyncio.sleep(1)
 
     async def refresh_markets(self) -> None:
         markets = await registry.load_markets(self.pool)
