@@ -223,8 +223,13 @@ def test_lint_fails_on_a_bad_value(helm: Helm, setting: str, message: str) -> No
 def test_install_without_infrastructure_says_what_to_set(helm: Helm) -> None:
     proc = helm("template", "rel", CHART, check=False)
     assert proc.returncode != 0
-    assert "infra.kafka.bootstrap is required" in proc.stderr
+    for value in ("infra.kafka.bootstrap", "infra.redis.url", "infra.postgres.dsn"):
+        assert value in proc.stderr
     assert "devInfra.enabled=true" in proc.stderr
+    # Only what is missing is named.
+    proc = helm("template", "rel", CHART, "--set", "infra.redis.url=redis://r:6379/0", check=False)
+    assert "infra.kafka.bootstrap" in proc.stderr
+    assert "infra.redis.url" not in proc.stderr
 
 
 # --------------------------------------------------------------------------- CRDs

@@ -147,37 +147,45 @@ the release's namespace, plus every watched namespace.
 {{- end -}}
 
 {{/*
-The infrastructure addresses: the values when set, else the dev components when
-devInfra.enabled, else the install fails with the values to set.
+Fails, naming every missing value at once, unless the infrastructure addresses are set or
+devInfra provides them.
 */}}
-{{- define "cex.kafkaBootstrap" -}}
-{{- if .Values.infra.kafka.bootstrap -}}
-{{- .Values.infra.kafka.bootstrap -}}
-{{- else if .Values.devInfra.enabled -}}
-{{- printf "%s:9092" (include "cex.devInfra.host" (list . "kafka")) -}}
-{{- else -}}
-{{- fail "infra.kafka.bootstrap is required (host:port[,host:port…] of your Kafka), or set devInfra.enabled=true for a single-node dev Kafka" -}}
+{{- define "cex.requireInfra" -}}
+{{- if not .Values.devInfra.enabled -}}
+{{- $missing := list -}}
+{{- if not .Values.infra.kafka.bootstrap -}}
+{{- $missing = append $missing "infra.kafka.bootstrap (host:port[,host:port…] of your Kafka)" -}}
 {{- end -}}
+{{- if not .Values.infra.redis.url -}}
+{{- $missing = append $missing "infra.redis.url (redis://host:port/db of your Redis)" -}}
+{{- end -}}
+{{- if not (or .Values.infra.postgres.dsn .Values.infra.postgres.existingSecret) -}}
+{{- $missing = append $missing "infra.postgres.dsn, or infra.postgres.existingSecret (a Secret with the key CEX_POSTGRES_DSN)" -}}
+{{- end -}}
+{{- if $missing -}}
+{{- fail (printf "\n%s is required; or set devInfra.enabled=true for single-node dev Kafka, PostgreSQL and Redis" (join " is required;\n" $missing)) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The infrastructure addresses: the values when set, else the dev components. */}}
+{{- define "cex.kafkaBootstrap" -}}
+{{- include "cex.requireInfra" . -}}
+{{- default (printf "%s:9092" (include "cex.devInfra.host" (list . "kafka"))) .Values.infra.kafka.bootstrap -}}
 {{- end -}}
 
 {{- define "cex.redisUrl" -}}
-{{- if .Values.infra.redis.url -}}
-{{- .Values.infra.redis.url -}}
-{{- else if .Values.devInfra.enabled -}}
-{{- printf "redis://%s:6379/0" (include "cex.devInfra.host" (list . "redis")) -}}
-{{- else -}}
-{{- fail "infra.redis.url is required (redis://host:port/db of your Redis), or set devInfra.enabled=true for a dev Redis" -}}
-{{- end -}}
+{{- include "cex.requireInfra" . -}}
+{{- default (printf "redis://%s:6379/0" (include "cex.devInfra.host" (list . "redis"))) .Values.infra.redis.url -}}
 {{- end -}}
 
 {{- define "cex.postgresDsn" -}}
+{{- include "cex.requireInfra" . -}}
 {{- if .Values.infra.postgres.dsn -}}
 {{- .Values.infra.postgres.dsn -}}
-{{- else if .Values.devInfra.enabled -}}
+{{- else -}}
 {{- $pg := .Values.devInfra.postgres -}}
 {{- printf "postgresql://%s:%s@%s:5432/%s" $pg.user (urlquery $pg.password) (include "cex.devInfra.host" (list . "postgres")) $pg.database -}}
-{{- else -}}
-{{- fail "infra.postgres.dsn or infra.postgres.existingSecret (a Secret with the key CEX_POSTGRES_DSN) is required, or set devInfra.enabled=true for a dev PostgreSQL" -}}
 {{- end -}}
 {{- end -}}
 
@@ -190,6 +198,20 @@ CEX_REDIS_URL: {{ include "cex.redisUrl" . | quote }}
 CEX_REDIS_PREFIX: {{ .Values.infra.redis.prefix | quote }}
 CEX_ORDERS_TOPIC: {{ .Values.infra.topics.orders | quote }}
 CEX_EXECUTIONS_TOPIC: {{ .Values.infra.topics.executions | quote }}
+{{- end -}}
+
+{{/*
+Checksum of the environment the pods read (ConfigMap, and the chart's Secret when it makes
+one), so that a changed address or DSN restarts them on upgrade.
+*/}}
+{{- define "cex.envChecksum" -}}
+{{- $dsn := "" -}}
+{{- if include "cex.createEnvSecret" . -}}
+{{- $dsn = include "cex.postgresDsn" . -}}
+{{- else -}}
+{{- $dsn = .Values.infra.postgres.existingSecret -}}
+{{- end -}}
+{{- printf "%s\n%s" (include "cex.infraEnv" .) $dsn | sha256sum -}}
 {{- end -}}
 
 {{/* "true" when ServiceMonitors and PrometheusRules render (monitoring.enabled auto|true|false). */}}
