@@ -2,7 +2,8 @@
 
 Integration tests run on the real local infrastructure (Kafka, Postgres, Redis). The
 session fixture `stack` reuses it when it is already up (e.g. after `make up`) and
-otherwise starts it once and stops it at the end. Each test gets its own database, topic
+otherwise starts it once; the last test session to leave stops it if a test session
+started it (`tests/sessions.py`). Each test gets its own database, topic
 names and Redis key prefix, so tests never see each other's data.
 """
 
@@ -25,6 +26,8 @@ from cex.infra.settings import InfraSettings
 from cex.stack import supervisor
 from cex.stack.settings import StackSettings
 from cex.trading.store import OrderStore
+
+from .sessions import SharedByTestSessions
 
 INFRA_FIXTURES = {
     "stack",
@@ -53,14 +56,16 @@ def unique(prefix: str) -> str:
 @pytest.fixture(scope="session")
 def stack() -> Iterator[StackSettings]:
     settings = StackSettings()
-    if supervisor.infrastructure_ready(settings):
-        yield settings
-        return
-    supervisor.up(infra_only=True, settings=settings)
+    shared = SharedByTestSessions(settings.root / "stack-tests")
+    shared.join(
+        running=lambda: supervisor.infrastructure_ready(settings),
+        start=lambda: supervisor.up(infra_only=True, settings=settings),
+        stop=lambda: supervisor.down(settings),
+    )
     try:
         yield settings
     finally:
-        supervisor.down(settings)
+        shared.leave(stop=lambda: supervisor.down(settings))
 
 
 @pytest.fixture

@@ -45,7 +45,9 @@ class Exchange:
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     def start(self, name: str, argv: list[str], **extra_env: str) -> subprocess.Popen[bytes]:
-        env = self.env | {"CEX_METRICS_PORT": str(free_port())} | extra_env
+        # Unbuffered: a process killed with -9 leaves its last lines in the log.
+        env = self.env | {"CEX_METRICS_PORT": str(free_port()), "PYTHONUNBUFFERED": "1"}
+        env |= extra_env
         with (self.log_dir / f"{name}.log").open("ab") as log:  # the child keeps its own fd
             process = subprocess.Popen(argv, env=env, stdout=log, stderr=log)
         self.processes.append(process)

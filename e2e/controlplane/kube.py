@@ -2,24 +2,23 @@
 
 `ControlPlane.ensure()` reuses a control plane that is already running (for example after
 `make cluster-up`) or starts one with the repository's scripts. Several test sessions may
-share the work tree, so each registers itself under .cex/cluster/run/test-sessions/ and
-`release()` stops the control plane only when the last session leaves and only if a test
-session started it; one started by hand is never stopped by tests. Every call goes through
-the version-matched `kubectl` built by scripts/cluster/install.sh, as a user would type it.
+share the work tree: `tests/sessions.py` stops the control plane only when the last session
+leaves and only if a test session started it; one started by hand is never stopped by tests.
+Every call goes through the version-matched `kubectl` built by scripts/cluster/install.sh,
+as a user would type it.
 """
 
 from __future__ import annotations
 
-import fcntl
 import json
-import os
 import subprocess
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from tests.sessions import SharedByTestSessions
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SCRIPTS = REPO_ROOT / "scripts" / "cluster"
@@ -67,29 +66,6 @@ def _running() -> bool:
     return status.returncode == 0
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-@contextmanager
-def _sessions_lock(run_dir: Path) -> Iterator[Path]:
-    """Hold the test sessions' lock; yield the directory of registered sessions."""
-    sessions = run_dir / "test-sessions"
-    sessions.mkdir(parents=True, exist_ok=True)
-    with (run_dir / "test-sessions.lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield sessions
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
-
-
 @dataclass
 class ControlPlane:
     bin_dir: Path
@@ -101,34 +77,19 @@ class ControlPlane:
         """Reuse the running control plane, or install (cached) and start one."""
         settings = _script_settings()
         run_dir = Path(settings["cluster_dir"]) / "run"
-        started_by_tests = run_dir / "started-by-tests"
-        with _sessions_lock(run_dir) as sessions:
-            if not _running():
-                _run_script("install.sh")
-                started_by_tests.touch()
-                try:
-                    _run_script("up.sh")
-                except BaseException:
-                    _run_script("down.sh")
-                    started_by_tests.unlink(missing_ok=True)
-                    raise
-            (sessions / str(os.getpid())).touch()
+
+        def start() -> None:
+            _run_script("install.sh")
+            _run_script("up.sh")
+
+        SharedByTestSessions(run_dir).join(
+            running=_running, start=start, stop=lambda: _run_script("down.sh")
+        )
         return cls(Path(settings["bin_dir"]), Path(settings["kubeconfig"]), run_dir)
 
     def release(self) -> None:
         """Leave; the last session out stops a control plane that tests started."""
-        started_by_tests = self.run_dir / "started-by-tests"
-        with _sessions_lock(self.run_dir) as sessions:
-            (sessions / str(os.getpid())).unlink(missing_ok=True)
-            others = []
-            for entry in sessions.iterdir():
-                if entry.name.isdigit() and _alive(int(entry.name)):
-                    others.append(entry)
-                else:  # a session that died without leaving
-                    entry.unlink(missing_ok=True)
-            if not others and started_by_tests.exists():
-                _run_script("down.sh")
-                started_by_tests.unlink(missing_ok=True)
+        SharedByTestSessions(self.run_dir).leave(stop=lambda: _run_script("down.sh"))
 
     def kubectl(
         self,
