@@ -160,7 +160,9 @@ def install(
 ) -> Release:
     release = Release(name or unique("rel"), namespace, helm)
     releases.append(release)
-    helm(
+    helm_wait(
+        helm,
+        namespace,
         "install",
         release.name,
         CHART,
@@ -170,12 +172,23 @@ def install(
         "--set",
         f"operator.peering={unique('peering')}",
         *args,
-        "--wait",
-        "--timeout",
-        "180s",
-        timeout=300,
     )
     return release
+
+
+def helm_wait(helm: Helm, namespace: str, *args: str | Path) -> None:
+    """`helm <args> --wait`; on failure, say what in the namespace was not ready."""
+    proc = helm(*args, "--wait", "--timeout", "180s", timeout=300, check=False)
+    if proc.returncode != 0:
+        state = subprocess.run(
+            [str(helm.binary.with_name("kubectl")), f"--kubeconfig={helm.kubeconfig}", "get",
+             "deployments,statefulsets,jobs,pods", "-n", namespace, "-o", "wide"],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        raise AssertionError(
+            f"helm {' '.join(map(str, args))} --wait failed:\n{proc.stderr}\n"
+            f"{state.stdout}{state.stderr}"
+        )
 
 
 def can_i(control_plane: ControlPlane, who: str, verb: str, resource: str, *args: str) -> bool:
@@ -350,10 +363,9 @@ def test_install_upgrade_uninstall(
         control_plane.kubectl("get", "crd", crd)
 
     # An upgrade runs the migration hook again and rolls the changed Deployment.
-    helm(
-        "upgrade", release.name, CHART, "-n", ns, "--reuse-values",
-        "--set", "components.lifecycle.replicas=2", "--wait", "--timeout", "180s",
-        timeout=300,
+    helm_wait(
+        helm, ns, "upgrade", release.name, CHART, "-n", ns, "--reuse-values",
+        "--set", "components.lifecycle.replicas=2",
     )  # fmt: skip
     lifecycle = control_plane.get_json("deployment", f"{full}-lifecycle", "-n", ns)
     assert lifecycle["status"].get("readyReplicas") == 2
