@@ -278,9 +278,13 @@ start_kwok() {
   write_kubeconfig kwok "${kc}"
   # kwok reads ~/.kwok/kwok.yaml if it exists; a private HOME keeps a user's config out.
   # With no stages configured it uses its built-in ones (nodes Ready, pods Running).
+  # A node lease: without one kwok refreshes the Node's status only about every 55 s, past
+  # the controller manager's 50 s grace period, so the node flaps NotReady and every pod on
+  # it is marked not ready, for good (kwok never sets them ready again).
   start kwok env HOME="${D}/kwok-home" "${CEX_K8S_BIN}/kwok" \
     --kubeconfig="${kc}" \
     --manage-all-nodes=true \
+    --node-lease-duration-seconds=40 \
     --server-address="${CEX_HOST}:${CEX_KWOK_PORT}" \
     --node-ip="${CEX_HOST}" \
     --cidr=10.244.0.1/16
