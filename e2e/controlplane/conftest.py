@@ -40,8 +40,7 @@ def control_plane() -> Iterator[ControlPlane]:
 
 @pytest.fixture(scope="session")
 def market_crd(control_plane: ControlPlane) -> str:
-    control_plane.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD_PATH))
-    control_plane.kubectl("wait", "--for=condition=Established", "--timeout=60s", f"crd/{CRD_NAME}")
+    control_plane.apply_crds(CRD_PATH.read_text())
     return CRD_NAME
 
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import yaml
 from tests.sessions import SharedByTestSessions
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -103,6 +104,24 @@ class ControlPlane:
         if check and proc.returncode != 0:
             raise KubectlError(args, proc.returncode, proc.stdout, proc.stderr)
         return proc
+
+    def apply_crds(self, manifests: str) -> list[str]:
+        """Apply CRDs (YAML text) and wait until each is served: Established is not enough,
+        the API server may still answer 404 for its resource for a few seconds after."""
+        self.kubectl("apply", "--server-side", "--force-conflicts", "-f", "-", stdin=manifests)
+        names = [
+            str(doc["metadata"]["name"])
+            for doc in yaml.safe_load_all(manifests)
+            if doc and doc.get("kind") == "CustomResourceDefinition"
+        ]
+        for name in names:
+            self.kubectl("wait", "--for=condition=Established", "--timeout=60s", f"crd/{name}")
+            wait_until(
+                lambda n=name: self.kubectl("get", n, "-A", check=False).returncode == 0,  # type: ignore[misc]
+                timeout=60,
+                what=f"{name} to be served",
+            )
+        return names
 
     def get_json(self, *args: str) -> Any:
         return json.loads(self.kubectl("get", "-o", "json", *args).stdout)

@@ -95,12 +95,7 @@ def helm(control_plane: ControlPlane) -> Helm:
 @pytest.fixture(scope="session")
 def chart_crds(control_plane: ControlPlane, helm: Helm) -> list[str]:
     """The chart's CRDs (what `helm show crds` prints), applied and established."""
-    crds = helm("show", "crds", CHART).stdout
-    control_plane.kubectl("apply", "--server-side", "--force-conflicts", "-f", "-", stdin=crds)
-    names = [doc["metadata"]["name"] for doc in yaml.safe_load_all(crds) if doc]
-    for name in names:
-        control_plane.kubectl("wait", "--for=condition=Established", "--timeout=60s", f"crd/{name}")
-    return names
+    return control_plane.apply_crds(helm("show", "crds", CHART).stdout)
 
 
 @pytest.fixture(scope="session")
@@ -111,13 +106,7 @@ def prometheus_crds(control_plane: ControlPlane) -> list[str]:
     if len(files) < 2:  # a control plane started before install.sh fetched them
         subprocess.run([SCRIPTS / "install.sh"], check=True, capture_output=True, timeout=1800)
         files = sorted(directory.glob("monitoring.coreos.com_*.yaml"))
-    names = []
-    for path in files:
-        control_plane.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(path))
-        names.append(yaml.safe_load(path.read_text())["metadata"]["name"])
-    for name in names:
-        control_plane.kubectl("wait", "--for=condition=Established", "--timeout=60s", f"crd/{name}")
-    return names
+    return control_plane.apply_crds("\n---\n".join(path.read_text() for path in files))
 
 
 @pytest.fixture

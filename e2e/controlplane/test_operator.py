@@ -58,9 +58,7 @@ USDT = 1_000_000
 
 @pytest.fixture(scope="session")
 def peering_crd(control_plane: ControlPlane) -> None:
-    control_plane.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(PEERING_CRD))
-    for name in ("clusterkopfpeerings.kopf.dev", "kopfpeerings.kopf.dev"):
-        control_plane.kubectl("wait", "--for=condition=Established", "--timeout=60s", f"crd/{name}")
+    control_plane.apply_crds(PEERING_CRD.read_text())
 
 
 @pytest.fixture
