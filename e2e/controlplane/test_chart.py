@@ -95,7 +95,14 @@ def helm(control_plane: ControlPlane) -> Helm:
 @pytest.fixture(scope="session")
 def chart_crds(control_plane: ControlPlane, helm: Helm) -> list[str]:
     """The chart's CRDs (what `helm show crds` prints), applied and established."""
-    return control_plane.apply_crds(helm("show", "crds", CHART).stdout)
+    names = control_plane.apply_crds(helm("show", "crds", CHART).stdout)
+    # `helm show crds` concatenates the files: each must start a YAML document of its own.
+    assert sorted(names) == [
+        "clusterkopfpeerings.kopf.dev",
+        "kopfpeerings.kopf.dev",
+        "markets.cex.dev",
+    ]
+    return names
 
 
 @pytest.fixture(scope="session")
