@@ -46,6 +46,7 @@ from .exchange import (
     environment,
     exists,
     free_port,
+    is_ready,
     kill_9,
     release_markets,
     wait_ready,
@@ -477,3 +478,41 @@ async def test_two_operators_only_one_works_and_the_other_takes_over(
         what="the change handled by the remaining operator",
     )
     assert handled(exchange.log("operator-low"))
+
+
+async def test_a_market_of_the_same_name_in_another_namespace_is_refused(
+    control_plane: ControlPlane, exchange: Exchange
+) -> None:
+    """Market names are global in the registry: the second one gets RegistryConflict and no
+    engine, and deleting it leaves the first market untouched."""
+    cp, first_ns = control_plane, exchange.namespace
+    second_ns = f"{first_ns}-b"
+    cp.kubectl("create", "namespace", second_ns)
+    try:
+        exchange.start_operator(CEX_OPERATOR_NAMESPACES=f"{first_ns},{second_ns}")
+        apply_example(cp, first_ns, "btc-usdt")
+        wait_ready(cp, first_ns, "btc-usdt")
+        apply_example(cp, second_ns, "btc-usdt")
+        wait_until(
+            lambda: (
+                conditions(cp, second_ns, "btc-usdt").get("Ready", {}).get("reason")
+                == "RegistryConflict"
+            ),
+            timeout=30,
+            what="Ready=False/RegistryConflict in the second namespace",
+        )
+        assert f"{first_ns}/btc-usdt" in conditions(cp, second_ns, "btc-usdt")["Ready"]["message"]
+        assert not exists(cp, second_ns, "statefulset", "btc-usdt-engine")
+
+        cp.kubectl("delete", "market", "btc-usdt", "-n", second_ns, "--timeout=30s")
+        assert is_ready(cp, first_ns, "btc-usdt")
+        conn = await asyncpg.connect(exchange.dsn)
+        try:
+            row = await conn.fetchrow("SELECT status, owner FROM markets")
+            assert tuple(row) == ("TRADING", f"{first_ns}/btc-usdt")
+            assert await conn.fetchval("SELECT count(*) FROM outbox") == 0
+        finally:
+            await conn.close()
+    finally:
+        release_markets(cp, second_ns)
+        cp.kubectl("delete", "namespace", second_ns, "--wait=false", check=False)

@@ -87,6 +87,11 @@ def _runtime(memo: Any) -> Runtime:
     return runtime
 
 
+def _owner(namespace: str, name: str) -> str:
+    """How the registry records a market provisioned from this Market resource."""
+    return f"{namespace}/{name}"
+
+
 def _now() -> str:
     return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -171,7 +176,9 @@ async def reconcile(
     generation = int(body.metadata.get("generation") or 0)
     previous = list(status.get("conditions") or [])
     try:
-        registration = await provisioning.provision_market(runtime.infra, name, spec)
+        registration = await provisioning.provision_market(
+            runtime.infra, name, spec, owner=_owner(namespace, name)
+        )
     except (MarketConfigError, ValueError) as exc:
         reason = "InvalidGrid" if isinstance(exc, MarketConfigError) else "RegistryConflict"
         _set_conditions(patch, failed(reason, str(exc)), previous, generation)
@@ -329,16 +336,20 @@ async def drain(
     rt = _runtime(memo)
     generation = int(body.metadata.get("generation") or 0)
     previous = list(status.get("conditions") or [])
+    owner = _owner(namespace, name)
     try:
-        if retry % DRAIN_RESEND_EVERY == 0:
-            queued = await provisioning.begin_drain(rt.infra, name)
-            if retry == 0:
-                kopf.info(
-                    body,
-                    reason="Draining",
-                    message=f"cancel-only; CANCEL_ALL queued for {queued or 0} user(s)",
-                )
-        remaining = await provisioning.open_orders(rt.infra, name)
+        if await registry.market_owner(rt.pool, name) not in (None, owner):
+            remaining = 0  # a duplicate that was refused: the registered market is not ours
+        else:
+            if retry % DRAIN_RESEND_EVERY == 0:
+                queued = await provisioning.begin_drain(rt.infra, name, owner=owner)
+                if retry == 0:
+                    kopf.info(
+                        body,
+                        reason="Draining",
+                        message=f"cancel-only; CANCEL_ALL queued for {queued or 0} user(s)",
+                    )
+            remaining = await provisioning.open_orders(rt.infra, name)
     except Exception as exc:
         raise kopf.TemporaryError(f"draining failed: {exc!r}", delay=RETRY_DELAY_S) from exc
     if remaining:

@@ -145,3 +145,28 @@ async def test_market_state_counts_undelivered_changes(
     await conn.execute("UPDATE outbox SET published = true")
     assert (await registry.market_state(conn, "btc-usdt")).pending_changes == 0
     assert await registry.market_state(conn, "nope") is None
+
+
+async def test_a_market_owned_by_another_resource_is_refused_until_deleted(
+    exchange_settings: InfraSettings, conn: asyncpg.Connection
+) -> None:
+    """Two Markets of one name in two namespaces must not share a registry row."""
+    first = await _register(conn, BTC_USDT, owner="team-a/btc-usdt")
+    with pytest.raises(registry.OwnerConflict, match="team-a/btc-usdt"):
+        await _register(conn, BTC_USDT | {"takerFee": "0.005"}, owner="team-b/btc-usdt")
+    assert await registry.market_owner(conn, "btc-usdt") == "team-a/btc-usdt"
+    assert await _outbox(conn) == []  # the refused change queued nothing
+    # Deleting the duplicate must not drain the market it was refused.
+    assert (
+        await provisioning.begin_drain(exchange_settings, "btc-usdt", owner="team-b/btc-usdt")
+        is None
+    )
+    assert (await registry.market_state(conn, "btc-usdt")).status == "TRADING"
+
+    # Once the owner deleted it, another resource may take the name (and its partition).
+    assert (
+        await provisioning.begin_drain(exchange_settings, "btc-usdt", owner="team-a/btc-usdt") == 0
+    )
+    taken = await _register(conn, BTC_USDT, owner="team-b/btc-usdt")
+    assert taken.partition == first.partition
+    assert await registry.market_owner(conn, "btc-usdt") == "team-b/btc-usdt"

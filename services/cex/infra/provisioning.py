@@ -29,15 +29,16 @@ TOPIC_ALREADY_EXISTS = TopicAlreadyExistsError.errno
 
 
 async def provision_market(
-    settings: InfraSettings, name: str, spec: dict[str, Any]
+    settings: InfraSettings, name: str, spec: dict[str, Any], *, owner: str | None = None
 ) -> registry.Registration:
     """Provision market `name` from its `Market` spec; returns its registration (partition,
     genesis spec, commands queued for its engine). Raises MarketConfigError for a spec that
-    cannot be traded exactly, ValueError for one contradicting the registered identity."""
+    cannot be traded exactly, ValueError for one contradicting the registered identity or
+    owned by someone else (`owner`: see `registry.register_market`)."""
     config = MarketConfig.from_spec(name, spec)
     conn = await asyncpg.connect(settings.postgres_dsn)
     try:
-        registration = await registry.register_market(conn, config, spec)
+        registration = await registry.register_market(conn, config, spec, owner=owner)
     finally:
         await conn.close()
     partition = registration.partition
@@ -103,18 +104,20 @@ async def ensure_partitions(bootstrap: str, topics: tuple[str, ...], count: int)
 OPEN_STATUSES = ("PENDING", "NEW", "PARTIALLY_FILLED")
 
 
-async def begin_drain(settings: InfraSettings, name: str) -> int | None:
+async def begin_drain(
+    settings: InfraSettings, name: str, *, owner: str | None = None
+) -> int | None:
     """Mark market `name` DELETED (its engine goes cancel-only) and queue a CANCEL_ALL for
-    every user with an open order in it; returns how many were queued, or None if the
-    market was never registered (nothing to drain)."""
+    every user with an open order in it; returns how many were queued, or None if there is
+    nothing of `owner`'s to drain (never registered, or provisioned by someone else)."""
     conn = await asyncpg.connect(settings.postgres_dsn)
     try:
-        stored = await conn.fetchval("SELECT spec FROM markets WHERE name = $1", name)
-        if stored is None:
+        stored = await conn.fetchrow("SELECT spec, owner FROM markets WHERE name = $1", name)
+        if stored is None or (owner is not None and stored["owner"] not in (None, owner)):
             return None
-        spec = json.loads(stored)
+        spec = json.loads(stored["spec"])
         config = MarketConfig.from_spec(name, spec)
-        await registry.register_market(conn, config, spec, status=registry.DELETED)
+        await registry.register_market(conn, config, spec, status=registry.DELETED, owner=owner)
         async with conn.transaction():
             users = await conn.fetch(
                 "SELECT DISTINCT user_id FROM orders WHERE market = $1"

@@ -49,6 +49,10 @@ async def load_markets(conn: asyncpg.Connection | asyncpg.Pool) -> dict[str, Reg
     }
 
 
+class OwnerConflict(ValueError):
+    """The market name is taken by a market someone else provisioned."""
+
+
 @dataclass(frozen=True)
 class Registration:
     """What registering a market did."""
@@ -69,6 +73,7 @@ async def register_market(
     *,
     status: str | None = None,
     now_ms: int | None = None,
+    owner: str | None = None,
 ) -> Registration:
     """Insert or update one market (and its two assets).
 
@@ -78,8 +83,10 @@ async def register_market(
     refused. A change of fees or status is queued for the engine as CONFIG_UPDATE /
     MARKET_CONTROL commands in the same transaction as the registry row, so the engine gets
     each change exactly once however often this runs. ``status`` overrides the spec's
-    (``DELETED`` while a market is being removed). Serialised by an advisory lock so two
-    registrations never share an index.
+    (``DELETED`` while a market is being removed). ``owner`` names who provisions it (the
+    operator: the Market's ``namespace/name``); a market owned by someone else is refused
+    unless it was deleted. Serialised by an advisory lock so two registrations never share
+    an index.
     """
     status = status or config.status.value
     ts = now_ms if now_ms is not None else int(time.time() * 1000)
@@ -98,7 +105,8 @@ async def register_market(
             if stored != precision:
                 raise ValueError(f"asset {code} has precision {stored}, not {precision}")
         existing = await conn.fetchrow(
-            "SELECT spec, genesis_spec, partition, status FROM markets WHERE name = $1 FOR UPDATE",
+            "SELECT spec, genesis_spec, partition, status, owner FROM markets WHERE name = $1"
+            " FOR UPDATE",
             config.name,
         )
         if existing is None:
@@ -108,7 +116,7 @@ async def register_market(
             genesis = spec
             await conn.execute(
                 "INSERT INTO markets (name, symbol, base, quote, partition, spec, genesis_spec,"
-                " status) VALUES ($1, $2, $3, $4, $5, $6, $6, $7)",
+                " status, owner) VALUES ($1, $2, $3, $4, $5, $6, $6, $7, $8)",
                 config.name,
                 config.symbol,
                 config.base,
@@ -116,9 +124,17 @@ async def register_market(
                 partition,
                 json.dumps(spec, sort_keys=True),
                 status,
+                owner,
             )
             await conn.execute("SELECT pg_notify($1, $2)", MARKETS_CHANNEL, config.name)
             return Registration(partition, genesis)
+        old_owner = existing["owner"]
+        if owner is not None and old_owner not in (None, owner):
+            if existing["status"] != DELETED:
+                raise OwnerConflict(f"market {config.name} is already provisioned by {old_owner}")
+            await conn.execute("UPDATE markets SET owner = $2 WHERE name = $1", config.name, owner)
+        elif owner is not None and old_owner is None:
+            await conn.execute("UPDATE markets SET owner = $2 WHERE name = $1", config.name, owner)
         old = MarketConfig.from_spec(config.name, json.loads(existing["spec"]))
         if _identity(old) != _identity(config):
             raise ValueError(f"market {config.name}: identity fields cannot change")
@@ -172,6 +188,11 @@ class MarketState:
     status: str
     #: MARKET_CONTROL / CONFIG_UPDATE commands still in the outbox (not yet in Kafka).
     pending_changes: int
+
+
+async def market_owner(conn: asyncpg.Connection | asyncpg.Pool, name: str) -> str | None:
+    owner: str | None = await conn.fetchval("SELECT owner FROM markets WHERE name = $1", name)
+    return owner
 
 
 async def market_state(conn: asyncpg.Connection | asyncpg.Pool, name: str) -> MarketState | None:
