@@ -13,6 +13,7 @@ import sys
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from prometheus_client import REGISTRY
 
 from cex.core.events import decode_command
 from cex.infra import accounts, kafka, outbox
@@ -201,3 +202,29 @@ async def test_kill_9_at_random_moments_loses_and_duplicates_nothing(
     assert len(btc) + len(eth) == 400
     assert await read_partition(exchange_settings, 0) == btc
     assert await read_partition(exchange_settings, 1) == eth
+
+
+async def test_reports_how_long_the_oldest_command_waited(
+    exchange_settings: InfraSettings, order_store: OrderStore
+) -> None:
+    await place_orders(order_store, 5, "old")
+    await order_store.pool.execute("UPDATE outbox SET created_at = now() - interval '1 hour'")
+    seen: list[float] = []
+
+    async def watch() -> None:
+        while True:
+            seen.append(REGISTRY.get_sample_value("cex_relay_oldest_unpublished_seconds") or 0.0)
+            await asyncio.sleep(0)
+
+    ctx = WorkerContext("relay")
+    watcher = asyncio.create_task(watch())
+    relay = asyncio.create_task(run_relay(ctx, exchange_settings))
+    try:
+        await wait_published(order_store.pool)
+        await asyncio.sleep(0.3)  # the next, empty, round resets it
+    finally:
+        ctx.stopping.set()
+        await relay
+        watcher.cancel()
+    assert max(seen) >= 3600
+    assert seen[-1] == 0.0

@@ -31,6 +31,10 @@ BATCH = Histogram(
 )
 LATENCY = Histogram("cex_relay_batch_seconds", "Publish + mark time of one batch")
 LEADER = Gauge("cex_relay_leader", "1 while this relay holds the publisher lock")
+OLDEST = Gauge(
+    "cex_relay_oldest_unpublished_seconds",
+    "Age of the oldest outbox row in the batch being published (0 when the outbox is empty)",
+)
 
 BATCH_LIMIT = 5000
 POLL_S = 0.05
@@ -77,10 +81,12 @@ async def _publish_forever(
         ctx.readiness.set_ready()
         while not ctx.stopping.is_set():
             rows = await pool.fetch(
-                "SELECT market, command_seq, payload FROM outbox WHERE NOT published"
-                " ORDER BY market, command_seq LIMIT $1",
+                "SELECT market, command_seq, payload,"
+                " extract(epoch FROM now() - created_at)::float8 AS age_s"
+                " FROM outbox WHERE NOT published ORDER BY market, command_seq LIMIT $1",
                 BATCH_LIMIT,
             )
+            OLDEST.set(max((r["age_s"] for r in rows), default=0.0))
             if not rows:
                 wake.clear()
                 await _wait(wake, POLL_S)
