@@ -11,10 +11,7 @@ from the chart, and the operator never hits a Forbidden.
 
 from __future__ import annotations
 
-import json
 import os
-import signal
-import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
@@ -23,12 +20,12 @@ from typing import Any
 
 import pytest
 import yaml
-from aiokafka.admin import AIOKafkaAdminClient
 from tests.fixtures import unique
 
 from cex.infra.postgres import migrate
 from cex.stack.settings import StackSettings
 
+from .exchange import delete_topics, free_port, is_ready, release_markets, stop
 from .kube import REPO_ROOT, ControlPlane, wait_until
 from .test_chart import EXTERNAL, Helm, Release, install, new_ns
 from .test_chart import chart_crds as chart_crds  # the fixtures
@@ -38,12 +35,6 @@ from .test_chart import releases as releases
 
 CEX_OPERATOR = Path(sys.executable).with_name("cex-operator")
 EXAMPLE = REPO_ROOT / "examples" / "btc-usdt.yaml"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def token_kubeconfig(cp: ControlPlane, namespace: str, account: str, path: Path) -> Path:
@@ -80,13 +71,7 @@ def token_kubeconfig(cp: ControlPlane, namespace: str, account: str, path: Path)
 async def topics(kafka_bootstrap: str) -> AsyncIterator[tuple[str, str]]:
     orders, executions = unique("orders"), unique("executions")
     yield orders, executions
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
-    await admin.start()
-    try:
-        existing = set(await admin.list_topics())
-        await admin.delete_topics([t for t in (orders, executions) if t in existing])
-    finally:
-        await admin.close()
+    await delete_topics(kafka_bootstrap, orders, executions)
 
 
 def start_operator(env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
@@ -101,33 +86,6 @@ def operator_process() -> Iterator[list[subprocess.Popen[bytes]]]:
     yield started
     for process in started:
         stop(process)
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-def release_markets(cp: ControlPlane, namespace: str) -> None:
-    """Drop the operator's finalizer from Markets left behind, so the namespace can go."""
-    names = cp.kubectl("get", "markets", "-n", namespace, "-o", "name", check=False).stdout.split()
-    for name in names:
-        cp.kubectl(
-            "patch", name, "-n", namespace, "--type=merge",
-            "-p", json.dumps({"metadata": {"finalizers": None}}), check=False,
-        )  # fmt: skip
-
-
-def ready(cp: ControlPlane, namespace: str, market: str) -> bool:
-    status = cp.get_json("market", market, "-n", namespace).get("status") or {}
-    return any(
-        c["type"] == "Ready" and c["status"] == "True" for c in status.get("conditions") or []
-    )
 
 
 async def test_operator_reconciles_with_the_charts_rbac_and_environment(
@@ -182,7 +140,7 @@ async def test_operator_reconciles_with_the_charts_rbac_and_environment(
     try:
         cp.kubectl("apply", "-n", ns, "-f", str(EXAMPLE))
         wait_until(
-            lambda: ready(cp, ns, "btc-usdt") or operator_process[0].poll() is not None,
+            lambda: is_ready(cp, ns, "btc-usdt") or operator_process[0].poll() is not None,
             timeout=90,
             what=f"btc-usdt Ready; operator log:\n{log()[-4000:]}",
         )

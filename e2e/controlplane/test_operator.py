@@ -43,6 +43,7 @@ from .exchange import (
     EXAMPLES,
     Exchange,
     conditions,
+    delete_topics,
     environment,
     exists,
     free_port,
@@ -97,13 +98,7 @@ async def exchange(
     finally:
         the_exchange.stop_all()
         release_markets(control_plane, namespace)
-        admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
-        await admin.start()
-        try:
-            existing = set(await admin.list_topics())
-            await admin.delete_topics([t for t in (orders, executions) if t in existing])
-        finally:
-            await admin.close()
+        await delete_topics(kafka_bootstrap, orders, executions)
 
 
 def apply_example(cp: ControlPlane, namespace: str, name: str) -> None:
@@ -154,6 +149,17 @@ async def read_events(
         return events
     finally:
         await consumer.stop()
+
+
+def running_market(cp: ControlPlane, exchange: Exchange, name: str) -> int:
+    """The operator running, example `name` Ready, its engine and the relay running as local
+    processes; returns the market's partition."""
+    exchange.start_operator()
+    apply_example(cp, exchange.namespace, name)
+    wait_ready(cp, exchange.namespace, name)
+    exchange.start_service("relay")
+    exchange.start_engine(cp, name)
+    return int(cp.get_json("market", name, "-n", exchange.namespace)["status"]["partition"])
 
 
 def observed_generation(cp: ControlPlane, namespace: str, name: str) -> int | None:
@@ -271,12 +277,7 @@ async def test_fee_and_status_changes_reach_the_running_engine(
     control_plane: ControlPlane, exchange: Exchange
 ) -> None:
     cp, ns = control_plane, exchange.namespace
-    exchange.start_operator()
-    apply_example(cp, ns, "btc-usdt")
-    wait_ready(cp, ns, "btc-usdt")
-    exchange.start_service("relay")
-    exchange.start_engine(cp, "btc-usdt")
-    partition = cp.get_json("market", "btc-usdt", "-n", ns)["status"]["partition"]
+    partition = running_market(cp, exchange, "btc-usdt")
 
     cp.kubectl("patch", "market", "btc-usdt", "-n", ns, "--type=merge", "-p",
                json.dumps({"spec": {"makerFee": "0.0005", "status": "Halted"}}))  # fmt: skip
@@ -309,11 +310,7 @@ async def test_delete_drains_open_orders_behind_the_finalizer(
     control_plane: ControlPlane, exchange: Exchange
 ) -> None:
     cp, ns = control_plane, exchange.namespace
-    exchange.start_operator()
-    apply_example(cp, ns, "btc-usdt")
-    wait_ready(cp, ns, "btc-usdt")
-    exchange.start_service("relay")
-    exchange.start_engine(cp, "btc-usdt")
+    running_market(cp, exchange, "btc-usdt")
     settlement = exchange.start_service("settlement")
 
     pool = await create_pool(exchange.dsn, max_size=2)
