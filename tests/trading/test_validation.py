@@ -102,3 +102,52 @@ def test_stop_limit_needs_a_stop_price_on_the_tick_grid() -> None:
         validate(request(type="STOP_LOSS_LIMIT", stopPrice="29000.05"), BTC)
     order = validate(request(type="STOP_LOSS_LIMIT", stopPrice="29000.5"), BTC)
     assert order.stop_price == 290005
+
+
+HUGE = "9" * 30  # far beyond 64 bits in any unit
+MARKET_BY_QUOTE = {"type": "MARKET", "price": None, "timeInForce": None, "quantity": None}
+
+
+@pytest.mark.parametrize(
+    ("overrides", "code", "message"),
+    [
+        ({"price": HUGE}, -1013, "Filter failure: PRICE_FILTER"),
+        ({"price": "922337203685477580.8"}, -1013, "Filter failure: PRICE_FILTER"),  # 2**63 ticks
+        ({"side": "SELL", "price": HUGE}, -1013, "Filter failure: PRICE_FILTER"),
+        ({"quantity": HUGE}, -1013, "Filter failure: LOT_SIZE"),
+        # Both on the grid and in range, but the notional is beyond 64 bits of micro-USDT.
+        ({"price": "922337203685477580.7", "quantity": "9000"}, -1013, "Filter failure: NOTIONAL"),
+        ({"type": "STOP_LOSS_LIMIT", "stopPrice": HUGE}, -1013, "Filter failure: PRICE_FILTER"),
+        (MARKET_BY_QUOTE | {"quoteOrderQty": HUGE}, -1013, "Filter failure: NOTIONAL"),
+        ({"timeInForce": "GTT", "goodTillDate": 2**63}, -1100, "'goodTillDate'"),
+        ({"timeInForce": "GTT", "goodTillDate": 0}, -1100, "'goodTillDate'"),
+        ({"user_id": 2**63}, -1100, "'user_id'"),
+        ({"user_id": 0}, -1100, "'user_id'"),
+    ],
+)
+def test_values_beyond_the_database_columns_are_refused_at_the_edge(
+    overrides: dict[str, object], code: int, message: str
+) -> None:
+    with pytest.raises(TradingError) as caught:
+        validate(request(**overrides), BTC)
+    assert caught.value.code == code
+    assert message in caught.value.msg
+
+
+def test_the_largest_price_that_fits_is_accepted_when_its_notional_fits() -> None:
+    order = validate(request(price="922337203685477580.7", quantity="0.00001"), BTC)
+    assert order.price == 2**63 - 1
+    assert order.lock == 2**63 - 1  # one lot × one tick is one micro-USDT
+
+
+def test_a_missing_client_order_id_is_generated_like_binance() -> None:
+    ids = {validate(request(newClientOrderId=None), BTC).client_order_id for _ in range(50)}
+    assert len(ids) == 50
+    for cid in ids:
+        assert len(cid) == 22
+        assert cid.isascii()
+        assert cid.isalnum()
+
+
+def test_a_given_client_order_id_is_kept() -> None:
+    assert validate(request(newClientOrderId="my-id_1"), BTC).client_order_id == "my-id_1"

@@ -9,6 +9,7 @@ combination of fields each order type needs. Funds are checked under row locks i
 from __future__ import annotations
 
 import enum
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
@@ -23,7 +24,7 @@ from cex.core.errors import (
     ZeroAmount,
 )
 from cex.core.events import OrderType, Side, StpMode, TimeInForce
-from cex.core.market import MarketConfig
+from cex.core.market import MAX_INT64, MarketConfig
 from cex.trading import errors
 
 #: The funds a market order by quantity needs are unknown before it matches: it locks the
@@ -33,7 +34,21 @@ LOCK_ALL_AVAILABLE = -1
 
 E = TypeVar("E", bound=enum.Enum)
 
-_CLIENT_ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.:/")
+_ALPHANUMERIC = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+_CLIENT_ID_CHARS = frozenset(_ALPHANUMERIC + "-_.:/")
+#: Length of a generated client order id (Binance's are 22 characters of [A-Za-z0-9]).
+GENERATED_CLIENT_ID_LENGTH = 22
+
+#: Every amount of money an order carries (its lock, a notional, ``quoteOrderQty``) goes on
+#: the wire as a 64-bit integer (msgpack) and into ``numeric(38, 0)`` columns; prices and
+#: quantities are ``bigint``. Anything larger is refused here, at the edge, never by a
+#: failed write (which would fail every order of its batch).
+MAX_ORDER_AMOUNT = MAX_INT64
+
+
+def new_client_order_id() -> str:
+    """A random client order id as Binance generates them: 22 characters of [A-Za-z0-9]."""
+    return "".join(secrets.choice(_ALPHANUMERIC) for _ in range(GENERATED_CLIENT_ID_LENGTH))
 
 
 @dataclass(frozen=True)
@@ -44,7 +59,7 @@ class OrderRequest:
     symbol: str
     side: str
     type: str
-    newClientOrderId: str
+    newClientOrderId: str | None = None  # generated when absent
     timeInForce: str | None = None
     quantity: str | None = None
     quoteOrderQty: str | None = None
@@ -84,12 +99,13 @@ _TIFS = {
 
 def validate(request: OrderRequest, config: MarketConfig) -> ValidOrder:
     """The checked order, or a TradingError saying exactly what is wrong."""
-    if request.user_id <= 0:
-        raise errors.illegal_value("user_id")
+    check_user_id(request.user_id)
     side = _enum(Side, request.side, "side", -1117)
     order_type = _enum(OrderType, request.type, "orderType", -1116)
     client_order_id = request.newClientOrderId
-    if not 1 <= len(client_order_id) <= 36 or not set(client_order_id) <= _CLIENT_ID_CHARS:
+    if client_order_id is None:
+        client_order_id = new_client_order_id()
+    elif not 1 <= len(client_order_id) <= 36 or not set(client_order_id) <= _CLIENT_ID_CHARS:
         raise errors.illegal_value("newClientOrderId")
     stp = StpMode.EXPIRE_MAKER
     if request.selfTradePreventionMode is not None:
@@ -103,13 +119,11 @@ def validate(request: OrderRequest, config: MarketConfig) -> ValidOrder:
         if tif_text not in _TIFS[order_type]:
             raise errors.invalid_enum(-1115, "timeInForce")
         tif = TimeInForce(tif_text)
-        price = _amount(lambda: config.price_to_ticks(_required(request.price, "price")),
-                        "price", "PRICE_FILTER")  # fmt: skip
+        price = _price(request.price, config, "price")
         quantity = _quantity(request.quantity, config)
         if request.quoteOrderQty is not None:
             raise errors.not_required("quoteOrderQty", order_type.value)
-        if config.notional(price, quantity) < config.min_notional_units:
-            raise errors.filter_failure("NOTIONAL")
+        check_notional(price, quantity, config)
     else:  # MARKET, STOP_LOSS: no price, one of quantity / quoteOrderQty
         if request.price is not None:
             raise errors.not_required("price", order_type.value)
@@ -121,17 +135,17 @@ def validate(request: OrderRequest, config: MarketConfig) -> ValidOrder:
         else:
             quote_qty = _amount(lambda: config.quote_to_units(request.quoteOrderQty or ""),
                                 "quoteOrderQty", "NOTIONAL")  # fmt: skip
-            if quote_qty < config.min_notional_units:
+            if not config.min_notional_units <= quote_qty <= MAX_ORDER_AMOUNT:
                 raise errors.filter_failure("NOTIONAL")
     if order_type in (OrderType.STOP_LOSS, OrderType.STOP_LOSS_LIMIT):
-        stop = _amount(lambda: config.price_to_ticks(_required(request.stopPrice, "stopPrice"),
-                                                     field="stopPrice"),
-                       "stopPrice", "PRICE_FILTER")  # fmt: skip
+        stop = _price(request.stopPrice, config, "stopPrice")
     elif request.stopPrice is not None:
         raise errors.not_required("stopPrice", order_type.value)
     if tif is TimeInForce.GTT:
         if request.goodTillDate is None:
             raise errors.mandatory("goodTillDate")
+        if not 0 < request.goodTillDate <= MAX_INT64:
+            raise errors.illegal_value("goodTillDate")
         expire_at = request.goodTillDate
     elif request.goodTillDate is not None:
         raise errors.not_required("goodTillDate", tif.value)
@@ -147,6 +161,8 @@ def validate(request: OrderRequest, config: MarketConfig) -> ValidOrder:
     else:
         locked_asset = config.base
         lock = config.base_units(quantity) if quantity is not None else LOCK_ALL_AVAILABLE
+        if lock > MAX_ORDER_AMOUNT:
+            raise errors.filter_failure("LOT_SIZE")
 
     return ValidOrder(
         user_id=request.user_id,
@@ -166,16 +182,42 @@ def validate(request: OrderRequest, config: MarketConfig) -> ValidOrder:
     )
 
 
+def check_user_id(user_id: int) -> None:
+    """The caller's user id (the public API takes it from authentication): a positive
+    64-bit integer."""
+    if isinstance(user_id, bool) or not 0 < user_id <= MAX_INT64:
+        raise errors.illegal_value("user_id")
+
+
+def check_notional(price: int, quantity: int, config: MarketConfig) -> int:
+    """``price × quantity`` in quote units, within ``[min_notional, MAX_ORDER_AMOUNT]``."""
+    notional = config.notional(price, quantity)
+    if not config.min_notional_units <= notional <= MAX_ORDER_AMOUNT:
+        raise errors.filter_failure("NOTIONAL")
+    return notional
+
+
+def _price(text: str | None, config: MarketConfig, param: str) -> int:
+    """A price (or stop price) in ticks: on the tick grid, positive, a 64-bit integer."""
+    ticks = _amount(lambda: config.price_to_ticks(_required(text, param), field=param),
+                    param, "PRICE_FILTER")  # fmt: skip
+    if ticks > MAX_INT64:
+        raise errors.filter_failure("PRICE_FILTER")
+    return ticks
+
+
 def _required(value: str | None, param: str) -> str:
     if value is None or value == "":
         raise errors.mandatory(param)
     return value
 
 
-def _quantity(text: str | None, config: MarketConfig) -> int:
+def _quantity(text: str | None, config: MarketConfig, param: str = "quantity") -> int:
+    """A quantity in lots, within the market's [min_qty, max_qty] (which config validation
+    keeps within 64 bits)."""
     if text is None:
-        raise errors.mandatory("quantity")
-    return _amount(lambda: config.qty_to_lots(text), "quantity", "LOT_SIZE")
+        raise errors.mandatory(param)
+    return _amount(lambda: config.qty_to_lots(text, field=param), param, "LOT_SIZE")
 
 
 def _amount(parse: Callable[[], int], param: str, filter_name: str) -> int:
