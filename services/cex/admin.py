@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Annotated, TypeVar
 
 import asyncpg
@@ -13,8 +14,9 @@ import typer
 
 from cex.core.errors import AmountError
 from cex.core.money import asset_step, parse_units
-from cex.infra import accounts
+from cex.infra import accounts, apikeys
 from cex.infra.postgres import MigrationError, migrate
+from cex.infra.secretbox import SecretBox
 from cex.infra.settings import InfraSettings
 
 T = TypeVar("T")
@@ -38,7 +40,7 @@ def _with_connection(dsn: str | None, action: Callable[[asyncpg.Connection], Awa
 
     try:
         return asyncio.run(run())
-    except (accounts.AccountError, AmountError, MigrationError) as error:
+    except (accounts.AccountError, apikeys.ApiKeyError, AmountError, MigrationError) as error:
         typer.secho(f"error: {error}", fg=typer.colors.RED, err=True)
         raise typer.Exit(1) from None
     except OSError as error:
@@ -96,11 +98,27 @@ def deposit(
 
 
 @apikey_app.command("create")
-def apikey_create(email: str, dsn: Dsn = None) -> None:
-    """Create an API key for the user; prints JSON with `api_key` and `secret`."""
+def apikey_create(
+    email: str,
+    dsn: Dsn = None,
+    label: Annotated[str, typer.Option("--label", help="A name for the key.")] = "",
+    permission: Annotated[
+        list[str] | None,
+        typer.Option("--permission", help="read, trade, withdraw (repeatable; read+trade)."),
+    ] = None,
+    ed25519_public_key: Annotated[
+        Path | None,
+        typer.Option("--ed25519-public-key", help="PEM file: an Ed25519 key instead of HMAC."),
+    ] = None,
+) -> None:
+    """Create an API key for the user; prints JSON with `api_key` and (HMAC) `secret`."""
+    pem = ed25519_public_key.read_text() if ed25519_public_key else None
 
-    async def run(conn: asyncpg.Connection) -> tuple[str, str]:
-        return await accounts.create_api_key(conn, await accounts.user_id_by_email(conn, email))
+    async def run(conn: asyncpg.Connection) -> apikeys.Created:
+        user_id = await accounts.user_id_by_email(conn, email)
+        return await apikeys.create(
+            conn, SecretBox(), user_id, label=label, permissions=permission, public_key_pem=pem
+        )
 
-    api_key, secret = _with_connection(dsn, run)
-    typer.echo(json.dumps({"api_key": api_key, "secret": secret}))
+    created = _with_connection(dsn, run)
+    typer.echo(json.dumps({"api_key": created.api_key, "secret": created.secret}))

@@ -27,6 +27,7 @@ app.command("migrate")(migrate_command)
 
 # `cex serve <service>`: each service module exposes `serve(market: str | None) -> None`.
 SERVICES = {
+    "api": "cex.api.service",
     "trading": "cex.trading.service",
     "relay": "cex.relay.service",
     "settlement": "cex.settlement.service",

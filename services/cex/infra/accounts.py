@@ -7,7 +7,6 @@ external id (the chain transaction, the bank reference…): a repeat returns the
 
 from __future__ import annotations
 
-import secrets
 from dataclasses import dataclass
 
 import asyncpg
@@ -63,19 +62,6 @@ async def user_id_by_email(conn: asyncpg.Connection, email: str) -> int:
     if user_id is None:
         raise UnknownUser(f"no user with email {email!r}")
     return int(user_id)
-
-
-async def create_api_key(conn: asyncpg.Connection, user_id: int) -> tuple[str, str]:
-    """A new (api_key, secret) pair for the user."""
-    api_key = secrets.token_hex(32)
-    secret = secrets.token_hex(32)
-    await conn.execute(
-        "INSERT INTO api_keys (user_id, api_key, secret) VALUES ($1, $2, $3)",
-        user_id,
-        api_key,
-        secret,
-    )
-    return api_key, secret
 
 
 async def asset_precision(conn: asyncpg.Connection, asset: str) -> int:

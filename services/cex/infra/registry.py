@@ -7,8 +7,12 @@ against it; settlement and the relay find each market's partition in it.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +27,8 @@ DELETED = "DELETED"
 #: Notified (payload: the market's name) when a market is registered or changes, so that
 #: the trading API reloads the registry.
 MARKETS_CHANNEL = "cex_markets"
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -205,3 +211,34 @@ async def market_state(conn: asyncpg.Connection | asyncpg.Pool, name: str) -> Ma
     if row is None:
         return None
     return MarketState(int(row["partition"]), row["status"], int(row["pending"]))
+
+
+async def follow_markets(
+    pool: asyncpg.Pool,
+    on_change: Callable[[dict[str, RegisteredMarket]], None],
+    *,
+    refresh_s: float = 30.0,
+) -> None:
+    """Call ``on_change`` with the whole registry now, on every ``MARKETS_CHANNEL``
+    notification and at least every ``refresh_s`` (a notification sent while the listening
+    connection was down is lost). Runs until cancelled; connection errors retry."""
+    changed = asyncio.Event()
+
+    def notified(*_: object) -> None:
+        changed.set()
+
+    while True:
+        try:
+            async with pool.acquire() as conn:
+                await conn.add_listener(MARKETS_CHANNEL, notified)
+                try:
+                    while True:
+                        changed.clear()  # before reloading: a change during it reloads again
+                        on_change(await load_markets(conn))
+                        with contextlib.suppress(TimeoutError):
+                            await asyncio.wait_for(changed.wait(), refresh_s)
+                finally:
+                    await conn.remove_listener(MARKETS_CHANNEL, notified)
+        except (OSError, asyncpg.PostgresError) as exc:
+            log.warning("following the market registry failed; retrying", exc_info=exc)
+            await asyncio.sleep(1)

@@ -1,0 +1,95 @@
+"""Dependencies of the routes, as typed `Annotated` aliases and factories.
+
+* `State`: the shared `ApiState`.
+* `public(weight)`: parameters of an unsigned endpoint, after counting its request weight.
+* `signed(permission, weight, …)`: a `Signed` request (caller and parameters) after the
+  weight, the signature (`cex.api.auth`) and, for new orders, the ORDERS counters.
+
+The rate-limit headers go on the response, and on an error response too (the exception
+handler reads them from `request.state`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import Depends, Request, Response
+
+from cex.api import auth, params
+from cex.api.params import Params
+from cex.api.state import ApiState
+
+Weight = int | Callable[[Params], int]
+
+
+def get_state(request: Request) -> ApiState:
+    return request.app.state.api  # type: ignore[no-any-return]
+
+
+State = Annotated[ApiState, Depends(get_state)]
+Parsed = Annotated[Params, Depends(params.read)]
+
+
+@dataclass(frozen=True)
+class Signed:
+    caller: auth.Caller
+    params: Params
+
+    @property
+    def user_id(self) -> int:
+        return self.caller.user_id
+
+
+def client_ip(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def _remember(request: Request, response: Response, headers: dict[str, str]) -> None:
+    request.state.rate_headers = headers
+    response.headers.update(headers)
+
+
+async def _spend(
+    request: Request, response: Response, state: ApiState, weight: Weight, p: Params,
+    orders_of: int | None = None,
+) -> None:  # fmt: skip
+    cost = weight(p) if callable(weight) else weight
+    try:
+        headers = await state.limiter.spend(
+            client_ip(request), cost, state.clock_ms(), orders_of=orders_of
+        )
+    except Exception as exc:
+        request.state.rate_headers = getattr(exc, "headers", {})
+        raise
+    _remember(request, response, headers)
+
+
+def public(weight: Weight) -> Any:
+    async def dependency(request: Request, response: Response, state: State, p: Parsed) -> Params:
+        await _spend(request, response, state, weight, p)
+        return p
+
+    return Depends(dependency)
+
+
+def signed(permission: str, weight: Weight, *, new_order: bool = False) -> Any:
+    """A signed endpoint needing `permission`; `new_order` counts ORDERS and refuses a
+    replayed signature (a request that changes state is accepted once)."""
+
+    async def dependency(request: Request, response: Response, state: State, p: Parsed) -> Signed:
+        await _spend(request, response, state, weight, p)
+        caller, recv_window = await auth.authenticate(
+            state.keys, request.headers.get("x-mbx-apikey"), p, state.clock_ms(), permission
+        )
+        if new_order:
+            await _spend(request, response, state, 0, p, orders_of=caller.user_id)
+        if request.method != "GET":
+            signature = p.raw("signature") or ""
+            await auth.refuse_replay(
+                state.redis, state.settings.redis_prefix, signature, recv_window
+            )
+        return Signed(caller, p)
+
+    return Depends(dependency)
