@@ -4,6 +4,7 @@ outbox row in one transaction; concurrency can never spend the same funds twice.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 
 import asyncpg
 import httpx
@@ -14,7 +15,7 @@ from cex.core.market import MarketConfig
 from cex.infra import registry
 from cex.trading.app import create_app
 from cex.trading.errors import TradingError
-from cex.trading.store import OrderStore
+from cex.trading.store import OrderStore, _Pending
 from cex.trading.validation import OrderRequest, validate
 from tests.fixtures import example_specs, funded_user
 
@@ -26,6 +27,13 @@ async def balance(pool: asyncpg.Pool, user_id: int, asset: str) -> tuple[int, in
         "SELECT available, locked FROM balances WHERE user_id = $1 AND asset = $2", user_id, asset
     )
     return (int(row["available"]), int(row["locked"])) if row else (0, 0)
+
+
+def sell(user_id: int, cid: str, qty: str = "0.001", price: str = "10000") -> OrderRequest:
+    return OrderRequest(
+        user_id=user_id, symbol="BTCUSDT", side="SELL", type="LIMIT", newClientOrderId=cid,
+        timeInForce="GTC", quantity=qty, price=price,
+    )  # fmt: skip
 
 
 def buy(user_id: int, cid: str, qty: str = "0.001", price: str = "10000") -> OrderRequest:
@@ -114,17 +122,110 @@ async def test_concurrent_orders_never_spend_the_same_funds(order_store: OrderSt
     assert seqs == list(range(1, 31)), "command numbers are gap-free per market"
 
 
-async def test_client_order_id_is_idempotent(order_store: OrderStore) -> None:
+async def test_a_client_order_id_of_an_open_order_is_a_duplicate(order_store: OrderStore) -> None:
     dave = await funded_user(order_store.pool, "dave@example.com", "USDT", 100 * USDT)
 
-    first, *repeats = await asyncio.gather(
-        *(place(order_store, buy(dave, "same")) for _ in range(5))
+    # Five at once (one batch or several): exactly one is placed.
+    outcomes = await asyncio.gather(
+        *(place(order_store, buy(dave, "same")) for _ in range(5)), return_exceptions=True
     )
-    later = await place(order_store, buy(dave, "same"))
+    later = await asyncio.gather(place(order_store, buy(dave, "same")), return_exceptions=True)
 
-    assert {r["id"] for r in [*repeats, later]} == {first["id"]}
+    placed = [o for o in outcomes if isinstance(o, dict)]
+    refused = [o for o in [*outcomes, *later] if isinstance(o, TradingError)]
+    assert len(placed) == 1
+    assert [(e.code, e.msg) for e in refused] == [(-2010, "Duplicate order sent.")] * 5
     assert await balance(order_store.pool, dave, "USDT") == (90 * USDT, 10 * USDT)
     assert await order_store.pool.fetchval("SELECT count(*) FROM outbox") == 1
+
+
+async def test_in_one_batch_the_first_of_two_same_client_ids_is_placed(
+    order_store: OrderStore,
+) -> None:
+    dave = await funded_user(order_store.pool, "dave@example.com", "USDT", 100 * USDT)
+    first = validate(buy(dave, "twin", qty="0.001"), order_store.market_for_symbol("BTCUSDT"))
+    second = validate(buy(dave, "twin", qty="0.002"), order_store.market_for_symbol("BTCUSDT"))
+    pendings = [_Pending(o, asyncio.get_running_loop().create_future()) for o in (first, second)]
+
+    await order_store._commit_with_retry(pendings)
+
+    assert pendings[0].future.result()["quantity"] == 100
+    assert isinstance(pendings[1].future.exception(), TradingError)
+    assert pendings[1].future.exception().msg == "Duplicate order sent."  # type: ignore[union-attr]
+    assert await balance(order_store.pool, dave, "USDT") == (90 * USDT, 10 * USDT)
+
+
+async def test_a_closed_orders_client_id_may_be_reused_and_lookups_prefer_the_open_one(
+    order_store: OrderStore,
+) -> None:
+    ivy = await funded_user(order_store.pool, "ivy@example.com", "USDT", 100 * USDT)
+    old = await place(order_store, buy(ivy, "again"))
+    await order_store.pool.execute(  # as settlement does once the engine cancelled it
+        "UPDATE orders SET status = 'CANCELED', locked_remaining = 0 WHERE id = $1", old["id"]
+    )
+    new = await place(order_store, buy(ivy, "again", qty="0.002"))
+
+    assert new["id"] != old["id"]
+    found = await order_store.get(ivy, "BTCUSDT", None, "again")
+    assert (found["id"], found["status"]) == (new["id"], "PENDING")
+    assert (await order_store.get(ivy, "BTCUSDT", old["id"], None))["status"] == "CANCELED"
+    # Both given: they must name the same order.
+    with pytest.raises(TradingError, match="Unknown order"):
+        await order_store.get(ivy, "BTCUSDT", old["id"], "other")
+
+    cancelled = await order_store.cancel(ivy, "BTCUSDT", None, "again")
+    assert cancelled["id"] == new["id"]
+    await order_store.pool.execute(
+        "UPDATE orders SET status = 'CANCELED', locked_remaining = 0 WHERE id = $1", new["id"]
+    )
+    # Both closed: the most recent one.
+    assert (await order_store.get(ivy, "BTCUSDT", None, "again"))["id"] == new["id"]
+    with pytest.raises(TradingError, match="Unknown order"):
+        await order_store.cancel(ivy, "BTCUSDT", None, "again")
+
+
+async def test_lookups_never_reach_another_users_or_markets_order(order_store: OrderStore) -> None:
+    jack = await funded_user(order_store.pool, "jack@example.com", "USDT", 100 * USDT)
+    kate = await funded_user(order_store.pool, "kate@example.com", "USDT", 100 * USDT)
+    jacks = await place(order_store, buy(jack, "shared"))
+    kates = await place(order_store, buy(kate, "shared"))  # same id, another user: fine
+
+    assert (await order_store.get(kate, "BTCUSDT", None, "shared"))["id"] == kates["id"]
+    for lookup in (
+        order_store.get(kate, "BTCUSDT", jacks["id"], None),
+        order_store.cancel(kate, "BTCUSDT", jacks["id"], None),
+        order_store.get(jack, "ETHUSDT", None, "shared"),
+        order_store.cancel(jack, "ETHUSDT", jacks["id"], None),
+    ):
+        with pytest.raises(TradingError, match="Unknown order"):
+            await lookup
+    assert await order_store.pool.fetchval("SELECT count(*) FROM outbox") == 2
+
+
+async def test_one_poisoned_order_fails_alone_and_its_batch_is_placed(
+    order_store: OrderStore,
+) -> None:
+    users = [
+        await funded_user(order_store.pool, f"p{i}@example.com", "BTC", 10**8) for i in range(40)
+    ]
+    config = order_store.market_for_symbol("BTCUSDT")
+    good = [validate(sell(u, f"s{u}"), config) for u in users]
+    # A SELL whose price overflows the bigint column: validation refuses it, so craft it.
+    poisoned = dataclasses.replace(good[0], client_order_id="poison", price=2**63)
+    batch = [*good[:20], poisoned, *good[20:]]
+    pendings = [_Pending(o, asyncio.get_running_loop().create_future()) for o in batch]
+
+    await order_store._commit_with_retry(pendings)
+
+    assert pendings[20].future.exception() is not None
+    results = [p.future.result() for i, p in enumerate(pendings) if i != 20]
+    assert all(r["status"] == "PENDING" for r in results)
+    assert await order_store.pool.fetchval("SELECT count(*) FROM orders") == 40
+    assert await order_store.pool.fetchval("SELECT count(*) FROM outbox") == 40
+    seqs = [r[0] for r in await order_store.pool.fetch("SELECT command_seq FROM outbox ORDER BY 1")]
+    assert seqs == list(range(1, 41))
+    # The poisoned order's user locked only what their good order needs.
+    assert await balance(order_store.pool, users[0], "BTC") == (10**8 - 100_000, 100_000)
 
 
 async def test_market_buy_by_quantity_locks_all_available(order_store: OrderStore) -> None:

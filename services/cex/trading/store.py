@@ -10,8 +10,13 @@ and the others of its batch go on.
 
 Per order, in its batch's one transaction: funds `available → locked` (with an ORDER_LOCK
 journal in the ledger), the order inserted as PENDING, its ORDER_CREATE appended to the
-outbox under the market's next command number. A repeated client order id returns the
-order it first created (idempotent).
+outbox under the market's next command number. A client order id is unique among the
+user's open orders (Binance): reusing the id of an open order is refused as a duplicate,
+reusing a closed order's id is allowed.
+
+A batch whose write fails for a reason that is not transient (a value the database refuses)
+is committed again order by order, each alone in its own transaction: only the order that
+causes the failure gets the error.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ from cex.core.events import CancelAll, OrderCancel, OrderCreate, encode
 from cex.core.market import MarketConfig
 from cex.infra import registry
 from cex.trading import errors
-from cex.trading.validation import LOCK_ALL_AVAILABLE, ValidOrder
+from cex.trading.validation import LOCK_ALL_AVAILABLE, MAX_ORDER_AMOUNT, ValidOrder
 
 log = logging.getLogger(__name__)
 
@@ -193,60 +198,60 @@ class OrderStore:
             await self._commit_with_retry(batch)
 
     async def _commit_with_retry(self, batch: list[_Pending]) -> None:
-        for attempt in range(5):
-            try:
-                results = await self._commit(batch)
-                break
-            except (asyncpg.DeadlockDetectedError, asyncpg.SerializationError,
-                    asyncpg.UniqueViolationError, _MarketStatusChanged):  # fmt: skip
-                # A concurrent writer (another replica) got there first: retry; the
-                # idempotency lookup then finds its rows.
-                await asyncio.sleep(0.005 * (attempt + 1))
-            except Exception as exc:
-                for pending in batch:
-                    if not pending.future.done():
-                        pending.future.set_exception(exc)
+        """Commit the batch; if it fails for a reason that is not transient, commit its
+        orders one by one, each in its own transaction, so that only the order that causes
+        the failure gets it and the others are placed."""
+        try:
+            results = await self._commit_retrying(batch)
+        except errors.TradingError as exc:  # server busy: every order of the batch
+            _answer(batch, [exc] * len(batch))
+            return
+        except Exception as exc:
+            if len(batch) == 1 or not _isolatable(exc):
+                log.error("an order batch failed", exc_info=exc)
+                _answer(batch, [exc] * len(batch))
                 return
-        else:
+            log.warning("a batch of %d orders failed; committing them one by one", len(batch),
+                        exc_info=exc)  # fmt: skip
             for pending in batch:
-                if not pending.future.done():
-                    pending.future.set_exception(errors.TradingError(-1008, "Server busy.", 503))
+                await self._commit_with_retry([pending])
             return
         self.batches += 1
         self.batch_sizes.append(len(batch))
-        for pending, result in zip(batch, results, strict=True):
-            if pending.future.done():
-                continue
-            if isinstance(result, errors.TradingError):
-                pending.future.set_exception(result)
-            else:
-                pending.future.set_result(result)
+        _answer(batch, results)
+
+    async def _commit_retrying(self, batch: list[_Pending]) -> list[Outcome]:
+        for attempt in range(5):
+            try:
+                return await self._commit(batch)
+            except (asyncpg.DeadlockDetectedError, asyncpg.SerializationError,
+                    asyncpg.UniqueViolationError, _MarketStatusChanged):  # fmt: skip
+                # A concurrent writer (another replica) got there first: retry; the
+                # duplicate check then sees its open orders.
+                await asyncio.sleep(0.005 * (attempt + 1))
+        raise errors.TradingError(-1008, "Server busy.", 503)
 
     async def _commit(self, batch: Sequence[_Pending]) -> list[Outcome]:
-        """One transaction for the batch, in few round trips: idempotency lookup, balance
+        """One transaction for the batch, in few round trips: duplicate check, balance
         locks, ids, market locks, then every write in one statement."""
         orders = [p.order for p in batch]
         ts = self.clock_ms()
         results: list[dict[str, Any] | errors.TradingError | None] = [None] * len(orders)
         async with self.pool.acquire() as conn, conn.transaction():
-            # 1. Idempotency: client order ids seen before, in the DB or earlier in the batch.
-            existing = await _existing_orders(conn, orders)
-            first_in_batch: dict[tuple[int, str], int] = {}
+            # 1. A client order id of the user's that is open already (in the DB) is refused;
+            # a closed order's id may be reused (Binance's semantics).
+            open_ids = await _open_client_order_ids(conn, orders)
             todo: list[int] = []
             for i, order in enumerate(orders):
-                key = (order.user_id, order.client_order_id)
-                if key in existing:
-                    results[i] = existing[key]
-                elif key in first_in_batch:
-                    continue  # answered with the first one's result below
+                if (order.user_id, order.client_order_id) in open_ids:
+                    results[i] = errors.duplicate_order()
+                elif not self.markets[order.market].accepts_orders:
+                    results[i] = errors.market_closed()
                 else:
-                    first_in_batch[key] = i
                     todo.append(i)
-                    if not self.markets[order.market].accepts_orders:
-                        results[i] = errors.market_closed()
-            todo = [i for i in todo if results[i] is None]
 
-            # 2. Lock the balances (by user, asset); fund orders in arrival order.
+            # 2. Lock the balances (by user, asset); fund orders in arrival order. Of two
+            # orders of the batch with one client order id, the first placed wins.
             keys = sorted({(orders[i].user_id, orders[i].locked_asset) for i in todo})
             rows = await conn.fetch(
                 "SELECT b.user_id, b.asset, b.available FROM balances b"
@@ -258,16 +263,24 @@ class OrderStore:
             )
             available = {(r["user_id"], r["asset"]): int(r["available"]) for r in rows}
             locks: dict[int, int] = {}
+            placed: set[tuple[int, str]] = set()
             for i in todo:
                 order = orders[i]
+                if (order.user_id, order.client_order_id) in placed:
+                    results[i] = errors.duplicate_order()
+                    continue
                 key = (order.user_id, order.locked_asset)
                 have = available.get(key, 0)
-                amount = have if order.lock == LOCK_ALL_AVAILABLE else order.lock
+                # Everything available, but never more than an order can carry on the wire.
+                amount = (
+                    min(have, MAX_ORDER_AMOUNT) if order.lock == LOCK_ALL_AVAILABLE else order.lock
+                )
                 if amount <= 0 or amount > have:
                     results[i] = errors.insufficient_balance()
                     continue
                 available[key] = have - amount
                 locks[i] = amount
+                placed.add((order.user_id, order.client_order_id))
             accepted = [i for i in todo if i in locks]
 
             if accepted:
@@ -283,10 +296,6 @@ class OrderStore:
                     raise _MarketStatusChanged
                 next_seq = {r["name"]: int(r["next_command_seq"]) for r in market_rows}
                 await self._write(conn, orders, accepted, locks, next_seq, ts, results)
-
-        for i, order in enumerate(orders):
-            if results[i] is None:  # a duplicate within the batch: the first one's answer
-                results[i] = results[first_in_batch[(order.user_id, order.client_order_id)]]
         return results  # type: ignore[return-value]
 
     async def _write(
@@ -363,24 +372,17 @@ class OrderStore:
         """Send ORDER_CANCEL through the engine (after the order's create, in command
         order, so a not-yet-published PENDING order is cancelled without a race)."""
         config = self.market_for_symbol(symbol)
-        if order_id is None and not client_order_id:
-            raise errors.mandatory("orderId' or 'origClientOrderId")
         async with self.pool.acquire() as conn, conn.transaction():
             seq = await _lock_market_for_command(conn, config.name)
-            row = await conn.fetchrow(
-                f"SELECT {', '.join(ORDER_COLUMNS)} FROM orders WHERE user_id = $1"
-                " AND market = $2 AND (id = $3 OR ($3::bigint IS NULL AND client_order_id = $4))"
-                " AND status = ANY($5::text[])",
-                user_id, config.name, order_id, client_order_id, list(OPEN_STATUSES),
-            )  # fmt: skip
-            if row is None:
-                raise errors.unknown_order()
+            row = await _find_order(
+                conn, user_id, config.name, order_id, client_order_id, open_only=True
+            )
             command = OrderCancel(
                 market=config.symbol, ts=self.clock_ms(), user_id=user_id,
                 order_id=row["id"], client_order_id=None,
             )  # fmt: skip
             await _append_command(conn, config.name, seq, "ORDER_CANCEL", row["id"], command)
-            return dict(row)
+            return row
 
     async def cancel_all(self, user_id: int, symbol: str) -> list[dict[str, Any]]:
         """Send CANCEL_ALL for the user's orders in this market; returns them as they are."""
@@ -403,16 +405,11 @@ class OrderStore:
     async def get(
         self, user_id: int, symbol: str, order_id: int | None, client_order_id: str | None
     ) -> dict[str, Any]:
+        """The user's order in this market by id, else by client order id (its open order,
+        else the most recent one that had the id)."""
         config = self.market_for_symbol(symbol)
-        row = await self.pool.fetchrow(
-            f"SELECT {', '.join(ORDER_COLUMNS)}, filled_qty, cumulative_quote, reason"
-            " FROM orders WHERE user_id = $1 AND market = $2"
-            " AND (id = $3 OR ($3::bigint IS NULL AND client_order_id = $4))",
-            user_id, config.name, order_id, client_order_id,
-        )  # fmt: skip
-        if row is None:
-            raise errors.unknown_order()
-        return dict(row)
+        async with self.pool.acquire() as conn:
+            return await _find_order(conn, user_id, config.name, order_id, client_order_id)
 
     async def open_orders(self, user_id: int, symbol: str | None) -> list[dict[str, Any]]:
         markets = [self.market_for_symbol(symbol).name] if symbol else list(self.markets)
@@ -425,17 +422,69 @@ class OrderStore:
         return [dict(r) for r in rows]
 
 
-async def _existing_orders(
+def _answer(batch: Sequence[_Pending], outcomes: Sequence[Outcome | Exception]) -> None:
+    for pending, outcome in zip(batch, outcomes, strict=True):
+        if pending.future.done():
+            continue
+        if isinstance(outcome, Exception):
+            pending.future.set_exception(outcome)
+        else:
+            pending.future.set_result(outcome)
+
+
+def _isolatable(exc: Exception) -> bool:
+    """Whether a failed batch may be retried order by order: its transaction certainly
+    rolled back. Not after a lost connection, where the commit may have happened."""
+    return not isinstance(
+        exc, OSError | TimeoutError | asyncpg.PostgresConnectionError | asyncpg.InterfaceError
+    )
+
+
+async def _open_client_order_ids(
     conn: asyncpg.Connection, orders: list[ValidOrder]
-) -> dict[tuple[int, str], dict[str, Any]]:
+) -> set[tuple[int, str]]:
+    """The (user, client order id) pairs of `orders` that name an open order already."""
     rows = await conn.fetch(
-        f"SELECT {', '.join('o.' + c for c in ORDER_COLUMNS)} FROM orders o"
+        "SELECT o.user_id, o.client_order_id FROM orders o"
         " JOIN unnest($1::bigint[], $2::text[]) k(user_id, cid)"
-        " ON o.user_id = k.user_id AND o.client_order_id = k.cid",
+        " ON o.user_id = k.user_id AND o.client_order_id = k.cid"
+        " WHERE o.status = ANY($3::text[])",
         [o.user_id for o in orders],
         [o.client_order_id for o in orders],
+        list(OPEN_STATUSES),
     )
-    return {(r["user_id"], r["client_order_id"]): dict(r) for r in rows}
+    return {(r["user_id"], r["client_order_id"]) for r in rows}
+
+
+async def _find_order(
+    conn: asyncpg.Connection,
+    user_id: int,
+    market: str,
+    order_id: int | None,
+    client_order_id: str | None,
+    *,
+    open_only: bool = False,
+    for_update: bool = False,
+) -> dict[str, Any]:
+    """One order of `user_id` in `market`, never anyone else's: by `order_id` (which must
+    then also carry `client_order_id` when both are given), else by `client_order_id`,
+    preferring the open order that has it, else the most recent."""
+    if order_id is None and not client_order_id:
+        raise errors.mandatory("orderId' or 'origClientOrderId")
+    if not user_id:
+        raise errors.illegal_value("user_id")
+    row = await conn.fetchrow(
+        f"SELECT {', '.join(ORDER_COLUMNS)}, filled_qty, cumulative_quote, reason FROM orders"
+        " WHERE user_id = $1 AND market = $2"
+        " AND ($3::bigint IS NULL OR id = $3) AND ($4::text IS NULL OR client_order_id = $4)"
+        " AND (NOT $5 OR status = ANY($6::text[]))"
+        " ORDER BY status = ANY($6::text[]) DESC, id DESC LIMIT 1"
+        + (" FOR UPDATE" if for_update else ""),
+        user_id, market, order_id, client_order_id or None, open_only, list(OPEN_STATUSES),
+    )  # fmt: skip
+    if row is None:
+        raise errors.unknown_order()
+    return dict(row)
 
 
 async def _lock_market_for_command(conn: asyncpg.Connection, market: str) -> int:
