@@ -42,7 +42,10 @@ class JSON(Response):
 def error_response(request: Request, error: errors.ApiError) -> JSON:
     REQUESTS.labels(str(error.code)).inc()
     headers = {**getattr(request.state, "rate_headers", {}), **error.headers}
-    return JSON({"code": error.code, "msg": error.msg}, status_code=error.status, headers=headers)
+    body: dict[str, Any] = {"code": error.code, "msg": error.msg}
+    if error.data is not None:
+        body["data"] = error.data
+    return JSON(body, status_code=error.status, headers=headers)
 
 
 def create_app(settings: ApiSettings | None = None, state: ApiState | None = None) -> FastAPI:

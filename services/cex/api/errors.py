@@ -8,13 +8,19 @@ are passed through unchanged.
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class ApiError(Exception):
-    def __init__(self, code: int, msg: str, status: int = 400) -> None:
+    def __init__(
+        self, code: int, msg: str, status: int = 400, *, data: dict[str, Any] | None = None
+    ) -> None:
         super().__init__(msg)
         self.code = code
         self.msg = msg
         self.status = status
+        #: Extra detail some errors carry (cancelReplace's per-step results).
+        self.data = data
         #: Headers to send with the error (the rate-limit counters, when counted).
         self.headers: dict[str, str] = {}
 

@@ -1,7 +1,8 @@
 """The engine's outcome of an order, for RESULT and FULL responses.
 
-The engine publishes each user's events on `{prefix}:user:{user_id}` after the Kafka
-transaction that made them committed (`cex.infra.redis`). One pattern subscription per API
+Settlement publishes each user's events on `{prefix}:account:{user_id}` after the database
+transaction that applied them committed (`cex.infra.redis`), so when a response reports an
+outcome, balances and order queries already show it. One pattern subscription per API
 process receives them; a request that waits registers for its user *before* the order is
 placed (so no event can slip past), then picks its order's events by id. All events of one
 command are published in one message, so the first message naming the order holds its
@@ -65,7 +66,7 @@ class OrderOutcomes:
     def __init__(self, client: aioredis.Redis, prefix: str) -> None:
         self.client = client
         self.prefix = prefix
-        self._channel_prefix = keys.user_channel(prefix, 0)[:-1].encode()
+        self._channel_prefix = keys.account_channel(prefix, 0)[:-1].encode()
         self._waiters: dict[int, set[Waiter]] = defaultdict(set)
         self._task: asyncio.Task[None] | None = None
         self._subscribed = asyncio.Event()

@@ -27,6 +27,13 @@ stream order. Pub/sub may drop messages: readers detect gaps and resync from the
     The order events (ORDER_*) of the user's orders, the trades where the user is maker or
     taker, and the COMMAND_REJECTED answers to the user's commands.
 
+Published by settlement after the database transaction that applied them committed:
+
+``{prefix}:account:{user_id}``  (list of events of one user, any market)
+    The same kinds of events as ``{prefix}:user:{user_id}``, once settled: balances and
+    order rows already reflect them when they arrive (RESULT / FULL responses, user data
+    streams). A redelivered batch may publish an event twice: dedupe by ``(market, seq)``.
+
 Each event carries its market and gap-free ``seq``, so a reader can also detect drops on
 the trade and user channels.
 """
@@ -36,12 +43,13 @@ from __future__ import annotations
 import msgspec
 import redis.asyncio as aioredis
 
-from cex.core.events import Event
+from cex.core.events import BookDelta, Event, TradeExecuted
 from cex.infra.settings import InfraSettings
 
 __all__ = [
     "DepthUpdate",
     "EngineSnapshot",
+    "account_channel",
     "book_key",
     "client",
     "decode_depth",
@@ -50,6 +58,7 @@ __all__ = [
     "depth_channel",
     "encode",
     "encode_events",
+    "events_by_user",
     "parse_book",
     "snapshot_key",
     "status_channel",
@@ -88,6 +97,26 @@ def status_channel(prefix: str, market: str) -> str:
 
 def user_channel(prefix: str, user_id: int) -> str:
     return f"{prefix}:user:{user_id}"
+
+
+def account_channel(prefix: str, user_id: int) -> str:
+    return f"{prefix}:account:{user_id}"
+
+
+def events_by_user(events: list[Event]) -> dict[int, list[Event]]:
+    """The events each user should hear about: their order events, the trades they are on
+    (both sides), the refusals of their commands. Market-wide events go to nobody."""
+    users: dict[int, list[Event]] = {}
+    for event in events:
+        if isinstance(event, TradeExecuted):
+            users.setdefault(event.maker_user_id, []).append(event)
+            if event.taker_user_id != event.maker_user_id:
+                users.setdefault(event.taker_user_id, []).append(event)
+            continue
+        user_id = getattr(event, "user_id", None)
+        if user_id is not None and not isinstance(event, BookDelta):
+            users.setdefault(user_id, []).append(event)
+    return users
 
 
 # --------------------------------------------------------------------------- payloads

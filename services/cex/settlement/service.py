@@ -25,11 +25,14 @@ import logging
 import time
 
 import asyncpg
+import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from prometheus_client import Counter, Gauge, Histogram
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from redis.exceptions import RedisError
 
 from cex.core.events import TradeExecuted, decode_event
+from cex.infra import redis as keys
 from cex.infra.service import WorkerContext, metrics_port, run_worker
 from cex.infra.settings import InfraSettings
 from cex.settlement.batch import BatchResult, Delivered, MarketInfo, Settler, load_fee_user
@@ -50,6 +53,9 @@ BATCH_SECONDS = Histogram(
 )
 LAST_SEQ = Gauge("cex_settlement_last_seq", "Last settled event seq", ["market"])
 LAG = Gauge("cex_settlement_lag_records", "Records in the partition not settled yet", ["market"])
+PUBLISH_ERRORS = Counter(
+    "cex_settlement_publish_errors_total", "Batches whose user updates could not be published"
+)
 
 _RETRYABLE_DB = (
     asyncpg.DeadlockDetectedError,
@@ -85,6 +91,7 @@ class SettlementWorker:
         self.only_market = market
         self.topic = self.infra.executions_topic
         self.conn: asyncpg.Connection | None = None
+        self.redis: aioredis.Redis | None = None
         self.consumer: AIOKafkaConsumer | None = None
         self.settler: Settler | None = None
         self.assigned: dict[int, MarketInfo] = {}  # partition → market
@@ -108,6 +115,7 @@ class SettlementWorker:
             fetch_max_bytes=32 << 20,
         )
         await self.consumer.start()
+        self.redis = keys.client(self.infra)
         try:
             self.settler = Settler({}, await load_fee_user(self.conn))
             await self._refresh_registry()
@@ -143,6 +151,7 @@ class SettlementWorker:
             ctx.readiness.set_not_ready("stopped")
             await self.consumer.stop()
             await self.conn.close()
+            await self.redis.aclose()
 
     async def _refresh_registry(self) -> None:
         assert self.conn is not None
@@ -217,6 +226,27 @@ class SettlementWorker:
             TRADES.labels(symbol).inc(n)
         for name, seq in result.last_seq.items():
             LAST_SEQ.labels(name).set(seq)
+        await self._publish(batch)
+
+    async def _publish(self, batch: list[Delivered]) -> None:
+        """Each user's events, now that they are committed (DESIGN.md §6). Redis being down
+        never stops settlement: the database is the truth, readers resync from it."""
+        if self.redis is None:
+            return
+        users = keys.events_by_user([d.event for d in batch])
+        if not users:
+            return
+        try:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for user_id, events in users.items():
+                    pipe.publish(
+                        keys.account_channel(self.infra.redis_prefix, user_id),
+                        keys.encode_events(events),
+                    )
+                await pipe.execute()
+        except (RedisError, OSError) as exc:
+            PUBLISH_ERRORS.inc()
+            log.warning("publishing settled user updates failed: %s", exc)
 
     def _add_phase(self, phase: str, seconds: float) -> None:
         self.phase_seconds[phase] = self.phase_seconds.get(phase, 0.0) + seconds

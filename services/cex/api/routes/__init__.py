@@ -4,6 +4,6 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from cex.api.routes import general
+from cex.api.routes import account, general, orders
 
-ROUTERS: list[APIRouter] = [general.router]
+ROUTERS: list[APIRouter] = [general.router, orders.router, account.router]
