@@ -10,17 +10,17 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 
-from cex.core.market import MarketConfig
+from cex.core.market import MAX_INT64, MarketConfig
 from cex.infra.postgres import create_pool
 from cex.infra.settings import InfraSettings
 from cex.trading import errors
 from cex.trading.store import OrderStore
-from cex.trading.validation import OrderRequest, validate
+from cex.trading.validation import AmendRequest, OrderRequest, validate, validate_amend
 
 ORDERS = Counter("cex_trading_orders_total", "Order placements by outcome", ["outcome"])
 LATENCY = Histogram(
@@ -35,6 +35,9 @@ def get_store(request: Request) -> OrderStore:
 
 
 Store = Annotated[OrderStore, Depends(get_store)]
+#: Ids are 64-bit in the database: larger ones are refused (-1100), never a failed query.
+UserId = Annotated[int, Query(gt=0, le=MAX_INT64)]
+OrderId = Annotated[int | None, Query(gt=0, le=MAX_INT64)]
 
 
 def create_app(settings: InfraSettings | None = None, store: OrderStore | None = None) -> FastAPI:
@@ -84,31 +87,83 @@ def create_app(settings: InfraSettings | None = None, store: OrderStore | None =
         ORDERS.labels("accepted").inc()
         return render(row, config)
 
+    @app.get("/internal/v1/order")
+    async def query_order(
+        user_id: UserId,
+        symbol: str,
+        store: Store,
+        orderId: OrderId = None,
+        origClientOrderId: str | None = None,
+    ) -> dict[str, Any]:
+        """One of the user's orders by orderId, else by origClientOrderId (its open order,
+        else the most recent one with that id)."""
+        row = await store.get(user_id, symbol, orderId, origClientOrderId)
+        return render(row, store.market_for_symbol(symbol))
+
     @app.get("/internal/v1/orders/{order_id}")
-    async def get_order(order_id: int, user_id: int, symbol: str, store: Store) -> dict[str, Any]:
+    async def get_order(
+        order_id: Annotated[int, Path(gt=0, le=MAX_INT64)],
+        user_id: UserId,
+        symbol: str,
+        store: Store,
+    ) -> dict[str, Any]:
         row = await store.get(user_id, symbol, order_id, None)
         return render(row, store.market_for_symbol(symbol))
 
     @app.get("/internal/v1/orders")
     async def open_orders(
-        user_id: int, store: Store, symbol: str | None = None
+        user_id: UserId, store: Store, symbol: str | None = None
     ) -> list[dict[str, Any]]:
         rows = await store.open_orders(user_id, symbol)
         return [render(r, store.markets[r["market"]].config) for r in rows]
 
     @app.post("/internal/v1/orders/cancel")
     async def cancel_order(
-        user_id: int,
+        user_id: UserId,
         symbol: str,
         store: Store,
-        orderId: int | None = None,
+        orderId: OrderId = None,
         origClientOrderId: str | None = None,
     ) -> dict[str, Any]:
         row = await store.cancel(user_id, symbol, orderId, origClientOrderId)
         return render(row, store.market_for_symbol(symbol))
 
+    @app.post("/internal/v1/orders/amend")
+    async def amend_order(
+        user_id: UserId,
+        symbol: str,
+        store: Store,
+        orderId: OrderId = None,
+        origClientOrderId: str | None = None,
+        newQty: str | None = None,
+        newPrice: str | None = None,
+    ) -> dict[str, Any]:
+        """Queue an amend of an open limit order through the engine; the order as stored
+        (its price and quantity change once the engine's answer is settled) and the
+        amendment, with what it locked on top."""
+        config = store.market_for_symbol(symbol)
+        amend = validate_amend(
+            AmendRequest(user_id=user_id, symbol=symbol, orderId=orderId,
+                         origClientOrderId=origClientOrderId, newQty=newQty,
+                         newPrice=newPrice),
+            config,
+        )  # fmt: skip
+        row = await store.amend(amend)
+        locked_fmt = (
+            config.format_quote if row["locked_asset"] == config.quote else config.format_base
+        )
+        return render(row, config) | {
+            "amendment": {
+                "newQty": None if amend.new_quantity is None else config.format_qty(
+                    amend.new_quantity),
+                "newPrice": None if amend.new_price is None else config.format_price(
+                    amend.new_price),
+                "additionalLocked": locked_fmt(row["additional_locked"]),
+            }
+        }  # fmt: skip
+
     @app.post("/internal/v1/orders/cancel-all")
-    async def cancel_all(user_id: int, symbol: str, store: Store) -> list[dict[str, Any]]:
+    async def cancel_all(user_id: UserId, symbol: str, store: Store) -> list[dict[str, Any]]:
         rows = await store.cancel_all(user_id, symbol)
         config = store.market_for_symbol(symbol)
         return [render(r, config) for r in rows]

@@ -58,3 +58,7 @@ def unknown_order() -> TradingError:
 
 def invalid_enum(code: int, what: str) -> TradingError:
     return TradingError(code, f"Invalid {what}.")
+
+
+def amend_rejected(reason: str) -> TradingError:
+    return TradingError(-2038, f"Order amend rejected: {reason}.")

@@ -31,11 +31,25 @@ from typing import Any
 
 import asyncpg
 
-from cex.core.events import CancelAll, OrderCancel, OrderCreate, encode
+from cex.core.events import (
+    CancelAll,
+    OrderAmend,
+    OrderCancel,
+    OrderCreate,
+    OrderType,
+    Side,
+    encode,
+)
 from cex.core.market import MarketConfig
 from cex.infra import registry
 from cex.trading import errors
-from cex.trading.validation import LOCK_ALL_AVAILABLE, MAX_ORDER_AMOUNT, ValidOrder
+from cex.trading.validation import (
+    LOCK_ALL_AVAILABLE,
+    MAX_ORDER_AMOUNT,
+    ValidAmend,
+    ValidOrder,
+    amend_lock,
+)
 
 log = logging.getLogger(__name__)
 
@@ -400,6 +414,83 @@ class OrderStore:
             await _append_command(conn, config.name, seq, "CANCEL_ALL", None, command)
             return [dict(r) for r in rows]
 
+    # ------------------------------------------------------------------ amending
+
+    async def amend(self, amend: ValidAmend) -> dict[str, Any]:
+        """Send ORDER_AMEND through the engine, in ONE transaction with the funds it needs.
+
+        A quantity or price increase locks the difference between what the order's new
+        remaining quantity needs at its new price and what the order holds (available →
+        locked, with an ORDER_LOCK journal; the order's ``locked`` and ``locked_remaining``
+        grow by as much), carried to the engine as ``additional_locked``; a decrease locks
+        nothing. The engine answers ORDER_UPDATED (cause AMEND: the excess is ``released``)
+        or COMMAND_REJECTED (``released`` returns the additional lock), which settlement
+        applies. Returns the order as stored (its price and quantity change when the
+        engine's answer is settled) and the additional lock.
+
+        Rows are locked as every other writer does: the order (settlement: orders, then
+        balances), its balance, then the market last (the batches: balances, then markets).
+        """
+        market = self.markets.get(amend.market)
+        if market is None:
+            raise errors.invalid_symbol()
+        config = market.config
+        async with self.pool.acquire() as conn, conn.transaction():
+            row = await _find_order(
+                conn, amend.user_id, config.name, amend.order_id, amend.client_order_id,
+                open_only=True, for_update=True,
+            )  # fmt: skip
+            additional = amend_lock(
+                amend, side=Side(row["side"]), order_type=OrderType(row["type"]),
+                price=row["price"], quantity=row["quantity"], filled=int(row["filled_qty"]),
+                locked_remaining=int(row["locked_remaining"]), config=config,
+            )  # fmt: skip
+            asset = row["locked_asset"]
+            if additional:
+                have = await conn.fetchval(
+                    "SELECT available FROM balances WHERE user_id = $1 AND asset = $2"
+                    " FOR UPDATE",
+                    amend.user_id, asset,
+                )  # fmt: skip
+                if have is None or int(have) < additional:
+                    raise errors.insufficient_balance()
+            status, seq = await _lock_market_status(conn, config.name)
+            decrease_only = amend.new_price in (None, row["price"]) and (
+                amend.new_quantity is None or amend.new_quantity < row["quantity"]
+            )
+            if status != "TRADING" and not (status == "CANCEL_ONLY" and decrease_only):
+                raise errors.market_closed()
+            ts = self.clock_ms()
+            if additional:
+                await conn.execute(
+                    "UPDATE balances SET available = available - $3, locked = locked + $3"
+                    " WHERE user_id = $1 AND asset = $2",
+                    amend.user_id, asset, additional,
+                )  # fmt: skip
+                await conn.execute(
+                    "WITH j AS (INSERT INTO journals (kind, reference)"
+                    " VALUES ('ORDER_LOCK', $1) RETURNING id)"
+                    " INSERT INTO ledger_entries (journal_id, user_id, bucket, asset, amount)"
+                    " SELECT j.id, $2, e.bucket, $3, e.amount FROM j, (VALUES"
+                    " ('AVAILABLE', -$4::numeric), ('LOCKED', $4::numeric)) e(bucket, amount)",
+                    f"amend:{row['id']}:{seq}", amend.user_id, asset, additional,
+                )  # fmt: skip
+                await conn.execute(
+                    "UPDATE orders SET locked = locked + $2, locked_remaining ="
+                    " locked_remaining + $2, updated_at = now() WHERE id = $1",
+                    row["id"], additional,
+                )  # fmt: skip
+                row["locked"] = int(row["locked"]) + additional
+                row["locked_remaining"] = int(row["locked_remaining"]) + additional
+            command = OrderAmend(
+                market=config.symbol, ts=ts, user_id=amend.user_id, order_id=row["id"],
+                new_quantity=amend.new_quantity, new_price=amend.new_price,
+                additional_locked=additional,
+            )  # fmt: skip
+            await _append_command(conn, config.name, seq, "ORDER_AMEND", row["id"], command)
+            row["additional_locked"] = additional
+            return row
+
     # ------------------------------------------------------------------ queries
 
     async def get(
@@ -485,6 +576,15 @@ async def _find_order(
     if row is None:
         raise errors.unknown_order()
     return dict(row)
+
+
+async def _lock_market_status(conn: asyncpg.Connection, market: str) -> tuple[str, int]:
+    row = await conn.fetchrow(
+        "SELECT status, next_command_seq FROM markets WHERE name = $1 FOR UPDATE", market
+    )
+    if row is None:
+        raise errors.invalid_symbol()
+    return str(row["status"]), int(row["next_command_seq"])
 
 
 async def _lock_market_for_command(conn: asyncpg.Connection, market: str) -> int:

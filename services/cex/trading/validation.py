@@ -240,3 +240,92 @@ def _enum(kind: type[E], value: str, what: str, code: int) -> E:
         return kind(value)
     except ValueError:
         raise errors.invalid_enum(code, what) from None
+
+
+# ---------------------------------------------------------------------- amend
+
+
+@dataclass(frozen=True)
+class AmendRequest:
+    """Change an open limit order's quantity and/or price (Binance ``newQty``; ``newPrice``
+    is ours). One of ``orderId`` / ``origClientOrderId`` names the order."""
+
+    user_id: int
+    symbol: str
+    orderId: int | None = None
+    origClientOrderId: str | None = None
+    newQty: str | None = None
+    newPrice: str | None = None
+
+
+@dataclass(frozen=True)
+class ValidAmend:
+    user_id: int
+    market: str
+    order_id: int | None
+    client_order_id: str | None
+    new_quantity: int | None  # lots, the new total quantity (filled part included)
+    new_price: int | None  # ticks
+
+
+def validate_amend(request: AmendRequest, config: MarketConfig) -> ValidAmend:
+    """What can be checked without the order: the ids and the grid and bounds of the new
+    quantity (LOT_SIZE) and price (PRICE_FILTER)."""
+    check_user_id(request.user_id)
+    if request.orderId is not None and not 0 < request.orderId <= MAX_INT64:
+        raise errors.illegal_value("orderId")
+    client_order_id = request.origClientOrderId or None
+    if client_order_id is not None and (
+        len(client_order_id) > 36 or not set(client_order_id) <= _CLIENT_ID_CHARS
+    ):
+        raise errors.illegal_value("origClientOrderId")
+    if request.orderId is None and client_order_id is None:
+        raise errors.mandatory("orderId' or 'origClientOrderId")
+    if request.newQty is None and request.newPrice is None:
+        raise errors.mandatory("newQty")
+    new_quantity = None if request.newQty is None else _quantity(request.newQty, config, "newQty")
+    new_price = None if request.newPrice is None else _price(request.newPrice, config, "newPrice")
+    return ValidAmend(
+        user_id=request.user_id,
+        market=config.name,
+        order_id=request.orderId,
+        client_order_id=client_order_id,
+        new_quantity=new_quantity,
+        new_price=new_price,
+    )
+
+
+def amend_lock(
+    amend: ValidAmend,
+    *,
+    side: Side,
+    order_type: OrderType,
+    price: int | None,
+    quantity: int | None,
+    filled: int,
+    locked_remaining: int,
+    config: MarketConfig,
+) -> int:
+    """The funds to lock on top of ``locked_remaining`` for ``amend`` of this open order:
+    what its new remaining quantity needs at its new price (quote units for a buy, base
+    units for a sell) minus what it holds; 0 for a decrease. Refuses what the engine would.
+
+    The order's state is the database's, which may lag the engine's (fills not settled yet):
+    the engine checks again with its own and refuses an amend its funds do not cover, and
+    settlement then returns the additional lock (COMMAND_REJECTED ``released``).
+    """
+    if order_type not in _LIMIT_TYPES or price is None or quantity is None:
+        raise errors.amend_rejected("only limit orders can be amended")
+    new_qty = quantity if amend.new_quantity is None else amend.new_quantity
+    new_price = price if amend.new_price is None else amend.new_price
+    if new_qty == quantity and new_price == price:
+        raise errors.amend_rejected("nothing to change")
+    if new_qty <= filled:
+        raise errors.amend_rejected("newQty must exceed the executed quantity")
+    check_notional(new_price, new_qty, config)
+    remaining = new_qty - filled
+    required = config.notional(new_price, remaining) if side is Side.BUY else (
+        config.base_units(remaining))  # fmt: skip
+    if required > MAX_ORDER_AMOUNT:
+        raise errors.filter_failure("NOTIONAL" if side is Side.BUY else "LOT_SIZE")
+    return max(0, required - locked_remaining)
