@@ -37,6 +37,13 @@ async def place(store: OrderStore, request: OrderRequest) -> dict[str, object]:
     return await store.place(validate(request, store.market_for_symbol("BTCUSDT")))
 
 
+async def place_open(store: OrderStore, request: OrderRequest) -> dict[str, object]:
+    """Placed, and NEW as settlement makes it when the engine opened it."""
+    row = await place(store, request)
+    await store.pool.execute("UPDATE orders SET status = 'NEW' WHERE id = $1", row["id"])
+    return row
+
+
 async def amend(store: OrderStore, user_id: int, **fields: object) -> dict[str, object]:
     request = AmendRequest(user_id=user_id, symbol="BTCUSDT", **fields)  # type: ignore[arg-type]
     return await store.amend(validate_amend(request, store.market_for_symbol("BTCUSDT")))
@@ -63,7 +70,7 @@ async def amend_commands(store: OrderStore) -> list[OrderAmend]:
 
 async def test_an_increase_locks_the_difference_in_one_transaction(order_store: OrderStore) -> None:
     alice = await funded_user(order_store.pool, "alice@example.com", "USDT", 100 * USDT)
-    order = await place(order_store, limit(alice, "BUY", "0.001", "10000", "a1"))  # 10 USDT
+    order = await place_open(order_store, limit(alice, "BUY", "0.001", "10000", "a1"))  # 10 USDT
 
     row = await amend(order_store, alice, origClientOrderId="a1", newQty="0.002",
                       newPrice="12000")  # fmt: skip
@@ -97,7 +104,7 @@ async def test_a_sell_increase_locks_base_and_a_decrease_locks_nothing(
     order_store: OrderStore,
 ) -> None:
     bob = await funded_user(order_store.pool, "bob@example.com", "BTC", 1 * BTC)
-    order = await place(order_store, limit(bob, "SELL", "0.1", "30000"))
+    order = await place_open(order_store, limit(bob, "SELL", "0.1", "30000"))
 
     up = await amend(order_store, bob, orderId=order["id"], newQty="0.25")
     assert up["additional_locked"] == 15_000_000
@@ -111,7 +118,7 @@ async def test_a_sell_increase_locks_base_and_a_decrease_locks_nothing(
 
 async def test_an_unfunded_amend_changes_nothing(order_store: OrderStore) -> None:
     carol = await funded_user(order_store.pool, "carol@example.com", "USDT", 15 * USDT)
-    order = await place(order_store, limit(carol, "BUY", "0.001", "10000"))
+    order = await place_open(order_store, limit(carol, "BUY", "0.001", "10000"))
 
     with pytest.raises(TradingError) as caught:
         await amend(order_store, carol, orderId=order["id"], newQty="0.002")  # 10 more, 5 free
@@ -155,7 +162,7 @@ async def test_bad_amends_get_a_specific_error_and_change_nothing(
     order_store: OrderStore, fields: dict[str, object], code: int, message: str
 ) -> None:
     dave = await funded_user(order_store.pool, "dave@example.com", "USDT", 100 * USDT)
-    order = await place(order_store, limit(dave, "BUY", "0.001", "10000"))
+    order = await place_open(order_store, limit(dave, "BUY", "0.001", "10000"))
 
     with pytest.raises(TradingError) as caught:
         await amend(order_store, dave, orderId=order["id"], **fields)
@@ -171,7 +178,7 @@ async def test_only_the_users_own_open_order_in_that_market_can_be_amended(
 ) -> None:
     erin = await funded_user(order_store.pool, "erin@example.com", "USDT", 100 * USDT)
     mallory = await funded_user(order_store.pool, "mallory@example.com", "USDT", 100 * USDT)
-    order = await place(order_store, limit(erin, "BUY", "0.001", "10000", "e1"))
+    order = await place_open(order_store, limit(erin, "BUY", "0.001", "10000", "e1"))
 
     for user, fields, symbol in (
         (mallory, {"orderId": order["id"]}, "BTCUSDT"),
@@ -196,7 +203,7 @@ async def test_only_the_users_own_open_order_in_that_market_can_be_amended(
 
 async def test_a_cancel_only_market_accepts_decreases_only(order_store: OrderStore) -> None:
     frank = await funded_user(order_store.pool, "frank@example.com", "USDT", 100 * USDT)
-    order = await place(order_store, limit(frank, "BUY", "0.002", "10000"))
+    order = await place_open(order_store, limit(frank, "BUY", "0.002", "10000"))
     await order_store.pool.execute(
         "UPDATE markets SET status = 'CANCEL_ONLY' WHERE name = 'btc-usdt'"
     )
@@ -212,7 +219,7 @@ async def test_a_cancel_only_market_accepts_decreases_only(order_store: OrderSto
 
 async def test_the_http_amend_endpoint(order_store: OrderStore) -> None:
     gina = await funded_user(order_store.pool, "gina@example.com", "USDT", 100 * USDT)
-    await place(order_store, limit(gina, "BUY", "0.001", "10000", "g1"))
+    await place_open(order_store, limit(gina, "BUY", "0.001", "10000", "g1"))
     app = create_app(store=order_store)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://trading") as client:
@@ -238,6 +245,24 @@ async def test_the_http_amend_endpoint(order_store: OrderStore) -> None:
     )  # fmt: skip
     assert too_big_id.json()["code"] == -1100
     assert looked_up.json()["orderId"] == body["orderId"]
+
+
+async def test_a_pending_order_may_be_reduced_but_not_increased(order_store: OrderStore) -> None:
+    """A PENDING order's create may never reach the engine (the lifecycle worker expires
+    it, releasing all it holds): an additional lock then would be released twice."""
+    ivy = await funded_user(order_store.pool, "ivy@example.com", "USDT", 100 * USDT)
+    order = await place(order_store, limit(ivy, "BUY", "0.002", "10000"))
+
+    with pytest.raises(TradingError) as caught:
+        await amend(order_store, ivy, orderId=order["id"], newQty="0.003")
+    assert (caught.value.code, caught.value.msg) == (
+        -2038,
+        "Order amend rejected: the order is not open yet; retry.",
+    )
+    assert await balance(order_store, ivy, "USDT") == (80 * USDT, 20 * USDT)
+
+    await amend(order_store, ivy, orderId=order["id"], newQty="0.001")
+    assert [c.additional_locked for c in await amend_commands(order_store)] == [0]
 
 
 # ---------------------------------------------------------------------- through the engine

@@ -331,3 +331,34 @@ async def test_markets_registered_or_halted_later_are_seen_without_a_restart(
             break
         await asyncio.sleep(0.05)
     assert not order_store.by_symbol["SOLUSDT"].accepts_orders
+
+
+async def test_http_huge_values_are_filter_failures_and_a_client_id_is_generated(
+    order_store: OrderStore,
+) -> None:
+    lena = await funded_user(order_store.pool, "lena@example.com", "BTC", 10**8)
+    app = create_app(store=order_store)
+    transport = httpx.ASGITransport(app=app)
+    order = {"user_id": lena, "symbol": "BTCUSDT", "side": "SELL", "type": "LIMIT",
+             "timeInForce": "GTC", "quantity": "0.001"}  # fmt: skip
+    async with httpx.AsyncClient(transport=transport, base_url="http://trading") as client:
+        huge = await client.post("/internal/v1/orders", json=order | {"price": "9" * 25})
+        gtd = await client.post(
+            "/internal/v1/orders",
+            json=order | {"price": "10000", "timeInForce": "GTT", "goodTillDate": 2**64},
+        )
+        placed = await client.post("/internal/v1/orders", json=order | {"price": "10000"})
+        other_user = await client.get(
+            f"/internal/v1/orders/{placed.json()['orderId']}",
+            params={"user_id": lena + 1, "symbol": "BTCUSDT"},
+        )
+    assert (huge.status_code, huge.json()) == (
+        400,
+        {"code": -1013, "msg": "Filter failure: PRICE_FILTER"},
+    )
+    assert (gtd.status_code, gtd.json()["code"]) == (400, -1100)
+    assert placed.status_code == 201
+    generated = placed.json()["clientOrderId"]
+    assert len(generated) == 22
+    assert generated.isalnum()
+    assert other_user.json() == {"code": -2011, "msg": "Unknown order sent."}

@@ -446,6 +446,11 @@ class OrderStore:
                 locked_remaining=int(row["locked_remaining"]), config=config,
             )  # fmt: skip
             asset = row["locked_asset"]
+            if additional and row["status"] == "PENDING":
+                # The lifecycle worker may still expire a PENDING order whose create was
+                # never published, releasing all it holds; an additional lock sent after
+                # it would then be released a second time by the engine's refusal.
+                raise errors.amend_rejected("the order is not open yet; retry")
             if additional:
                 have = await conn.fetchval(
                     "SELECT available FROM balances WHERE user_id = $1 AND asset = $2"
