@@ -11,7 +11,7 @@ import os
 import socket
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -172,8 +172,3 @@ async def exchange(
         await kafka.close()
         await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
         await admin.close()
-
-
-@pytest.fixture
-def exchange_url(exchange: Exchange) -> Iterator[str]:
-    yield exchange.url
