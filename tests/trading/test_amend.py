@@ -358,3 +358,25 @@ async def test_two_amends_in_flight_never_unbalance_the_ledger(ex: Exchange) -> 
     )  # fmt: skip
     assert await ex.balance(alice, "USDT") == (6000 * USDT, 4000 * USDT)
     assert await audit(ex.dsn, [ex.engines["btc-usdt"].snapshot()]) == []
+
+
+async def test_an_amend_that_crosses_trades_at_the_makers_price(ex: Exchange) -> None:
+    alice = await ex.user("alice@example.com", USDT=10_000 * USDT)
+    bob = await ex.user("bob@example.com", BTC=1 * BTC)
+    buy = await place(ex.store, limit(alice, "BUY", "0.1", "20000"))
+    await place(ex.store, limit(bob, "SELL", "0.1", "24000"))
+    await settle(ex)
+
+    row = await amend(ex.store, alice, orderId=buy["id"], newPrice="25000")
+    assert row["additional_locked"] == 500 * USDT
+    await settle(ex)
+
+    # Filled at 24000: 2400 USDT spent of the 2500 locked, 100 back with the fill.
+    order = await ex.pool.fetchrow(
+        "SELECT status, price, locked_remaining FROM orders WHERE id = $1", buy["id"]
+    )
+    assert (order["status"], order["price"], int(order["locked_remaining"])) == (
+        "FILLED", 250_000, 0,
+    )  # fmt: skip
+    assert await ex.balance(alice, "USDT") == (7600 * USDT, 0)
+    assert await audit(ex.dsn, [ex.engines["btc-usdt"].snapshot()]) == []
