@@ -26,6 +26,8 @@ user_app = typer.Typer(no_args_is_help=True, help="Users.")
 apikey_app = typer.Typer(no_args_is_help=True, help="API keys.")
 admin_app.add_typer(user_app, name="user")
 admin_app.add_typer(apikey_app, name="apikey")
+withdrawal_app = typer.Typer(no_args_is_help=True, help="Withdrawal requests.")
+admin_app.add_typer(withdrawal_app, name="withdrawal")
 
 Dsn = Annotated[str | None, typer.Option("--dsn", help="Postgres DSN (default CEX_POSTGRES_DSN)")]
 
@@ -122,3 +124,42 @@ def apikey_create(
 
     created = _with_connection(dsn, run)
     typer.echo(json.dumps({"api_key": created.api_key, "secret": created.secret}))
+
+
+def _print_withdrawal(request: accounts.WithdrawalRequest) -> None:
+    typer.echo(
+        json.dumps(
+            {
+                "withdrawal_id": request.id,
+                "user_id": request.user_id,
+                "asset": request.asset,
+                "amount_units": str(request.amount),
+                "address": request.address,
+                "status": request.status.value,
+                "reason": request.reason,
+                "changed": request.changed,
+            }
+        )
+    )
+
+
+@withdrawal_app.command("complete")
+def withdrawal_complete(withdrawal_id: int, dsn: Dsn = None) -> None:
+    """Complete a PENDING withdrawal request: its locked funds leave the exchange.
+    Idempotent; a rejected request cannot be completed."""
+    _print_withdrawal(
+        _with_connection(dsn, lambda conn: accounts.complete_withdrawal(conn, withdrawal_id))
+    )
+
+
+@withdrawal_app.command("reject")
+def withdrawal_reject(
+    withdrawal_id: int,
+    dsn: Dsn = None,
+    reason: Annotated[str | None, typer.Option("--reason", help="Shown to the user.")] = None,
+) -> None:
+    """Reject a PENDING withdrawal request: its locked funds go back to the user's available
+    balance. Idempotent; a completed request cannot be rejected."""
+    _print_withdrawal(
+        _with_connection(dsn, lambda conn: accounts.reject_withdrawal(conn, withdrawal_id, reason))
+    )

@@ -26,6 +26,15 @@ class ApiSettings(InfraSettings):
     #: Bearer token of the operator role (credits deposits, completes withdrawals).
     api_operator_token: str | None = None
     api_session_ttl_s: int = 7 * 24 * 3600
+    #: Email login codes: lifetime, wrong guesses that burn a code, and rate limits per
+    #: fixed window (codes sent per email; login requests per client IP).
+    api_otp_ttl_s: int = 300
+    api_otp_max_attempts: int = 5
+    api_otp_window_s: int = 600
+    api_otp_per_email: int = 5
+    api_auth_per_ip: int = 30
+    #: Most the faucet credits in one request, in whole units of the asset (decimal string).
+    api_faucet_max: str = "100000"
     #: Binance's limits, enforced and published in exchangeInfo's rateLimits.
     api_weight_per_minute: int = 6000
     api_orders_per_10s: int = 100

@@ -10,7 +10,9 @@ the audit scales with the database, not with Python. Checks:
 ``ledger-vs-balance`` per (user, asset), the AVAILABLE and LOCKED entries sum to the
                       balance columns
 ``locked-vs-orders``  per (user, asset), locked equals the locked_remaining of that user's
-                      open orders (PENDING, NEW, PARTIALLY_FILLED) on that asset
+                      open orders (PENDING, NEW, PARTIALLY_FILLED) on that asset plus the
+                      amounts of that user's PENDING withdrawal requests of that asset
+                      (completed requests are rows of ``withdrawals``)
 ``negative``          no negative balance and no negative locked_remaining
 ``closed-orders``     a terminal order (FILLED, CANCELED, EXPIRED, REJECTED) locks nothing
 ``trades``            trades unique per (market, trade id); their orders exist, in the
@@ -107,15 +109,20 @@ _CHECKS: dict[str, tuple[str, str]] = {
     "locked-vs-orders": (
         """
         WITH needed AS (
-            SELECT user_id, locked_asset AS asset, sum(locked_remaining) AS amount
-            FROM orders WHERE status = ANY($1::text[]) GROUP BY user_id, locked_asset)
+            SELECT user_id, asset, sum(amount) AS amount FROM (
+                SELECT user_id, locked_asset AS asset, locked_remaining AS amount
+                FROM orders WHERE status = ANY($1::text[])
+                UNION ALL SELECT user_id, asset, amount FROM withdrawal_requests
+                WHERE status = 'PENDING') t
+            GROUP BY user_id, asset)
         SELECT coalesce(b.user_id, n.user_id) AS user_id, coalesce(b.asset, n.asset) AS asset,
                coalesce(b.locked, 0) AS locked, coalesce(n.amount, 0) AS needed
         FROM balances b FULL JOIN needed n ON b.user_id = n.user_id AND b.asset = n.asset
         WHERE coalesce(b.locked, 0) <> coalesce(n.amount, 0)
         ORDER BY 1, 2
         """,
-        "user {user_id} {asset}: locked {locked}, open orders still need {needed}",
+        "user {user_id} {asset}: locked {locked}, open orders and pending withdrawals"
+        " still need {needed}",
     ),
     "negative": (
         """
