@@ -1,7 +1,9 @@
 """The services `cex stack up` runs beside the infrastructure, as supervisord programs.
 
-Shared services, one `cex serve …` process each: the trading API on `TRADING_PORT`, and the
-relay, settlement and lifecycle workers with their probes and metrics on `WORKER_PORTS`.
+Shared services, one `cex serve …` process each: the public API on `API_PORT` (with the dev
+faucet on, OTP codes written to `.cex/otp.jsonl` instead of mailed, and an operator token in
+`.cex/operator-token`), the trading API on `TRADING_PORT`, and the relay, settlement and
+lifecycle workers with their probes and metrics on `WORKER_PORTS`.
 
 Matching engines: one program ``engine-<market>`` per example market (``examples/*.yaml``).
 Each market is provisioned first by :func:`cex.infra.provisioning.provision_market`, the
@@ -17,6 +19,7 @@ metrics listen on ``ENGINE_BASE_PORT + i`` for the i-th market in name order.
 from __future__ import annotations
 
 import asyncio
+import secrets
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,6 +37,7 @@ if TYPE_CHECKING:
 #: First probe/metrics port of the engines (far from the components' defaults).
 ENGINE_BASE_PORT = 19400
 TRADING_PORT = 18100
+API_PORT = 18200
 WORKER_PORTS = {"relay": 18101, "settlement": 18102, "lifecycle": 18103}
 
 
@@ -57,19 +61,46 @@ def _env(settings: StackSettings, **extra: str) -> dict[str, str]:
     }
 
 
+def _operator_token(settings: StackSettings) -> str:
+    """The dev stack's operator token: made once, kept in `.cex/operator-token` (0600)."""
+    path = settings.root / "operator-token"
+    if not path.exists():
+        settings.root.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        path.write_text(secrets.token_urlsafe(32))
+    return path.read_text().strip()
+
+
 def shared_programs(settings: StackSettings) -> tuple[list[Program], dict[str, str]]:
     cex = str(Path(sys.executable).with_name("cex"))
     host = settings.host
+    trading_url = f"http://{host}:{TRADING_PORT}"
     programs = [
+        Program(
+            "api",
+            [cex, "serve", "api"],
+            stop_wait_s=20,
+            environment=_env(
+                settings,
+                CEX_API_HOST=host,
+                CEX_API_PORT=str(API_PORT),
+                CEX_TRADING_URL=trading_url,
+                CEX_API_FAUCET_ENABLED="true",
+                CEX_API_OTP_OUTBOX=str(settings.root / "otp.jsonl"),
+                CEX_API_OPERATOR_TOKEN=_operator_token(settings),
+            ),
+        ),
         Program(
             "trading",
             [cex, "serve", "trading"],
             stop_wait_s=20,
             environment=_env(settings, CEX_TRADING_HOST=host, CEX_TRADING_PORT=str(TRADING_PORT)),
-        )
+        ),
     ]
     endpoints = {
-        "trading": f"http://{host}:{TRADING_PORT}",
+        "api": f"http://{host}:{API_PORT}",
+        "api-metrics": f"http://{host}:{API_PORT}/metrics",
+        "trading": trading_url,
         "trading-metrics": f"http://{host}:{TRADING_PORT}/metrics",
     }
     for name, port in WORKER_PORTS.items():
