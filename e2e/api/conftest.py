@@ -54,7 +54,26 @@ class Exchange:
     log_dir: Path
     otp_outbox: Path
     operator_token: str
+    env: dict[str, str] = field(default_factory=dict)
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    def start(self, name: str, *args: str, **extra: str) -> None:
+        """Start `cex serve <args>` as `name`, logging to `log(name)`; stopped with the rest."""
+        with (self.log_dir / f"{name}.log").open("ab") as log:
+            self.processes[name] = subprocess.Popen(
+                [str(BIN / "cex"), "serve", *args],
+                env=self.env | {"CEX_METRICS_PORT": str(free_port())} | extra,
+                stdout=log, stderr=log,
+            )  # fmt: skip
+
+    async def extra_api(self, name: str, **overrides: str) -> str:
+        """Another public API process of this exchange with `overrides` (env), once ready;
+        its URL."""
+        port = free_port()
+        self.start(name, "api", CEX_API_PORT=str(port), **overrides)
+        url = f"http://127.0.0.1:{port}"
+        await _wait_ready(url, {name: self.processes[name]})
+        return url
 
     async def trader(self, email: str, funds: dict[str, str],
                      permissions: list[str] | None = None) -> Trader:  # fmt: skip
@@ -138,16 +157,8 @@ async def exchange(
         "CEX_API_WEIGHT_PER_MINUTE": "1000000",
         "CEX_API_ORDERS_PER_10S": "100000",
     }
-    exchange = Exchange(f"http://127.0.0.1:{api_port}", dsn, prefix, log_dir, outbox, token)
-
-    def start(name: str, *args: str, **extra: str) -> None:
-        with (log_dir / f"{name}.log").open("ab") as log:
-            exchange.processes[name] = subprocess.Popen(
-                [str(BIN / "cex"), "serve", *args],
-                env=env | {"CEX_METRICS_PORT": str(free_port())} | extra,
-                stdout=log, stderr=log,
-            )  # fmt: skip
-
+    exchange = Exchange(f"http://127.0.0.1:{api_port}", dsn, prefix, log_dir, outbox, token, env)
+    start = exchange.start
     start("trading", "trading")
     start("relay", "relay")
     for market, partition in MARKETS.items():
