@@ -174,6 +174,23 @@ def bench_orders(
         typer.echo(json.dumps(result) if as_json else bench.describe(result))
 
 
+@bench_app.command("api")
+def bench_api(
+    orders: Annotated[int, typer.Option("--orders", help="Orders per response type.")] = 20_000,
+    concurrency: Annotated[int, typer.Option("--concurrency", help="Connections.")] = 64,
+    users: Annotated[int, typer.Option("--users", help="Distinct accounts.")] = 200,
+    resp_type: Annotated[
+        list[str] | None, typer.Option("--resp-type", help="ACK and/or FULL (repeatable).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+) -> None:
+    """Signed order placements per second through the public API (local stack up)."""
+    from cex.bench import api as bench
+
+    for result in bench.run(orders, concurrency, users, resp_type or ["ACK", "FULL"]):
+        typer.echo(json.dumps(result) if as_json else bench.describe(result))
+
+
 @bench_app.command("engine-service")
 def bench_engine_service(
     commands: Annotated[

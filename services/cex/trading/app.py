@@ -87,6 +87,16 @@ def create_app(settings: InfraSettings | None = None, store: OrderStore | None =
         ORDERS.labels("accepted").inc()
         return render(row, config)
 
+    @app.post("/internal/v1/orders/test")
+    async def test_order(body: OrderRequest, store: Store) -> dict[str, Any]:
+        """Validate a new order against its market (grid, bounds, filters, fields) without
+        placing it or touching funds: Binance's `POST /api/v3/order/test`."""
+        config = store.market_for_symbol(body.symbol)
+        if not store.markets[config.name].accepts_orders:
+            raise errors.market_closed()
+        validate(body, config)
+        return {}
+
     @app.get("/internal/v1/order")
     async def query_order(
         user_id: UserId,

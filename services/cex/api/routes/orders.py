@@ -367,3 +367,57 @@ async def cancel_replace(
                      else (-2022, "Order cancel-replace failed."))  # fmt: skip
         raise errors.ApiError(code, msg, data=answer)
     return answer
+
+
+@router.put(
+    "/order/amend/keepPriority",
+    summary="Reduce the quantity of an open order, keeping its place in the book",
+    openapi_extra=openapi(*ORDER_REF, Param("newClientOrderId"),
+                          Param("newQty", "decimal", required=True), *SIGNED, form=True),
+)  # fmt: skip
+async def amend_keep_priority(
+    state: State, s: Annotated[Signed, signed("trade", 4)]
+) -> dict[str, Any]:
+    p = s.params
+    config = state.markets.config(p.required_text("symbol", max_len=32))
+    order_id, client_id = _order_ref(p)
+    new_qty = p.decimal("newQty", required=True)
+    row = await queries.order(state.pool, s.user_id, config.name, order_id, client_id)
+    if row is None or row["status"] not in ("PENDING", "NEW", "PARTIALLY_FILLED"):
+        raise errors.no_such_order()
+    try:
+        lots = config.qty_to_lots(new_qty or "")
+    except ValueError:
+        raise errors.filter_failure("LOT_SIZE") from None
+    if row["quantity"] is None or lots >= int(row["quantity"]):
+        # keepPriority only reduces: an increase would lose the order's place.
+        raise errors.ApiError(-2038, "Order amend (quantity increase) is not supported.")
+    with state.outcomes.watch(s.user_id) as waiter:
+        await state.trading.call(
+            "POST", "/internal/v1/orders/amend",
+            query={"user_id": s.user_id, "symbol": config.symbol, "orderId": row["id"],
+                   "newQty": new_qty},
+        )  # fmt: skip
+        events = await waiter.wait_for(row["id"], state.settings.api_result_wait_s)
+    for event in events or ():
+        if isinstance(event, CommandRejected):
+            raise errors.ApiError(-2038, "Order amend (quantity) was rejected.")
+    fresh = await queries.order(state.pool, s.user_id, config.name, row["id"], None)
+    assert fresh is not None
+    order = render_order(fresh, config)
+    return {
+        "transactTime": order["updateTime"],
+        "executionId": events[-1].seq if events else 0,
+        "amendedOrder": {
+            "symbol": config.symbol, "orderId": fresh["id"], "orderListId": -1,
+            "origClientOrderId": fresh["client_order_id"],
+            "clientOrderId": p.text("newClientOrderId", max_len=36) or fresh["client_order_id"],
+            "price": order["price"], "qty": order["origQty"],
+            "executedQty": order["executedQty"], "preventedQty": "0",
+            "quoteOrderQty": order["origQuoteOrderQty"],
+            "cumulativeQuoteQty": order["cummulativeQuoteQty"], "status": order["status"],
+            "timeInForce": order["timeInForce"], "type": order["type"], "side": order["side"],
+            "workingTime": order["workingTime"],
+            "selfTradePreventionMode": order["selfTradePreventionMode"],
+        },
+    }  # fmt: skip
