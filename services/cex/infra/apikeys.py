@@ -145,9 +145,12 @@ async def list_keys(conn: Db, user_id: int) -> list[dict[str, object]]:
 
 async def delete(conn: Db, user_id: int, key_id: int) -> bool:
     """Revoke the user's key `key_id`; False when the user has no such live key. The secret
-    is wiped: a deleted key can never sign again."""
+    is wiped: a deleted key can never sign again. (Wiped to empty bytes, not NULL: the
+    `api_keys_material` CHECK wants an HMAC row to keep sealed material.)"""
     done = await conn.fetchval(
-        "UPDATE api_keys SET revoked_at = now(), secret = NULL, secret_sealed = NULL"
+        "UPDATE api_keys SET revoked_at = now(), secret = NULL,"
+        " secret_sealed = CASE WHEN kind = 'HMAC' THEN '\\x'::bytea END,"
+        " secret_key_id = CASE WHEN kind = 'HMAC' THEN coalesce(secret_key_id, 'wiped') END"
         " WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL RETURNING id",
         key_id, user_id,
     )  # fmt: skip
