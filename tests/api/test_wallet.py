@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from cex.audit.check import run as audit
+from cex.core.money import asset_step, format_units
 
 from .test_accounts import LISTENER_WARNING, OPERATOR_TOKEN, Harness, api_harness, error
 
@@ -275,3 +276,57 @@ async def test_bad_withdrawals_change_nothing(api: Harness) -> None:
     assert (await bob.get("/cex/v1/withdrawals")).json() == []
     assert [x["id"] for x in (await alice.get("/cex/v1/withdrawals")).json()] == [mine["id"]]
     await no_violations(api)
+
+
+async def test_racing_operators_move_the_money_once(api: Harness) -> None:
+    alice, alice_id = await trader(api, "alice@example.com")
+    await deposit(api, userId=alice_id, asset="BTC", amount="1", externalId="tx-1")
+    # Concurrent requests never lock more than is available.
+    answers = await asyncio.gather(*(withdraw(alice, asset="BTC", amount="0.3") for _ in range(5)))
+    assert sorted(a.status_code for a in answers) == [200, 200, 200, 400, 400]
+    ids = [a.json()["id"] for a in answers if a.status_code == 200]
+    assert await balances(alice) == {"BTC": ("0.10000000", "0.90000000")}
+    # Each request gets completes and rejects at once: one of them wins, once.
+    operator = api.client()
+    calls = [
+        operator.post(f"/cex/v1/operator/withdrawals/{i}/{action}", headers=OPERATOR)
+        for i in ids
+        for action in ("complete", "reject", "complete", "reject")
+    ]
+    results = await asyncio.gather(*calls)
+    finals: dict[int, str] = {}
+    for result in results:
+        if result.status_code == 200:
+            body = result.json()
+            assert finals.setdefault(body["id"], body["status"]) == body["status"]
+        else:
+            assert error(result) == (409, -9037)
+    assert sorted(finals) == sorted(ids)
+    completed = sum(1 for status in finals.values() if status == "COMPLETED")
+    free = 10_000_000 + 30_000_000 * (3 - completed)
+    assert await balances(alice) == {"BTC": (format_units(free, asset_step(8)), "0.00000000")}
+    conn = await api.db()
+    try:
+        assert await conn.fetchval("SELECT count(*) FROM withdrawals") == completed
+    finally:
+        await conn.close()
+    await no_violations(api)
+
+
+async def test_account_endpoints_are_documented(api: Harness) -> None:
+    schema = (await api.client().get("/openapi.json")).json()
+    paths = schema["paths"]
+    expected = {
+        "/cex/v1/auth/otp": "post", "/cex/v1/auth/verify": "post",
+        "/cex/v1/auth/logout": "post", "/cex/v1/auth/session": "get",
+        "/cex/v1/api-keys": "post", "/cex/v1/api-keys/{key_id}": "delete",
+        "/cex/v1/balances": "get", "/cex/v1/faucet": "post", "/cex/v1/withdrawals": "post",
+        "/cex/v1/operator/deposits": "post",
+        "/cex/v1/operator/withdrawals/{withdrawal_id}/complete": "post",
+        "/cex/v1/operator/withdrawals/{withdrawal_id}/reject": "post",
+    }  # fmt: skip
+    for path, method in expected.items():
+        assert method in paths[path], path
+        assert paths[path][method]["summary"]
+    assert "requestBody" in paths["/cex/v1/withdrawals"]["post"]
+    assert "WithdrawalRequest" in schema["components"]["schemas"]
