@@ -11,7 +11,8 @@ formatting is the route's business (`cex.api.routes.market`).
 * Aggregate trades: trades are read in chunks in the walk's order and grouped by
   `cex.core.tickers.aggregate`; a walk stops as soon as the last aggregate it returns is
   known to be complete (the next trade starts another one), so an aggregate of any size is
-  returned whole and the work is bounded by what is returned.
+  returned whole and the work is bounded by what is returned. The reads of one walk share
+  one snapshot (a read-only REPEATABLE READ transaction).
 """
 
 from __future__ import annotations
@@ -227,7 +228,11 @@ async def agg_trades(
     """Aggregate trades, oldest first: from aggregate id `from_id`, or the oldest with
     `start ≤ T ≤ end` when `start` is given, or the most recent up to `end` (or at all)."""
     select = f"SELECT {FILL_COLUMNS} FROM trades WHERE market = $1 AND "
-    async with pool.acquire() as conn:
+    # One snapshot for every read of the walk: trades settled meanwhile are not half-seen.
+    async with (
+        pool.acquire() as conn,
+        conn.transaction(isolation="repeatable_read", readonly=True),
+    ):
         if from_id is not None:
             row = await conn.fetchrow(
                 select + "trade_id < $2 ORDER BY trade_id DESC LIMIT 1", market, from_id

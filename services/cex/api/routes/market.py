@@ -1,9 +1,9 @@
 """Market-data endpoints: order book, trades, aggregate trades, tickers, average price.
 
 Binance's paths, parameters, fields and request weights. Prices and quantities are
-formatted at the market's tick and lot precisions, averages at the quote precision
-(`cex.core.tickers`). The book comes from the engine's L2 key in Redis (`lastUpdateId` is
-its `seq`), trades from Postgres (`cex.api.marketdata`).
+formatted at the market's tick and lot precisions, averages at the quote precision (or the
+tick's, if finer; `cex.core.tickers`). The book comes from the engine's L2 key in Redis
+(`lastUpdateId` is its `seq`), trades from Postgres (`cex.api.marketdata`).
 
 Aggregate trade ids: an aggregate's id `a` is the id of its first trade (`f`); ids are
 therefore increasing but not consecutive, and `fromId` selects the aggregates whose first
