@@ -79,13 +79,19 @@ class KeyCache:
         self._cached[api_key] = (now, key)
         return key
 
+    def _on_change(self, *_: object) -> None:
+        self._cached.clear()
+
     async def _follow_deletes(self) -> None:
         while True:
             try:
                 async with self.pool.acquire() as conn:
-                    await conn.add_listener(KEYS_CHANNEL, lambda *_: self._cached.clear())
-                    self._cached.clear()  # what changed while we were not listening
-                    await asyncio.Event().wait()
+                    await conn.add_listener(KEYS_CHANNEL, self._on_change)
+                    try:
+                        self._cached.clear()  # what changed while we were not listening
+                        await asyncio.Event().wait()
+                    finally:
+                        await conn.remove_listener(KEYS_CHANNEL, self._on_change)
             except (OSError, asyncpg.PostgresError) as exc:
                 self._cached.clear()
                 log.warning("listening for key changes failed; retrying", exc_info=exc)
