@@ -14,6 +14,7 @@ import typer
 
 from cex.core.errors import AmountError
 from cex.core.money import asset_step, parse_units
+from cex.core.withdrawals import Status as WithdrawalStatus
 from cex.infra import accounts, apikeys
 from cex.infra.postgres import MigrationError, migrate
 from cex.infra.secretbox import SecretBox
@@ -126,21 +127,45 @@ def apikey_create(
     typer.echo(json.dumps({"api_key": created.api_key, "secret": created.secret}))
 
 
+def _withdrawal_json(request: accounts.WithdrawalRequest) -> dict[str, object]:
+    return {
+        "withdrawal_id": request.id,
+        "user_id": request.user_id,
+        "asset": request.asset,
+        "amount_units": str(request.amount),
+        "address": request.address,
+        "status": request.status.value,
+        "reason": request.reason,
+        "changed": request.changed,
+    }
+
+
 def _print_withdrawal(request: accounts.WithdrawalRequest) -> None:
-    typer.echo(
-        json.dumps(
-            {
-                "withdrawal_id": request.id,
-                "user_id": request.user_id,
-                "asset": request.asset,
-                "amount_units": str(request.amount),
-                "address": request.address,
-                "status": request.status.value,
-                "reason": request.reason,
-                "changed": request.changed,
-            }
-        )
-    )
+    typer.echo(json.dumps(_withdrawal_json(request)))
+
+
+@withdrawal_app.command("list")
+def withdrawal_list(
+    dsn: Dsn = None,
+    status: Annotated[
+        str | None, typer.Option("--status", help="PENDING, COMPLETED or REJECTED (default: all)")
+    ] = None,
+    email: Annotated[str | None, typer.Option("--email", help="Only this user's.")] = None,
+    limit: Annotated[int, typer.Option("--limit")] = 100,
+) -> None:
+    """Withdrawal requests, newest first, one JSON object per line."""
+    if status is not None and status not in {s.value for s in WithdrawalStatus}:
+        typer.secho(f"error: unknown status {status!r}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(1)
+
+    async def run(conn: asyncpg.Connection) -> list[accounts.WithdrawalRequest]:
+        user_id = await accounts.user_id_by_email(conn, email) if email else None
+        wanted = WithdrawalStatus(status) if status else None
+        return await accounts.withdrawal_requests(conn, user_id, status=wanted, limit=limit)
+
+    for request in _with_connection(dsn, run):
+        typer.echo(json.dumps({k: v for k, v in _withdrawal_json(request).items()
+                               if k != "changed"}))  # fmt: skip
 
 
 @withdrawal_app.command("complete")

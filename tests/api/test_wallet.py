@@ -4,6 +4,7 @@ Postgres, with `cex check`'s ledger invariants after every step."""
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -330,3 +331,35 @@ async def test_account_endpoints_are_documented(api: Harness) -> None:
         assert paths[path][method]["summary"]
     assert "requestBody" in paths["/cex/v1/withdrawals"]["post"]
     assert "WithdrawalRequest" in schema["components"]["schemas"]
+
+
+async def test_operators_list_requests_to_process(api: Harness) -> None:
+    alice, alice_id = await trader(api, "alice@example.com")
+    bob, bob_id = await trader(api, "bob@example.com")
+    for user_id in (alice_id, bob_id):
+        await deposit(api, userId=user_id, asset="BTC", amount="1", externalId=f"tx-{user_id}")
+    first = (await withdraw(alice, asset="BTC", amount="0.1")).json()
+    second = (await withdraw(bob, asset="BTC", amount="0.2")).json()
+    operator = api.client()
+    await operator.post(f"/cex/v1/operator/withdrawals/{first['id']}/reject", headers=OPERATOR)
+
+    async def listed(**query: Any) -> list[tuple[int, int, str]]:
+        answer = await operator.get("/cex/v1/operator/withdrawals", params=query, headers=OPERATOR)
+        assert answer.status_code == 200, answer.text
+        return [(w["id"], w["userId"], w["status"]) for w in answer.json()]
+
+    assert await listed() == [
+        (second["id"], bob_id, "PENDING"),
+        (first["id"], alice_id, "REJECTED"),
+    ]
+    assert await listed(status="PENDING") == [(second["id"], bob_id, "PENDING")]
+    assert await listed(userId=alice_id) == [(first["id"], alice_id, "REJECTED")]
+    bad = await operator.get(
+        "/cex/v1/operator/withdrawals", params={"status": "LOST"}, headers=OPERATOR
+    )
+    assert error(bad) == (400, -1130)
+    assert error(await alice.get("/cex/v1/operator/withdrawals")) == (401, -9041)
+
+    code, output = await cli(api, "list", "--status", "PENDING")
+    assert code == 0, output
+    assert [json.loads(line)["withdrawal_id"] for line in output.splitlines()] == [second["id"]]

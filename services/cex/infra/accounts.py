@@ -395,12 +395,18 @@ async def _finish(
 
 
 async def withdrawal_requests(
-    conn: asyncpg.Connection | asyncpg.Pool, user_id: int, limit: int = 500
+    conn: asyncpg.Connection | asyncpg.Pool,
+    user_id: int | None = None,
+    *,
+    status: rules.Status | None = None,
+    limit: int = 500,
 ) -> list[WithdrawalRequest]:
-    """The user's withdrawal requests, newest first."""
+    """Withdrawal requests, newest first: one user's (or everyone's, for operators),
+    optionally only those in `status`."""
     rows = await conn.fetch(
-        f"SELECT {_REQUEST_COLUMNS} FROM withdrawal_requests WHERE user_id = $1"
-        " ORDER BY id DESC LIMIT $2",
-        user_id, limit,
+        f"SELECT {_REQUEST_COLUMNS} FROM withdrawal_requests"
+        " WHERE ($1::bigint IS NULL OR user_id = $1) AND ($2::text IS NULL OR status = $2)"
+        " ORDER BY id DESC LIMIT $3",
+        user_id, status.value if status else None, limit,
     )  # fmt: skip
     return [_request(r) for r in rows]

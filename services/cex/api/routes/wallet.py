@@ -12,6 +12,7 @@ Trader (session-authenticated, `cex.api.sessions`):
 Operator (``Authorization: Bearer <api_operator_token>``; refused when no token is set):
 
 * ``POST /cex/v1/operator/deposits``: credits a user, idempotent on ``externalId``.
+* ``GET /cex/v1/operator/withdrawals?status=PENDING&userId=…``: requests to process.
 * ``POST /cex/v1/operator/withdrawals/{id}/complete`` (locked → EXTERNAL) and ``/reject``
   (locked → available). Repeating the same call returns the same final state and moves
   nothing; the other one after it is refused (-9037).
@@ -25,16 +26,17 @@ from __future__ import annotations
 import hmac
 import re
 import uuid
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import asyncpg
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field, model_validator
 
 from cex.api import sessions as web
 from cex.api.deps import State
 from cex.api.errors import ApiError
 from cex.api.sessions import SessionUser
+from cex.core import withdrawals as rules
 from cex.core.errors import AmountError
 from cex.core.money import asset_step, format_units, parse_decimal, parse_units
 from cex.infra import accounts
@@ -261,6 +263,25 @@ async def operator_deposit(body: OperatorDeposit, state: State) -> dict[str, Any
         except accounts.AccountError as error:
             raise _account_error(error) from None
     return _transfer(done, precision)
+
+
+class OperatorWithdrawal(Withdrawal):
+    userId: int
+
+
+@router.get("/operator/withdrawals", summary="Withdrawal requests of every user, newest first "
+            "(operator)", response_model=list[OperatorWithdrawal],
+            dependencies=[Operator])  # fmt: skip
+async def operator_withdrawals(
+    state: State,
+    status: Literal["PENDING", "COMPLETED", "REJECTED"] | None = None,
+    userId: Annotated[int | None, Query(gt=0, lt=2**63)] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 500,
+) -> list[dict[str, Any]]:
+    precisions = await accounts.asset_precisions(state.pool)
+    wanted = rules.Status(status) if status else None
+    found = await accounts.withdrawal_requests(state.pool, userId, status=wanted, limit=limit)
+    return [{**_withdrawal(w, precisions[w.asset]), "userId": w.user_id} for w in found]
 
 
 async def _finish(state: State, withdrawal_id: int, reason: str | None, complete: bool) -> Any:
