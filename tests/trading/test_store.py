@@ -362,3 +362,29 @@ async def test_http_huge_values_are_filter_failures_and_a_client_id_is_generated
     assert len(generated) == 22
     assert generated.isalnum()
     assert other_user.json() == {"code": -2011, "msg": "Unknown order sent."}
+
+
+async def test_http_batch_places_each_order_or_says_why_not(order_store: OrderStore) -> None:
+    """What the public API sends when several placements wait: one outcome per order, in
+    order; a refused order refuses nothing else."""
+    mia = await funded_user(order_store.pool, "mia@example.com", "USDT", 100 * 10**6)
+    order = {"user_id": mia, "symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT",
+             "timeInForce": "GTC", "quantity": "0.001", "price": "20000"}  # fmt: skip
+    app = create_app(store=order_store)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://trading") as client:
+        response = await client.post("/internal/v1/orders/batch", json=[
+            order | {"newClientOrderId": "a"},
+            order | {"newClientOrderId": "b", "price": "20000.05"},  # off the tick grid
+            order | {"newClientOrderId": "c", "quantity": "1"},  # 20,000 USDT: not funded
+            order | {"newClientOrderId": "d", "symbol": "NOPE"},
+            order | {"newClientOrderId": "e"},
+        ])  # fmt: skip
+        malformed = await client.post("/internal/v1/orders/batch", json=[{"user_id": "x"}])
+    outcomes = response.json()
+    assert [o.get("clientOrderId") for o in outcomes] == ["a", None, None, None, "e"]
+    assert [(o.get("code"), o.get("status")) for o in outcomes[1:4]] == [
+        (-1013, 400), (-2010, 400), (-1121, 400)]  # fmt: skip
+    assert outcomes[2]["msg"] == "Account has insufficient balance for requested action."
+    assert (malformed.status_code, malformed.json()["code"]) == (400, -1130)
+    assert await order_store.pool.fetchval("SELECT count(*) FROM orders") == 2

@@ -153,7 +153,7 @@ def optional_combination() -> ApiError:
 
 
 def invalid_parameter(param: str) -> ApiError:
-    return ApiError(-1130, f"Invalid data sent for a parameter: {param}.")
+    return ApiError(-1130, f"Data sent for parameter '{param}' is not valid.")
 
 
 def recv_window_too_big() -> ApiError:

@@ -6,13 +6,17 @@ Amounts go in and out as decimal strings with Binance's parameter names; errors 
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
+import msgspec
 from fastapi import Depends, FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 
 from cex.core.market import MAX_INT64, MarketConfig
@@ -21,6 +25,8 @@ from cex.infra.settings import InfraSettings
 from cex.trading import errors
 from cex.trading.store import OrderStore
 from cex.trading.validation import AmendRequest, OrderRequest, validate, validate_amend
+
+log = logging.getLogger(__name__)
 
 ORDERS = Counter("cex_trading_orders_total", "Order placements by outcome", ["outcome"])
 LATENCY = Histogram(
@@ -86,6 +92,20 @@ def create_app(settings: InfraSettings | None = None, store: OrderStore | None =
                 raise
         ORDERS.labels("accepted").inc()
         return render(row, config)
+
+    @app.post("/internal/v1/orders/batch")
+    async def place_orders(request: Request, store: Store) -> Response:
+        """Several placements in one request (the public API sends what is waiting): a JSON
+        array of orders → an array of outcomes in the same order, each the order placed or
+        `{"code", "msg", "status"}`. One order's failure never fails another's."""
+        try:
+            batch = _decode_batch(await request.body())
+        except msgspec.DecodeError as exc:
+            raise errors.TradingError(
+                -1130, f"Data sent for parameter 'orders' is not valid: {exc}."
+            ) from None
+        outcomes = await asyncio.gather(*(_place_one(store, body) for body in batch))
+        return Response(msgspec.json.encode(outcomes), media_type="application/json")
 
     @app.post("/internal/v1/orders/test")
     async def test_order(body: OrderRequest, store: Store) -> dict[str, Any]:
@@ -197,6 +217,28 @@ def create_app(settings: InfraSettings | None = None, store: OrderStore | None =
         return PlainTextResponse(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     return app
+
+
+_decode_batch = msgspec.json.Decoder(list[OrderRequest]).decode
+
+
+async def _place_one(store: OrderStore, body: OrderRequest) -> dict[str, Any]:
+    started = time.perf_counter()
+    try:
+        config = store.market_for_symbol(body.symbol)
+        row = await store.place(validate(body, config))
+    except errors.TradingError as exc:
+        ORDERS.labels("rejected").inc()
+        return {"code": exc.code, "msg": exc.msg, "status": exc.status}
+    except Exception:
+        log.exception("placing an order failed")
+        ORDERS.labels("failed").inc()
+        return {"code": -1000, "msg": "An unknown error occurred while processing the request.",
+                "status": 500}  # fmt: skip
+    finally:
+        LATENCY.observe(time.perf_counter() - started)
+    ORDERS.labels("accepted").inc()
+    return render(row, config)
 
 
 def render(row: dict[str, Any], config: MarketConfig) -> dict[str, Any]:

@@ -96,10 +96,9 @@ async def place(state: ApiState, user_id: int, p: Params) -> dict[str, Any]:
     config = state.markets.config(body["symbol"])
     resp_type = _resp_type(p, body["type"])
     if resp_type == "ACK":
-        placed = await state.trading.call("POST", "/internal/v1/orders", body=body)
-        return ack(placed, config)
+        return ack(await state.trading.place(body), config)
     with state.outcomes.watch(user_id) as waiter:
-        placed = await state.trading.call("POST", "/internal/v1/orders", body=body)
+        placed = await state.trading.place(body)
         events = await waiter.wait_for(placed["orderId"], state.settings.api_result_wait_s)
     outcome = (
         outcome_of(placed["orderId"], placed["side"], events, config)
