@@ -136,7 +136,7 @@ async def pair(exchange: Exchange, http: httpx.AsyncClient) -> Pair:
     assert take.status_code == 200, take.text
     pair = Pair(victim, attacker, v, a, resting.json()["orderId"], "victim-order-1",
                 take.json()["orderId"], own.json()["orderId"])  # fmt: skip
-    async with asyncio.timeout(15):  # the trade is settled (myTrades reads settled trades)
+    async with asyncio.timeout(60):  # the trade is settled (myTrades reads settled trades)
         while not (await my_trades(http, exchange, v, {"symbol": "ETHUSDT"})):
             await asyncio.sleep(0.1)
     return pair
