@@ -25,11 +25,6 @@ from cex.api.settings import ApiSettings
 from cex.api.state import ApiState
 from cex.infra import sessions
 
-#: `KeyCache.stop` (cex.api.auth) cancels its LISTEN task while the connection still has its
-#: listener, and asyncpg warns when it goes back to the pool; harmless, and not ours.
-LISTENER_WARNING = "ignore:.*active notification listener:asyncpg.exceptions.InterfaceWarning"
-pytestmark = pytest.mark.filterwarnings(LISTENER_WARNING)
-
 T0 = 1_750_000_000_000
 OPERATOR_TOKEN = "operator-token-for-tests-0123456789"
 

@@ -12,9 +12,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from cex.infra import apikeys
 
-from .test_accounts import LISTENER_WARNING, Harness, api_harness, error
-
-pytestmark = pytest.mark.filterwarnings(LISTENER_WARNING)
+from .test_accounts import Harness, api_harness, error
 
 
 @pytest.fixture

@@ -16,9 +16,8 @@ import pytest
 from cex.audit.check import run as audit
 from cex.core.money import asset_step, format_units
 
-from .test_accounts import LISTENER_WARNING, OPERATOR_TOKEN, Harness, api_harness, error
+from .test_accounts import OPERATOR_TOKEN, Harness, api_harness, error
 
-pytestmark = pytest.mark.filterwarnings(LISTENER_WARNING)
 OPERATOR = {"Authorization": f"Bearer {OPERATOR_TOKEN}"}
 
 
