@@ -74,12 +74,31 @@ def public(weight: Weight) -> Any:
     return Depends(dependency)
 
 
+def _has_session(request: Request) -> bool:
+    return "x-mbx-apikey" not in request.headers and (
+        "authorization" in request.headers or "cex_session" in request.cookies
+    )
+
+
 def signed(permission: str, weight: Weight, *, new_order: bool = False) -> Any:
-    """A signed endpoint needing `permission`; `new_order` counts ORDERS and refuses a
-    replayed signature (a request that changes state is accepted once)."""
+    """A signed endpoint needing `permission`; `new_order` counts ORDERS. A request that
+    changes state is accepted once (a replayed signature is refused).
+
+    The web UI calls the same endpoints with its login session instead of a key (no
+    `X-MBX-APIKEY`; a bearer token, or the session cookie plus the CSRF header on anything
+    but GET): a session may read and trade, never withdraw (`cex.api.sessions`)."""
 
     async def dependency(request: Request, response: Response, state: State, p: Parsed) -> Signed:
         await _spend(request, response, state, weight, p)
+        if _has_session(request) and permission in ("read", "trade"):
+            # Imported here: the session dependencies build on this module's `State`.
+            from cex.api.sessions import current_session
+
+            session = await current_session(request, state)
+            caller = auth.Caller(session.user_id, None)
+            if new_order:
+                await _spend(request, response, state, 0, p, orders_of=caller.user_id)
+            return Signed(caller, p)
         caller, recv_window = await auth.authenticate(
             state.keys, request.headers.get("x-mbx-apikey"), p, state.clock_ms(), permission
         )
