@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import ccxt.async_support as ccxt_async
+from binance_common.configuration import ConfigurationRestAPI
+from binance_sdk_spot.rest_api import SpotRestAPI
+from binance_sdk_spot.spot import Spot
 
 from .conftest import Trader
+
+# python-binance imports `websockets.WebSocketClientProtocol` (so `websockets.legacy`), which
+# websockets ≥ 14 deprecates; the import runs at collection, before a filterwarnings mark applies.
+with warnings.catch_warnings():
+    warnings.filterwarnings("ignore", r"websockets\.(WebSocketClientProtocol|legacy) is deprecated",
+                            DeprecationWarning)  # fmt: skip
+    from binance import AsyncClient
 
 
 def ccxt_binance(url: str, trader: Trader | None = None, **options: Any) -> ccxt_async.binance:
@@ -26,3 +37,28 @@ def ccxt_binance(url: str, trader: Trader | None = None, **options: Any) -> ccxt
             api[name] = f"{url}/api/{'v1' if name == 'v1' else 'v3'}"
     exchange.urls["api"] = api
     return exchange
+
+
+def binance_sdk_spot(url: str, trader: Trader | None = None, *, api_key: str | None = None,
+                     private_key: str | None = None) -> SpotRestAPI:  # fmt: skip
+    """The official `binance-sdk-spot` REST client, configured through its own configuration
+    object: `base_path` is our URL; signed with the trader's HMAC secret, or with an Ed25519
+    `private_key` (PEM) for `api_key`. A generous timeout (its default is 1 s) and no
+    retries, so that a slow answer is a failure rather than a second order."""
+    config = ConfigurationRestAPI(
+        api_key=api_key or (trader.api_key if trader else None),
+        api_secret=trader.secret if trader and private_key is None else None,
+        private_key=private_key,
+        base_path=url,
+        timeout=30_000,
+        retries=0,
+    )  # fmt: skip
+    return Spot(config_rest_api=config).rest_api
+
+
+def python_binance(url: str, trader: Trader | None = None) -> AsyncClient:
+    """python-binance's `AsyncClient` pointed at our URL through its `API_URL` attribute
+    (spot endpoints are `{API_URL}/v3/{path}`); nothing else changed."""
+    client = AsyncClient(trader.api_key if trader else None, trader.secret if trader else None)
+    client.API_URL = f"{url}/api"
+    return client
