@@ -1,15 +1,19 @@
 """The Helm chart (charts/cex) against the real control plane.
 
 `helm lint` accepts the chart and refuses bad values through values.schema.json; every object
-`helm template` renders (monitoring included) passes the API server's validation
-(`kubectl apply --dry-run=server`); `helm install --wait` brings the release up on the kwok
-node (the migration hook's Job completes, the Deployments become ready), with the CRDs
-installed, and RBAC that grants the operator what it needs and nothing else; `helm uninstall`
-removes the release and keeps the CRDs (Helm never deletes what it installed from crds/).
+`helm template` renders (monitoring, the public API's Ingress and the trading API's
+NetworkPolicy included) passes the API server's validation (`kubectl apply --dry-run=server`);
+the public API reaches the trading Service and reads its secrets from Secrets, and the
+NetworkPolicy admits only it to the trading pods; `helm install --wait` brings the release up
+on the kwok node (the migration hook's Job completes, the Deployments become ready), with the
+CRDs installed, and RBAC that grants the operator what it needs and nothing else;
+`helm uninstall` removes the release and keeps the CRDs (Helm never deletes what it installed
+from crds/).
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import subprocess
@@ -33,6 +37,22 @@ ROOT_CRDS = {
     "kopf-peering.yaml": REPO_ROOT / "crds" / "kopf-peering.yaml",
 }
 SYMLINK_NOTICE = "found symbolic link in path"
+# The public API's Secrets named in ci/external-values.yaml.
+API_KEYS_SECRET = "cex-api-keys"
+API_OPERATOR_SECRET = "cex-api-operator"
+# Everything optional switched on: the public API's Ingress and a Prometheus scraper.
+INGRESS_AND_SCRAPER: list[str | Path] = [
+    "--set", "ingress.enabled=true",
+    "--set", "ingress.className=nginx",
+    "--set", "ingress.hosts={api.example.com,api2.example.com}",
+    "--set", "ingress.tls[0].secretName=cex-api-tls",
+    "--set", "ingress.tls[0].hosts={api.example.com}",
+    "--set", "ingress.annotations.cert-manager\\.io/cluster-issuer=letsencrypt",
+    "--set-json", "networkPolicy.metricsFrom=" + json.dumps([{
+        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}},
+        "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}},
+    }]),
+]  # fmt: skip
 
 
 @dataclass
@@ -187,6 +207,28 @@ def helm_wait(helm: Helm, namespace: str, *args: str | Path) -> None:
         )
 
 
+def create_api_secrets(control_plane: ControlPlane, namespace: str) -> None:
+    """The Secrets ci/external-values.yaml names, as an operator of the exchange makes them."""
+    key = base64.b64encode(os.urandom(32)).decode()
+    control_plane.kubectl(
+        "create", "secret", "generic", API_KEYS_SECRET, "-n", namespace,
+        "--from-literal=keyId=k1", f"--from-literal=keys={json.dumps({'k1': key})}",
+    )  # fmt: skip
+    control_plane.kubectl(
+        "create", "secret", "generic", API_OPERATOR_SECRET, "-n", namespace,
+        f"--from-literal=token={uuid.uuid4().hex}",
+    )  # fmt: skip
+
+
+def by_kind(docs: list[dict[str, Any]], kind: str) -> dict[str, dict[str, Any]]:
+    return {d["metadata"]["name"]: d for d in docs if d["kind"] == kind}
+
+
+def env_of(deployment: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    return {e["name"]: e for e in container["env"]}
+
+
 def can_i(control_plane: ControlPlane, who: str, verb: str, resource: str, *args: str) -> bool:
     proc = control_plane.kubectl("auth", "can-i", verb, resource, f"--as={who}", *args, check=False)
     answer = proc.stdout.strip()
@@ -203,7 +245,7 @@ def service_account(namespace: str, name: str) -> str:
 
 @pytest.mark.parametrize("values", [None, EXTERNAL, DEV], ids=["defaults", "external", "dev"])
 def test_lint_passes_strict(helm: Helm, values: Path | None) -> None:
-    args = ["-f", values] if values else []
+    args: list[str | Path] = ["-f", values] if values else []
     proc = helm("lint", CHART, "--strict", *args)
     assert "1 chart(s) linted, 0 chart(s) failed" in proc.stdout
 
@@ -220,6 +262,12 @@ def test_lint_passes_strict(helm: Helm, values: Path | None) -> None:
             "components.new-service.enabled=true",
             "at '/components/new-service': missing properties 'replicas'",
         ),
+        ("api.rateLimits.ordersPerDay=0", "at '/api/rateLimits/ordersPerDay': minimum"),
+        ("api.secretsKeys.name=x", "additional properties 'name' not allowed"),
+        ("api.tradingUrl=trading:8080", "at '/api/tradingUrl'"),
+        ("ingress.hosts={Not_A_Host}", "at '/ingress/hosts/0'"),
+        ("networkPolicy.metricsFrom[0].pods=x", "additional properties 'pods' not allowed"),
+        ("networkPolicy.enabled=yes", "at '/networkPolicy/enabled'"),
     ],
 )
 def test_lint_fails_on_a_bad_value(helm: Helm, setting: str, message: str) -> None:
@@ -239,6 +287,212 @@ def test_install_without_infrastructure_says_what_to_set(helm: Helm) -> None:
     proc = helm("template", "rel", CHART, "--set", "infra.redis.url=redis://r:6379/0", check=False)
     assert "infra.kafka.bootstrap" in proc.stderr
     assert "infra.redis.url" not in proc.stderr
+
+
+def test_lint_passes_with_everything_optional(helm: Helm) -> None:
+    proc = helm("lint", CHART, "--strict", "-f", EXTERNAL, *INGRESS_AND_SCRAPER)
+    assert "1 chart(s) linted, 0 chart(s) failed" in proc.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["--set", "api.secretsKeys.existingSecret="],
+            "api.secretsKeys.existingSecret is required",
+        ),
+        (["--set", "components.trading.enabled=false"], "api.tradingUrl is required"),
+        (["--set", "api.faucetEnabled=true"], "only allowed with environment=dev"),
+        (
+            ["--set", "components.api.enabled=false", "--set", "ingress.enabled=true"],
+            "needs components.api.enabled=true",
+        ),
+    ],
+    ids=["secrets-keys", "trading-url", "faucet", "ingress-without-api"],
+)
+def test_public_api_says_what_is_missing(helm: Helm, args: list[str], message: str) -> None:
+    proc = helm("template", "rel", CHART, "-f", EXTERNAL, *args, check=False)
+    assert proc.returncode != 0
+    assert message in proc.stderr
+
+
+def test_public_api_can_be_left_out(helm: Helm) -> None:
+    """Without the public API no secret of its own is needed, and nothing may reach trading."""
+    docs = helm.template(
+        "rel", CHART, "-f", EXTERNAL, "--set", "components.api.enabled=false",
+        "--set", "api.secretsKeys.existingSecret=", "--set", "api.operatorToken.existingSecret=",
+    )  # fmt: skip
+    assert "rel-cex-api" not in by_kind(docs, "Deployment")
+    (policy,) = by_kind(docs, "NetworkPolicy").values()
+    assert policy["spec"]["ingress"] == []
+
+
+# --------------------------------------------------------------------------- public API
+
+
+def test_public_api_calls_the_trading_service_with_secrets_from_secrets(helm: Helm) -> None:
+    docs = helm.template("exch", CHART, "-n", "money", "-f", EXTERNAL)
+    deployments = by_kind(docs, "Deployment")
+    services = by_kind(docs, "Service")
+    api = deployments["exch-cex-api"]
+    assert api["spec"]["replicas"] == 2
+    (container,) = api["spec"]["template"]["spec"]["containers"]
+    assert container["args"] == ["serve", "api"]
+    assert container["ports"] == [{"name": "http", "containerPort": 8080, "protocol": "TCP"}]
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+    env = env_of(api)
+    assert env["CEX_API_HOST"] == {"name": "CEX_API_HOST", "value": "0.0.0.0"}
+    assert env["CEX_API_PORT"] == {"name": "CEX_API_PORT", "value": "8080"}
+
+    # CEX_TRADING_URL is the trading Service of this release, on its port.
+    url = env["CEX_TRADING_URL"]["value"]
+    trading = services["exch-cex-trading"]
+    (port,) = trading["spec"]["ports"]
+    assert url == f"http://{trading['metadata']['name']}:{port['port']}"
+    assert port["targetPort"] == "http"
+
+    # Secrets come from the Secrets of the values, never from plain values.
+    assert env["CEX_SECRETS_KEYS"]["valueFrom"] == {
+        "secretKeyRef": {"name": API_KEYS_SECRET, "key": "keys"}
+    }
+    assert env["CEX_SECRETS_KEY_ID"]["valueFrom"] == {
+        "secretKeyRef": {"name": API_KEYS_SECRET, "key": "keyId"}
+    }
+    assert env["CEX_API_OPERATOR_TOKEN"]["valueFrom"] == {
+        "secretKeyRef": {"name": API_OPERATOR_SECRET, "key": "token"}
+    }
+    for name in ("CEX_SECRETS_KEYS", "CEX_SECRETS_KEY_ID", "CEX_API_OPERATOR_TOKEN"):
+        assert "value" not in env[name], name
+    assert not any(d["kind"] == "Secret" and "api" in d["metadata"]["name"] for d in docs)
+    assert {k: env[k]["value"] for k in (
+        "CEX_API_FAUCET_ENABLED", "CEX_API_WEIGHT_PER_MINUTE", "CEX_API_ORDERS_PER_10S",
+        "CEX_API_ORDERS_PER_DAY",
+    )} == {
+        "CEX_API_FAUCET_ENABLED": "false", "CEX_API_WEIGHT_PER_MINUTE": "6000",
+        "CEX_API_ORDERS_PER_10S": "100", "CEX_API_ORDERS_PER_DAY": "200000",
+    }  # fmt: skip
+    assert "FORWARDED_ALLOW_IPS" not in env
+    # Only the public API gets them.
+    assert "CEX_SECRETS_KEYS" not in env_of(deployments["exch-cex-trading"])
+
+    # The URL follows the names; an operator token is optional; values reach the env.
+    docs = helm.template(
+        "other", CHART, "-f", EXTERNAL, "--set", "fullnameOverride=x",
+        "--set", "components.trading.port=9000", "--set", "api.operatorToken.existingSecret=",
+        "--set", "api.rateLimits.ordersPerDay=1000000", "--set", "api.forwardedAllowIps=10.0.0.0/8",
+    )  # fmt: skip
+    env = env_of(by_kind(docs, "Deployment")["x-api"])
+    assert env["CEX_TRADING_URL"]["value"] == "http://x-trading:9000"
+    assert "CEX_API_OPERATOR_TOKEN" not in env
+    assert env["CEX_API_ORDERS_PER_DAY"]["value"] == "1000000"
+    assert env["FORWARDED_ALLOW_IPS"]["value"] == "10.0.0.0/8"
+    docs = helm.template(
+        "rel", CHART, "-f", EXTERNAL, "--set", "api.tradingUrl=http://trading.elsewhere:80",
+        "--set", "components.trading.enabled=false",
+    )  # fmt: skip
+    env = env_of(by_kind(docs, "Deployment")["rel-cex-api"])
+    assert env["CEX_TRADING_URL"]["value"] == "http://trading.elsewhere:80"
+
+
+def test_dev_generates_the_public_api_secret(helm: Helm) -> None:
+    docs = helm.template("rel", CHART, "-f", DEV, "--set", "api.faucetEnabled=true")
+    secret = by_kind(docs, "Secret")["rel-cex-api"]
+    data = secret["stringData"]
+    keys = json.loads(data["keys"])
+    assert data["keyId"] in keys
+    assert all(len(base64.b64decode(k)) == 32 for k in keys.values())
+    assert len(data["token"]) >= 32
+    env = env_of(by_kind(docs, "Deployment")["rel-cex-api"])
+    for name, key in [
+        ("CEX_SECRETS_KEYS", "keys"), ("CEX_SECRETS_KEY_ID", "keyId"),
+        ("CEX_API_OPERATOR_TOKEN", "token"),
+    ]:  # fmt: skip
+        assert env[name]["valueFrom"] == {"secretKeyRef": {"name": "rel-cex-api", "key": key}}
+    assert env["CEX_API_FAUCET_ENABLED"]["value"] == "true"
+    # The user's Secrets win over generated ones.
+    docs = helm.template(
+        "rel", CHART, "-f", DEV, "--set", "api.secretsKeys.existingSecret=mine",
+        "--set", "api.operatorToken.existingSecret=mine",
+    )  # fmt: skip
+    assert "rel-cex-api" not in by_kind(docs, "Secret")
+
+
+def selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
+    assert set(selector) == {"matchLabels"}, selector
+    return all(labels.get(k) == v for k, v in selector["matchLabels"].items())
+
+
+def test_network_policy_admits_only_the_public_api_to_trading(helm: Helm) -> None:
+    docs = helm.template("rel", CHART, "-n", "exchange", "-f", EXTERNAL)
+    (policy,) = by_kind(docs, "NetworkPolicy").values()
+    spec = policy["spec"]
+    pods = {
+        name: d["spec"]["template"]["metadata"]["labels"]
+        for name, d in by_kind(docs, "Deployment").items()
+    }
+    assert "rel-cex-api" in pods
+    assert "rel-cex-trading" in pods
+    # It selects the trading pods and nothing else of the release.
+    assert {n for n, labels in pods.items() if selects(spec["podSelector"], labels)} == {
+        "rel-cex-trading"
+    }
+    assert spec["policyTypes"] == ["Ingress"]
+    # One rule: from the public API's pods (same namespace: no namespaceSelector), to the
+    # trading container's port.
+    (rule,) = spec["ingress"]
+    (peer,) = rule["from"]
+    assert set(peer) == {"podSelector"}
+    assert {n for n, labels in pods.items() if selects(peer["podSelector"], labels)} == {
+        "rel-cex-api"
+    }
+    (trading,) = by_kind(docs, "Deployment")["rel-cex-trading"]["spec"]["template"]["spec"][
+        "containers"
+    ]
+    assert rule["ports"] == [{"port": trading["ports"][0]["name"], "protocol": "TCP"}]
+    # Selector labels are the standard ones.
+    assert set(spec["podSelector"]["matchLabels"]) == {
+        "app.kubernetes.io/name", "app.kubernetes.io/instance", "app.kubernetes.io/component",
+    }  # fmt: skip
+
+    # metricsFrom adds the scrapers, as given, on the same port.
+    docs = helm.template("rel", CHART, "-n", "exchange", "-f", EXTERNAL, *INGRESS_AND_SCRAPER)
+    (policy,) = by_kind(docs, "NetworkPolicy").values()
+    api_rule, scrape_rule = policy["spec"]["ingress"]
+    assert api_rule == rule
+    assert scrape_rule["from"] == [{
+        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}},
+        "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}},
+    }]  # fmt: skip
+    assert scrape_rule["ports"] == rule["ports"]
+
+    docs = helm.template("rel", CHART, "-f", EXTERNAL, "--set", "networkPolicy.enabled=false")
+    assert not by_kind(docs, "NetworkPolicy")
+
+
+def test_ingress_routes_to_the_public_api(helm: Helm) -> None:
+    docs = helm.template("rel", CHART, "-f", EXTERNAL)
+    assert not by_kind(docs, "Ingress")
+    docs = helm.template("rel", CHART, "-f", EXTERNAL, *INGRESS_AND_SCRAPER)
+    (ingress,) = by_kind(docs, "Ingress").values()
+    service = by_kind(docs, "Service")["rel-cex-api"]
+    assert ingress["metadata"]["annotations"] == {"cert-manager.io/cluster-issuer": "letsencrypt"}
+    spec = ingress["spec"]
+    assert spec["ingressClassName"] == "nginx"
+    assert spec["tls"] == [{"secretName": "cex-api-tls", "hosts": ["api.example.com"]}]
+    assert [r["host"] for r in spec["rules"]] == ["api.example.com", "api2.example.com"]
+    for rule in spec["rules"]:
+        (path,) = rule["http"]["paths"]
+        assert path["path"] == "/"
+        assert path["pathType"] == "Prefix"
+        backend = path["backend"]["service"]
+        assert backend["name"] == service["metadata"]["name"]
+        assert backend["port"]["name"] in {p["name"] for p in service["spec"]["ports"]}
+    # No hosts: one rule for every host.
+    docs = helm.template("rel", CHART, "-f", EXTERNAL, "--set", "ingress.enabled=true")
+    (ingress,) = by_kind(docs, "Ingress").values()
+    (rule,) = ingress["spec"]["rules"]
+    assert "host" not in rule
+    assert "ingressClassName" not in ingress["spec"]
 
 
 # --------------------------------------------------------------------------- CRDs
@@ -284,7 +538,7 @@ def test_rendered_objects_pass_server_side_validation(
     ns = new_ns(control_plane, namespaces)
     args: list[str | Path] = ["-n", ns, "--set", "monitoring.enabled=true"]
     if variant == "external":
-        args += ["-f", EXTERNAL]
+        args += ["-f", EXTERNAL, *INGRESS_AND_SCRAPER]
     elif variant == "dev":
         args += ["-f", DEV, "--set", "devInfra.persistence.enabled=true"]
     else:
@@ -292,9 +546,12 @@ def test_rendered_objects_pass_server_side_validation(
         args += ["-f", EXTERNAL, "--set", f"operator.watchNamespaces={{{','.join(watched)}}}"]
     docs = helm.template("rel", CHART, *args)
     kinds = {doc["kind"] for doc in docs}
-    assert {"ServiceMonitor", "PrometheusRule", "Deployment", "Job"} <= kinds
+    assert {"ServiceMonitor", "PrometheusRule", "Deployment", "Job", "NetworkPolicy"} <= kinds
+    if variant == "external":
+        assert "Ingress" in kinds
     if variant == "dev":
         assert {"StatefulSet"} <= kinds
+        assert "rel-cex-api" in by_kind(docs, "Secret")
     if variant == "namespaced":
         assert {"Role", "RoleBinding", "KopfPeering"} <= kinds
     else:
@@ -320,6 +577,7 @@ def test_install_upgrade_uninstall(
     releases: list[Release],
 ) -> None:
     ns = new_ns(control_plane, namespaces)
+    create_api_secrets(control_plane, ns)
     release = install(helm, releases, ns, "-f", EXTERNAL)
     full = f"{release.name}-cex"
 
@@ -327,7 +585,7 @@ def test_install_upgrade_uninstall(
         d["metadata"]["name"]: d for d in control_plane.get_json("deployments", "-n", ns)["items"]
     }
     assert set(deployments) == {
-        f"{full}-{c}" for c in ("trading", "relay", "settlement", "lifecycle", "operator")
+        f"{full}-{c}" for c in ("api", "trading", "relay", "settlement", "lifecycle", "operator")
     }
     for name, deployment in deployments.items():
         status = deployment["status"]
@@ -340,6 +598,19 @@ def test_install_upgrade_uninstall(
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
     assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
     assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+
+    # The public API: two ready replicas, pointed at the trading Service, secrets from Secrets.
+    api = deployments[f"{full}-api"]
+    assert api["status"].get("readyReplicas") == 2
+    env = env_of(api)
+    trading_service = control_plane.get_json("service", f"{full}-trading", "-n", ns)
+    assert env["CEX_TRADING_URL"]["value"] == (
+        f"http://{full}-trading:{trading_service['spec']['ports'][0]['port']}"
+    )
+    assert env["CEX_SECRETS_KEYS"]["valueFrom"]["secretKeyRef"]["name"] == API_KEYS_SECRET
+    control_plane.kubectl("get", "service", f"{full}-api", "-n", ns)
+    policy = control_plane.get_json("networkpolicy", f"{full}-trading", "-n", ns)
+    assert policy["spec"]["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "trading"
 
     # The migration ran as a pre-install hook and its Job and Secret were cleaned up.
     assert not control_plane.get_json("jobs", "-n", ns)["items"]
@@ -526,6 +797,13 @@ def test_dev_infrastructure_install(
         return int(job.get("status", {}).get("succeeded", 0)) == 1
 
     wait_until(migrated, timeout=60, what="the migration Job to complete")
+
+    # The public API's generated dev Secret survives an upgrade unchanged: the API keys
+    # sealed with its keys stay readable.
+    secret = control_plane.get_json("secret", f"{full}-api", "-n", ns)["data"]
+    assert set(secret) == {"keys", "keyId", "token"}
+    helm_wait(helm, ns, "upgrade", release.name, CHART, "-n", ns, "--reuse-values")
+    assert control_plane.get_json("secret", f"{full}-api", "-n", ns)["data"] == secret
 
 
 def test_bad_value_fails_install_before_creating_anything(

@@ -49,6 +49,7 @@ func main() {
 """
 # The modules that define the exported metrics (prometheus_client registers them on import).
 METRIC_MODULES = (
+    "cex.api.app",
     "cex.trading.app",
     "cex.relay.service",
     "cex.settlement.service",
@@ -181,7 +182,7 @@ def test_alerts_are_complete(monitoring: list[dict[str, Any]]) -> None:
         assert alert["annotations"]["description"], alert["alert"]
     down = [a for a in alerts if a["alert"] == "CexServiceDown"]
     assert {a["labels"]["component"] for a in down} == {
-        "trading", "relay", "settlement", "lifecycle",
+        "api", "trading", "relay", "settlement", "lifecycle",
     }  # fmt: skip
 
 
@@ -205,7 +206,9 @@ def test_service_monitors_select_what_is_scraped(monitoring: list[dict[str, Any]
         return all(e["port"] in ports for e in monitor["spec"]["endpoints"])
 
     scraped = {name for name, svc in services.items() if selects(monitors["rel-cex-services"], svc)}
-    assert scraped == {f"rel-cex-{c}" for c in ("trading", "relay", "settlement", "lifecycle")}
+    assert scraped == {
+        f"rel-cex-{c}" for c in ("api", "trading", "relay", "settlement", "lifecycle")
+    }
     assert {n for n, s in services.items() if selects(monitors["rel-cex-operator"], s)} == {
         "rel-cex-operator"
     }

@@ -258,3 +258,100 @@ priorityClassName: {{ . }}
   value: {{ $value | toString | quote }}
 {{- end }}
 {{- end -}}
+
+{{/*
+The public API (components.api). Its secrets come from Secrets, never from values: the
+user's existingSecrets, or with devInfra.enabled a generated Secret "<fullname>-api".
+*/}}
+
+{{/* "true" when the public API runs. */}}
+{{- define "cex.api.enabled" -}}
+{{- if (dig "api" "enabled" false .Values.components) -}}true{{- end -}}
+{{- end -}}
+
+{{/* "true" when the chart generates the API's Secret (dev infrastructure, a Secret not given). */}}
+{{- define "cex.api.generateSecret" -}}
+{{- if and (include "cex.api.enabled" .) .Values.devInfra.enabled (or (not .Values.api.secretsKeys.existingSecret) (not .Values.api.operatorToken.existingSecret)) -}}true{{- end -}}
+{{- end -}}
+
+{{/* Name of the generated API Secret. */}}
+{{- define "cex.api.generatedSecretName" -}}
+{{- include "cex.componentName" (list . "api") -}}
+{{- end -}}
+
+{{/* Secret holding `keys` and `keyId` (CEX_SECRETS_KEYS, CEX_SECRETS_KEY_ID). */}}
+{{- define "cex.api.secretsKeysSecret" -}}
+{{- if .Values.api.secretsKeys.existingSecret -}}
+{{- .Values.api.secretsKeys.existingSecret -}}
+{{- else if .Values.devInfra.enabled -}}
+{{- include "cex.api.generatedSecretName" . -}}
+{{- else -}}
+{{- fail "\napi.secretsKeys.existingSecret is required: a Secret with the keys `keys` (CEX_SECRETS_KEYS, JSON object key id -> base64 of 32 random bytes) and `keyId` (CEX_SECRETS_KEY_ID) that seal API key secrets at rest; or set devInfra.enabled=true (generated), or components.api.enabled=false" -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Secret holding `token` (CEX_API_OPERATOR_TOKEN); empty: no operator role. */}}
+{{- define "cex.api.operatorTokenSecret" -}}
+{{- if .Values.api.operatorToken.existingSecret -}}
+{{- .Values.api.operatorToken.existingSecret -}}
+{{- else if .Values.devInfra.enabled -}}
+{{- include "cex.api.generatedSecretName" . -}}
+{{- end -}}
+{{- end -}}
+
+{{/* CEX_TRADING_URL: api.tradingUrl, else the trading Service of this release. */}}
+{{- define "cex.api.tradingUrl" -}}
+{{- if .Values.api.tradingUrl -}}
+{{- .Values.api.tradingUrl -}}
+{{- else if (dig "trading" "enabled" false .Values.components) -}}
+{{- printf "http://%s:%v" (include "cex.componentName" (list . "trading")) .Values.components.trading.port -}}
+{{- else -}}
+{{- fail "\napi.tradingUrl is required when components.trading is disabled (the public API places orders through the trading API)" -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The public API's own environment (container env entries). */}}
+{{- define "cex.api.env" -}}
+{{- if and .Values.api.faucetEnabled (ne .Values.environment "dev") -}}
+{{- fail "\napi.faucetEnabled hands out free funds: it is only allowed with environment=dev" -}}
+{{- end -}}
+- name: CEX_TRADING_URL
+  value: {{ include "cex.api.tradingUrl" . | quote }}
+- name: CEX_SECRETS_KEYS
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "cex.api.secretsKeysSecret" . }}
+      key: keys
+- name: CEX_SECRETS_KEY_ID
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "cex.api.secretsKeysSecret" . }}
+      key: keyId
+{{- with include "cex.api.operatorTokenSecret" . }}
+- name: CEX_API_OPERATOR_TOKEN
+  valueFrom:
+    secretKeyRef:
+      name: {{ . }}
+      key: token
+{{- end }}
+- name: CEX_API_FAUCET_ENABLED
+  value: {{ .Values.api.faucetEnabled | toString | quote }}
+- name: CEX_API_WEIGHT_PER_MINUTE
+  value: {{ .Values.api.rateLimits.weightPerMinute | int64 | toString | quote }}
+- name: CEX_API_ORDERS_PER_10S
+  value: {{ .Values.api.rateLimits.ordersPer10s | int64 | toString | quote }}
+- name: CEX_API_ORDERS_PER_DAY
+  value: {{ .Values.api.rateLimits.ordersPerDay | int64 | toString | quote }}
+{{- with .Values.api.forwardedAllowIps }}
+- name: FORWARDED_ALLOW_IPS
+  value: {{ . | quote }}
+{{- end }}
+{{- end -}}
+
+{{/* Extra env entries of one component (list $ "name"): the public API's settings. */}}
+{{- define "cex.componentEnv" -}}
+{{- $root := index . 0 -}}
+{{- if eq (index . 1) "api" -}}
+{{- include "cex.api.env" $root -}}
+{{- end -}}
+{{- end -}}
