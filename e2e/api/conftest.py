@@ -97,7 +97,7 @@ class Exchange:
 
 async def _wait_ready(url: str, processes: dict[str, subprocess.Popen[bytes]]) -> None:
     async with aiohttp.ClientSession() as http:
-        async with asyncio.timeout(60):
+        async with asyncio.timeout(180):  # a loaded machine starts Python slowly
             while True:
                 for name, process in processes.items():
                     assert process.poll() is None, f"{name} exited with {process.returncode}"

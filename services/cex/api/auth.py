@@ -7,7 +7,8 @@
    HMAC-SHA256 in hex, or Ed25519 in base64 (-1022). Compared in constant time.
 4. The key has the permission the endpoint needs (-2015).
 5. A request that changes something may be sent once: its signature is remembered in Redis
-   for as long as its timestamp is valid, so a captured request cannot be replayed (-1022).
+   for as long as its timestamp is valid, so a captured request cannot be replayed (-1022;
+   `cex.api.ratelimit` does it in the same round trip as the rate limits).
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ import time
 from dataclasses import dataclass
 
 import asyncpg
-import redis.asyncio as aioredis
 from cryptography.exceptions import InvalidSignature
 
 from cex.api import errors
@@ -151,15 +151,3 @@ async def authenticate(
     if permission not in key.permissions:
         raise errors.rejected_api_key()
     return Caller(key.user_id, key), recv_window
-
-
-async def refuse_replay(
-    client: aioredis.Redis, prefix: str, signature: str, recv_window: int
-) -> None:
-    """Remember a mutating request's signature while it is valid; -1022 on a second use."""
-    digest = hashlib.sha256(signature.encode()).hexdigest()
-    fresh = await client.set(
-        f"{prefix}:sig:{digest}", b"1", nx=True, px=recv_window + MAX_AHEAD_MS + 1_000
-    )
-    if not fresh:
-        raise errors.bad_signature()

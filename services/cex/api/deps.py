@@ -53,12 +53,12 @@ def _remember(request: Request, response: Response, headers: dict[str, str]) -> 
 
 async def _spend(
     request: Request, response: Response, state: ApiState, weight: Weight, p: Params,
-    orders_of: int | None = None,
+    orders_of: int | None = None, once: tuple[str, int] | None = None,
 ) -> None:  # fmt: skip
     cost = weight(p) if callable(weight) else weight
     try:
         headers = await state.limiter.spend(
-            client_ip(request), cost, state.clock_ms(), orders_of=orders_of
+            client_ip(request), cost, state.clock_ms(), orders_of=orders_of, once=once
         )
     except Exception as exc:
         request.state.rate_headers = getattr(exc, "headers", {})
@@ -89,26 +89,30 @@ def signed(permission: str, weight: Weight, *, new_order: bool = False) -> Any:
     but GET): a session may read and trade, never withdraw (`cex.api.sessions`)."""
 
     async def dependency(request: Request, response: Response, state: State, p: Parsed) -> Signed:
-        await _spend(request, response, state, weight, p)
         if _has_session(request) and permission in ("read", "trade"):
             # Imported here: the session dependencies build on this module's `State`.
             from cex.api.sessions import current_session
 
+            await _spend(request, response, state, weight, p)
             session = await current_session(request, state)
             caller = auth.Caller(session.user_id, None)
             if new_order:
                 await _spend(request, response, state, 0, p, orders_of=caller.user_id)
             return Signed(caller, p)
-        caller, recv_window = await auth.authenticate(
-            state.keys, request.headers.get("x-mbx-apikey"), p, state.clock_ms(), permission
-        )
-        if new_order:
-            await _spend(request, response, state, 0, p, orders_of=caller.user_id)
-        if request.method != "GET":
-            signature = p.raw("signature") or ""
-            await auth.refuse_replay(
-                state.redis, state.settings.redis_prefix, signature, recv_window
+        # The signature is checked first (no I/O once the key is cached); then one call to
+        # Redis counts the weight, the new order and the signature's single use.
+        try:
+            caller, recv_window = await auth.authenticate(
+                state.keys, request.headers.get("x-mbx-apikey"), p, state.clock_ms(), permission
             )
+        except Exception:
+            await _spend(request, response, state, weight, p)  # refused requests count too
+            raise
+        once = None
+        if request.method != "GET":
+            once = (p.raw("signature") or "", recv_window + auth.MAX_AHEAD_MS + 1_000)
+        await _spend(request, response, state, weight, p,
+                     orders_of=caller.user_id if new_order else None, once=once)  # fmt: skip
         return Signed(caller, p)
 
     return Depends(dependency)

@@ -6,25 +6,35 @@
   (`X-MBX-ORDER-COUNT-10S`, `X-MBX-ORDER-COUNT-1D`).
 
 A request over a limit is refused with 429 (-1003 for weight, -1015 for orders) and
-changes nothing; refused requests count too, as on Binance. One script call (one round
-trip) per request.
+changes nothing; refused requests count too, as on Binance.
+
+The same script call remembers a state-changing signed request's signature for as long as
+its timestamp is valid, so the request is accepted once (`cex.api.auth`): one round trip
+to Redis per request in all.
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 
 from cex.api import errors
 
-# KEYS: counters; ARGV: increment, ttl (ms) pairs. Returns the new values.
+# KEYS: counters, then optionally a signature key; ARGV: increment, ttl (ms) pairs (the
+# signature's ttl last). Returns the counters' new values, then 1 if the signature is new.
 _COUNT = """
 local out = {}
-for i = 1, #KEYS do
+local counters = #KEYS
+if #ARGV == 2 * #KEYS - 1 then counters = #KEYS - 1 end
+for i = 1, counters do
   local v = redis.call('INCRBY', KEYS[i], ARGV[2 * i - 1])
   if v == tonumber(ARGV[2 * i - 1]) then redis.call('PEXPIRE', KEYS[i], ARGV[2 * i]) end
   out[i] = v
+end
+if counters < #KEYS then
+  out[#KEYS] = redis.call('SET', KEYS[#KEYS], '1', 'NX', 'PX', ARGV[#ARGV]) and 1 or 0
 end
 return out
 """
@@ -59,10 +69,12 @@ class RateLimiter:
         self._count = client.register_script(_COUNT)
 
     async def spend(
-        self, ip: str, weight: int, now_ms: int, *, orders_of: int | None = None
-    ) -> dict[str, str]:
+        self, ip: str, weight: int, now_ms: int, *, orders_of: int | None = None,
+        once: tuple[str, int] | None = None,
+    ) -> dict[str, str]:  # fmt: skip
         """Count the request (and a new order of account `orders_of`); the headers to send.
-        Raises `ApiError` (429) when a limit is exceeded; the headers are on the error."""
+        Raises `ApiError` (429) when a limit is exceeded; the headers are on the error.
+        `once` is (signature, ms it stays valid): -1022 if that signature was seen."""
         keys = [f"{self.prefix}:rl:w:{ip}:{now_ms // MINUTE_MS}"]
         args: list[int] = [weight, MINUTE_MS + 1000]
         if orders_of is not None:
@@ -71,6 +83,10 @@ class RateLimiter:
                 f"{self.prefix}:rl:od:{orders_of}:{now_ms // DAY_MS}",
             ]
             args += [1, TEN_S_MS + 1000, 1, DAY_MS + 1000]
+        if once is not None:
+            digest = hashlib.sha256(once[0].encode()).hexdigest()
+            keys.append(f"{self.prefix}:sig:{digest}")
+            args.append(once[1])
         counts = [int(c) for c in await self._count(keys=keys, args=args)]
         headers = {"X-MBX-USED-WEIGHT-1M": str(counts[0])}
         error: errors.ApiError | None = None
@@ -83,6 +99,8 @@ class RateLimiter:
                 error = errors.too_many_orders(self.limits.orders_per_10s, "10 SECOND")
             if error is None and counts[2] > self.limits.orders_per_day:
                 error = errors.too_many_orders(self.limits.orders_per_day, "1 DAY")
+        if error is None and once is not None and counts[-1] == 0:
+            error = errors.bad_signature()  # a replay of a request accepted before
         if error is not None:
             error.headers = headers
             raise error
