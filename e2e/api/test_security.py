@@ -17,6 +17,7 @@ import json
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import Any
 
 import asyncpg
@@ -86,7 +87,9 @@ def bearer(token: str) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=30) as client:
+    # No cookie jar: a session cookie from a login would authenticate later requests.
+    jar = CookieJar(DefaultCookiePolicy(allowed_domains=[]))
+    async with httpx.AsyncClient(timeout=30, cookies=jar) as client:
         yield client
 
 
@@ -136,9 +139,17 @@ async def pair(exchange: Exchange, http: httpx.AsyncClient) -> Pair:
     assert take.status_code == 200, take.text
     pair = Pair(victim, attacker, v, a, resting.json()["orderId"], "victim-order-1",
                 take.json()["orderId"], own.json()["orderId"])  # fmt: skip
-    async with asyncio.timeout(60):  # the trade is settled (myTrades reads settled trades)
-        while not (await my_trades(http, exchange, v, {"symbol": "ETHUSDT"})):
-            await asyncio.sleep(0.1)
+    try:
+        async with asyncio.timeout(60):  # the trade is settled (myTrades reads settled trades)
+            while not (await my_trades(http, exchange, v, {"symbol": "ETHUSDT"})):
+                await asyncio.sleep(0.1)
+    except TimeoutError:
+        conn = await asyncpg.connect(exchange.dsn)
+        rows = await conn.fetch("SELECT id, user_id, market, side, status FROM orders ORDER BY id")
+        await conn.close()
+        names = ("relay", "trading", "settlement", "engine-eth-usdt")
+        logs = {name: exchange.log(name)[-3000:] for name in names}
+        raise AssertionError(f"no settled trade: {take.text} {rows} {logs}") from None
     return pair
 
 
@@ -369,6 +380,8 @@ async def test_withdrawals_and_balances_of_another_user_are_invisible_and_operat
                                   json={"userId": pair.attacker.user_id, "asset": "USDT",
                                         "amount": "1000000", "externalId": "steal"})  # fmt: skip
         assert (deposit.status_code, error(deposit)) == (401, -9041)
+        listing = await http.get(f"{accounts_url}/cex/v1/operator/withdrawals", headers=headers)
+        assert (listing.status_code, error(listing)) == (401, -9041)
     listed = (await http.get(f"{accounts_url}/cex/v1/withdrawals", headers=victim)).json()
     assert [(w["id"], w["status"]) for w in listed] == [(wid, "PENDING")]
     assert (await http.get(f"{accounts_url}/cex/v1/balances", headers=victim)).json() == (
@@ -444,7 +457,8 @@ async def test_a_replayed_signed_order_is_refused_and_only_one_order_exists(
     second = await http.post(url, content=body, headers=who.headers | FORM)
     assert (second.status_code, error(second)) == (400, -1022)
     # A replayed cancel is refused too.
-    cancel = who.form({"symbol": "BTCUSDT", "orderId": first.json()["orderId"]})
+    cancel = who.form({"symbol": "BTCUSDT", "orderId": first.json()["orderId"],
+                       "recvWindow": 60_000})  # still valid when replayed  # fmt: skip
     done = await http.request("DELETE", url, content=cancel, headers=who.headers | FORM)
     assert done.status_code == 200, done.text
     again = await http.request("DELETE", url, content=cancel, headers=who.headers | FORM)
