@@ -24,7 +24,8 @@ from cex.api.state import ApiState
 Weight = int | Callable[[Params], int]
 
 
-def get_state(request: Request) -> ApiState:
+async def get_state(request: Request) -> ApiState:
+    # async: FastAPI runs a plain `def` dependency in a worker thread, for every request.
     return request.app.state.api  # type: ignore[no-any-return]
 
 

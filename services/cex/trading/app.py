@@ -36,7 +36,8 @@ LATENCY = Histogram(
 )
 
 
-def get_store(request: Request) -> OrderStore:
+async def get_store(request: Request) -> OrderStore:
+    # async: FastAPI runs a plain `def` dependency in a worker thread, for every request.
     return request.app.state.store  # type: ignore[no-any-return]
 
 
