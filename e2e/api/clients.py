@@ -13,11 +13,16 @@ from binance_sdk_spot.spot import Spot
 from .conftest import Trader
 
 # python-binance imports `websockets.WebSocketClientProtocol` (so `websockets.legacy`), which
-# websockets ≥ 14 deprecates; the import runs at collection, before a filterwarnings mark applies.
+# websockets ≥ 14 deprecates; the import runs at collection, before a filterwarnings mark applies,
+# so tests import python-binance's classes from here.
 with warnings.catch_warnings():
     warnings.filterwarnings("ignore", r"websockets\.(WebSocketClientProtocol|legacy) is deprecated",
                             DeprecationWarning)  # fmt: skip
-    from binance import AsyncClient
+    from binance import AsyncClient, Client
+    from binance.exceptions import BinanceAPIException
+
+__all__ = ["AsyncClient", "BinanceAPIException", "Client", "binance_sdk_spot", "ccxt_binance",
+           "python_binance"]  # fmt: skip
 
 
 def ccxt_binance(url: str, trader: Trader | None = None, **options: Any) -> ccxt_async.binance:

@@ -76,16 +76,22 @@ def _error(excinfo: pytest.ExceptionInfo[Any]) -> tuple[Any, str]:
     return excinfo.value.status_code, excinfo.value.error_message
 
 
-def _warm_up(client: SpotRestAPI) -> None:
+def _stalled(exchange: Exchange) -> str:
+    errors = [line for line in exchange.log("relay").splitlines() if '"ERROR"' in line]
+    return "the warm-up order was not settled within 60 s; relay errors:\n" + "\n".join(
+        line[:600] for line in errors[-3:])  # fmt: skip
+
+
+def _warm_up(exchange: Exchange, client: SpotRestAPI) -> None:
     """The first orders through a freshly started pipeline can be slow (RESULT, FULL and
     cancels wait at most 2 s for settlement): one far below the market, cancelled, until the
-    cancel is settled."""
+    cancel is settled (a pipeline that never settles it fails here, with the relay's log)."""
     order = client.new_order(ETH, Side.BUY, Type.LIMIT, Tif.GTC, quantity=0.01, price=600,
                              new_order_resp_type=RespType.ACK).data()  # fmt: skip
     client.delete_order(ETH, order_id=order.order_id)
     deadline = time.monotonic() + 60
     while client.get_order(ETH, order_id=order.order_id).data().status != "CANCELED":
-        assert time.monotonic() < deadline
+        assert time.monotonic() < deadline, _stalled(exchange)
         time.sleep(0.1)
 
 
@@ -111,7 +117,7 @@ async def test_a_trading_session_between_two_accounts(exchange: Exchange) -> Non
     everything = m.exchange_info().data()
     assert {ETH, "BTCUSDT"} <= {s.symbol for s in everything.symbols or []}
 
-    _warm_up(t)
+    _warm_up(exchange, t)
 
     # A resting ask (FULL is the default for LIMIT), then a crossing IOC buy taking part of it.
     ask = m.new_order(ETH, Side.SELL, Type.LIMIT, Tif.GTC, quantity=2, price=2500).data()
