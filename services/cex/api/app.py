@@ -39,13 +39,18 @@ class JSON(JSONResponse):
         return msgspec.json.encode(content)
 
 
-def error_response(request: Request, error: errors.ApiError) -> JSON:
+def error_body(error: errors.ApiError) -> dict[str, Any]:
+    """Binance's error object (counted by code)."""
     REQUESTS.labels(str(error.code)).inc()
-    headers = {**getattr(request.state, "rate_headers", {}), **error.headers}
     body: dict[str, Any] = {"code": error.code, "msg": error.msg}
     if error.data is not None:
         body["data"] = error.data
-    return JSON(body, status_code=error.status, headers=headers)
+    return body
+
+
+def error_response(request: Request, error: errors.ApiError) -> JSON:
+    headers = {**getattr(request.state, "rate_headers", {}), **error.headers}
+    return JSON(error_body(error), status_code=error.status, headers=headers)
 
 
 def create_app(settings: ApiSettings | None = None, state: ApiState | None = None) -> FastAPI:

@@ -17,7 +17,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request, Response
 
-from cex.api import auth, params
+from cex.api import auth, errors, params
 from cex.api.params import Params
 from cex.api.state import ApiState
 
@@ -81,6 +81,32 @@ def _has_session(request: Request) -> bool:
     )
 
 
+async def authorize_key(
+    state: ApiState, method: str, api_key: str | None, ip: str, p: Params, permission: str,
+    weight: Weight, *, new_order: bool = False,
+) -> tuple[Signed, dict[str, str]]:  # fmt: skip
+    """A request signed with an API key, authorized and counted: the caller and the
+    rate-limit headers. Errors carry the headers too.
+
+    The signature is checked first (no I/O once the key is cached); then one call to Redis
+    counts the weight, the new order and the signature's single use. A refused request
+    still counts its weight."""
+    cost = weight(p) if callable(weight) else weight
+    now = state.clock_ms()
+    try:
+        caller, recv_window = await auth.authenticate(state.keys, api_key, p, now, permission)
+    except errors.ApiError as exc:
+        exc.headers = await state.limiter.spend(ip, cost, now)  # a 429 takes precedence
+        raise
+    once = None
+    if method != "GET":
+        once = (p.raw("signature") or "", recv_window + auth.MAX_AHEAD_MS + 1_000)
+    headers = await state.limiter.spend(
+        ip, cost, now, orders_of=caller.user_id if new_order else None, once=once
+    )
+    return Signed(caller, p), headers
+
+
 def signed(permission: str, weight: Weight, *, new_order: bool = False) -> Any:
     """A signed endpoint needing `permission`; `new_order` counts ORDERS. A request that
     changes state is accepted once (a replayed signature is refused).
@@ -100,20 +126,15 @@ def signed(permission: str, weight: Weight, *, new_order: bool = False) -> Any:
             if new_order:
                 await _spend(request, response, state, 0, p, orders_of=caller.user_id)
             return Signed(caller, p)
-        # The signature is checked first (no I/O once the key is cached); then one call to
-        # Redis counts the weight, the new order and the signature's single use.
         try:
-            caller, recv_window = await auth.authenticate(
-                state.keys, request.headers.get("x-mbx-apikey"), p, state.clock_ms(), permission
-            )
-        except Exception:
-            await _spend(request, response, state, weight, p)  # refused requests count too
+            signed_request, headers = await authorize_key(
+                state, request.method, request.headers.get("x-mbx-apikey"), client_ip(request),
+                p, permission, weight, new_order=new_order,
+            )  # fmt: skip
+        except errors.ApiError as exc:
+            request.state.rate_headers = exc.headers
             raise
-        once = None
-        if request.method != "GET":
-            once = (p.raw("signature") or "", recv_window + auth.MAX_AHEAD_MS + 1_000)
-        await _spend(request, response, state, weight, p,
-                     orders_of=caller.user_id if new_order else None, once=once)  # fmt: skip
-        return Signed(caller, p)
+        _remember(request, response, headers)
+        return signed_request
 
     return Depends(dependency)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uvicorn
 
 from cex.api.app import create_app
+from cex.api.fastpath import OrderFastPath
 from cex.api.settings import ApiSettings
 
 
@@ -12,7 +13,7 @@ def serve(market: str | None = None) -> None:
     del market  # one public API serves every market
     settings = ApiSettings()
     uvicorn.run(
-        create_app(settings),
+        OrderFastPath(create_app(settings)),
         host=settings.api_host,
         port=settings.api_port,
         log_level="warning",
