@@ -5,12 +5,18 @@ from __future__ import annotations
 import warnings
 from typing import Any
 
+import asyncpg
 import ccxt.async_support as ccxt_async
 from binance_common.configuration import ConfigurationRestAPI
 from binance_sdk_spot.rest_api import SpotRestAPI
 from binance_sdk_spot.spot import Spot
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from .conftest import Trader
+from cex.infra import apikeys
+from cex.infra.secretbox import SecretBox
+
+from .conftest import Exchange, Trader
 
 # python-binance imports `websockets.WebSocketClientProtocol` (so `websockets.legacy`), which
 # websockets ≥ 14 deprecates; the import runs at collection, before a filterwarnings mark applies,
@@ -22,7 +28,7 @@ with warnings.catch_warnings():
     from binance.exceptions import BinanceAPIException
 
 __all__ = ["AsyncClient", "BinanceAPIException", "Client", "binance_sdk_spot", "ccxt_binance",
-           "python_binance"]  # fmt: skip
+           "ed25519_key", "python_binance"]  # fmt: skip
 
 
 def ccxt_binance(url: str, trader: Trader | None = None, **options: Any) -> ccxt_async.binance:
@@ -67,3 +73,24 @@ def python_binance(url: str, trader: Trader | None = None) -> AsyncClient:
     client = AsyncClient(trader.api_key if trader else None, trader.secret if trader else None)
     client.API_URL = f"{url}/api"
     return client
+
+
+async def ed25519_key(exchange: Exchange, user_id: int) -> tuple[str, str]:
+    """A fresh Ed25519 key pair, its public half registered for `user_id` on the exchange's
+    database: (api key, private key as PKCS#8 PEM)."""
+    private = Ed25519PrivateKey.generate()
+    public_pem = (
+        private.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+    private_pem = private.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()).decode()  # fmt: skip
+    conn = await asyncpg.connect(exchange.dsn)
+    try:
+        created = await apikeys.create(conn, SecretBox(), user_id, public_key_pem=public_pem)
+    finally:
+        await conn.close()
+    assert created.secret is None
+    return created.api_key, private_pem

@@ -18,7 +18,6 @@ from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
-import asyncpg
 import pytest
 from binance_common.errors import BadRequestError, UnauthorizedError
 from binance_sdk_spot.rest_api import SpotRestAPI, models
@@ -30,14 +29,9 @@ from binance_sdk_spot.rest_api.models import (
     NewOrderResponse,
     OrderCancelReplaceResponse,
 )
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from tests.fixtures import unique
 
-from cex.infra import apikeys
-from cex.infra.secretbox import SecretBox
-
-from .clients import binance_sdk_spot
+from .clients import binance_sdk_spot, ed25519_key
 from .conftest import Exchange, Trader
 
 ETH = "ETHUSDT"
@@ -290,30 +284,10 @@ async def test_authentication_errors(exchange: Exchange) -> None:
     assert "USDT" in _balances(client)
 
 
-async def _ed25519_key(exchange: Exchange, user_id: int) -> tuple[str, str]:
-    """A fresh Ed25519 key pair, its public half registered for `user_id`: (api key, PEM)."""
-    private = Ed25519PrivateKey.generate()
-    public_pem = (
-        private.public_key()
-        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-        .decode()
-    )
-    private_pem = private.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption()).decode()  # fmt: skip
-    conn = await asyncpg.connect(exchange.dsn)
-    try:
-        created = await apikeys.create(conn, SecretBox(), user_id, public_key_pem=public_pem)
-    finally:
-        await conn.close()
-    assert created.secret is None
-    return created.api_key, private_pem
-
-
 @pytest.mark.usefixtures("_no_model_slack")
 async def test_ed25519_key_signs_orders(exchange: Exchange) -> None:
     trader = await exchange.trader(_email("ed25519"), {"USDT": "500"})
-    api_key, private_pem = await _ed25519_key(exchange, trader.user_id)
+    api_key, private_pem = await ed25519_key(exchange, trader.user_id)
     client = binance_sdk_spot(exchange.url, api_key=api_key, private_key=private_pem)
     assert client.configuration.api_secret is None
 
@@ -329,7 +303,7 @@ async def test_ed25519_key_signs_orders(exchange: Exchange) -> None:
     assert _balances(client)["USDT"] == (D("500"), 0)
 
     # Another key's signature does not pass for this key.
-    _, other_pem = await _ed25519_key(exchange, trader.user_id)
+    _, other_pem = await ed25519_key(exchange, trader.user_id)
     impostor = binance_sdk_spot(exchange.url, api_key=api_key, private_key=other_pem)
     with pytest.raises(BadRequestError) as refused:
         impostor.get_account()

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from tests.fixtures import unique
 
-from .clients import AsyncClient, BinanceAPIException, Client, python_binance
+from .clients import AsyncClient, BinanceAPIException, Client, ed25519_key, python_binance
 from .conftest import Exchange, Trader
 
 ETH = "ETHUSDT"
@@ -291,3 +291,23 @@ async def test_the_synchronous_client(exchange: Exchange) -> None:
     # On this thread: in a thread of its own, the client would create an event loop it never
     # closes (binance.helpers.get_loop); its calls block this loop, which runs nothing else.
     _sync_session(exchange.url, trader)
+
+
+async def test_an_ed25519_key_signs_orders(exchange: Exchange) -> None:
+    """python-binance's `private_key` (Ed25519, PEM): GET signed in the query string, POST and
+    DELETE in the form body."""
+    trader = await exchange.trader(_email("ed25519"), {"USDT": "500"})
+    api_key, private_pem = await ed25519_key(exchange, trader.user_id)
+    client = AsyncClient(api_key, private_key=private_pem)
+    client.API_URL = f"{exchange.url}/api"
+    try:
+        assert (await _balances(client))["USDT"] == (D("500"), 0)
+        placed = await client.order_limit_buy(symbol=ETH, quantity="0.25", price="1111.11",
+                                              newClientOrderId="pb-ed25519-bid")  # fmt: skip
+        assert (placed["status"], placed["clientOrderId"]) == ("NEW", "pb-ed25519-bid")
+        assert (await _balances(client))["USDT"] == (D("222.2225"), D("277.7775"))
+        cancelled = await client.cancel_order(symbol=ETH, origClientOrderId="pb-ed25519-bid")
+        assert cancelled["status"] == "CANCELED"
+        assert (await _balances(client))["USDT"] == (D("500"), 0)
+    finally:
+        await client.close_connection()
