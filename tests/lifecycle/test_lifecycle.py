@@ -78,7 +78,10 @@ async def test_pending_already_in_kafka_is_not_expired(
     )
     row = await order_store.pool.fetchrow("SELECT command_seq, payload FROM outbox")
     # A relay published it and died before marking the row.
-    producer = kafka.producer(exchange_settings, transactional_id=outbox.PUBLISHER_TRANSACTIONAL_ID)
+    producer = kafka.producer(
+        exchange_settings,
+        transactional_id=outbox.publisher_transactional_id(exchange_settings.orders_topic),
+    )
     await producer.start()
     async with producer.transaction():
         await producer.send(

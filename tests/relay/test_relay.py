@@ -106,7 +106,10 @@ async def test_rows_sent_before_a_crash_are_not_sent_again(
         " ORDER BY command_seq LIMIT 4"
     )
     # A relay that committed these to Kafka and died before marking them published.
-    producer = kafka.producer(exchange_settings, transactional_id=outbox.PUBLISHER_TRANSACTIONAL_ID)
+    producer = kafka.producer(
+        exchange_settings,
+        transactional_id=outbox.publisher_transactional_id(exchange_settings.orders_topic),
+    )
     await producer.start()
     async with producer.transaction():
         for r in rows:

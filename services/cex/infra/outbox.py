@@ -5,9 +5,10 @@ Exactly-once publication without a distributed transaction:
 
 * One publisher at a time: whoever holds the Postgres advisory lock `PUBLISHER_LOCK`
   (a session lock: it goes away with its connection when a process dies).
-* Its Kafka producer is transactional with the fixed id `PUBLISHER_TRANSACTIONAL_ID`, so a
-  new holder fences any previous one that might still be sending (its open transaction is
-  aborted; consumers read `read_committed`).
+* Its Kafka producer is transactional with the id `publisher_transactional_id(orders_topic)`,
+  so a new holder fences any previous one that might still be sending (its open transaction
+  is aborted; consumers read `read_committed`). The id names the `orders` topic: stacks that
+  share a Kafka cluster (a test session beside `make up`) never fence each other.
 * Every record carries its market command number in the `cex-command-seq` header. After
   taking the lock and fencing, the holder reads the last committed record of each market's
   partition and marks every outbox row up to that number as published
@@ -24,9 +25,13 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from cex.core.events import Command, command_kind, encode
 
 PUBLISHER_LOCK = 0x63657801  # "cex\1"
-PUBLISHER_TRANSACTIONAL_ID = "cex-outbox-publisher"
 COMMAND_SEQ_HEADER = "cex-command-seq"
 OUTBOX_CHANNEL = "cex_outbox"
+
+
+def publisher_transactional_id(orders_topic: str) -> str:
+    """The outbox publisher's Kafka transactional id: one per `orders` topic."""
+    return f"{orders_topic}.outbox-publisher"
 
 
 async def append_command(

@@ -110,7 +110,9 @@ async def expire_stale_pending(
         if not await lock_conn.fetchval("SELECT pg_try_advisory_lock($1)", outbox.PUBLISHER_LOCK):
             return []  # a live relay will publish them
         try:
-            producer = kafka.producer(settings, transactional_id=outbox.PUBLISHER_TRANSACTIONAL_ID)
+            producer = kafka.producer(
+                settings, transactional_id=outbox.publisher_transactional_id(settings.orders_topic)
+            )
             await producer.start()  # fences a relay that lost its lock but still sends
             await producer.stop()
             consumer = kafka.consumer(settings)

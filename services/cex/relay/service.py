@@ -69,7 +69,9 @@ async def _publish_forever(
 ) -> None:
     wake = asyncio.Event()
     await lock_conn.add_listener("cex_outbox", lambda *_: wake.set())
-    producer = kafka.producer(settings, transactional_id=outbox.PUBLISHER_TRANSACTIONAL_ID)
+    producer = kafka.producer(
+        settings, transactional_id=outbox.publisher_transactional_id(settings.orders_topic)
+    )
     await producer.start()  # initialises the transactional id: older producers are fenced
     consumer = kafka.consumer(settings)
     await consumer.start()
