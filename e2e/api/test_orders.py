@@ -64,3 +64,50 @@ async def test_result_response_and_amend_keep_priority(exchange: Exchange) -> No
         assert [(r["interval"], r["count"]) for r in limits] == [("SECOND", 1), ("DAY", 1)]
     finally:
         await client.close()
+
+
+async def test_a_post_only_order_that_would_take_is_refused_even_with_ack(
+    exchange: Exchange,
+) -> None:
+    maker = await exchange.trader("orders-ack-maker@example.com", {"ETH": "1"})
+    taker = await exchange.trader("orders-ack-taker@example.com", {"USDT": "1000"})
+    m, t = ccxt_binance(exchange.url, maker), ccxt_binance(exchange.url, taker)
+    try:
+        await m.private_post_order(
+            {
+                "symbol": "ETHUSDT",
+                "side": "SELL",
+                "type": "LIMIT",
+                "timeInForce": "GTC",
+                "quantity": "0.1",
+                "price": "1444",
+            }
+        )
+        with pytest.raises(ccxt_async.OrderImmediatelyFillable):
+            await t.private_post_order(
+                {
+                    "symbol": "ETHUSDT",
+                    "side": "BUY",
+                    "type": "LIMIT_MAKER",
+                    "quantity": "0.1",
+                    "price": "1444",
+                    "newOrderRespType": "ACK",
+                }
+            )
+        acked = await t.private_post_order(
+            {
+                "symbol": "ETHUSDT",
+                "side": "BUY",
+                "type": "LIMIT_MAKER",
+                "quantity": "0.1",
+                "price": "1443",
+                "newOrderRespType": "ACK",
+            }
+        )
+        assert set(acked) == {"symbol", "orderId", "orderListId", "clientOrderId",
+                              "transactTime"}  # fmt: skip
+        await m.cancel_all_orders("ETH/USDT")
+        await t.cancel_all_orders("ETH/USDT")
+    finally:
+        await m.close()
+        await t.close()

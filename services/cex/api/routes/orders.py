@@ -35,6 +35,9 @@ from cex.core.market import MarketConfig
 router = APIRouter(prefix="/api/v3", tags=["Trading"])
 
 RESP_TYPES = ("ACK", "RESULT", "FULL")
+#: Binance's engine refuses these before acknowledging them (a post-only order that would
+#: take, a stop that would trigger at once): even an ACK waits for our engine's verdict.
+REFUSED_BY_THE_ENGINE = frozenset({"LIMIT_MAKER", "STOP_LOSS", "STOP_LOSS_LIMIT"})
 ORDER_PARAMS = (
     Param("symbol", required=True),
     Param("side", required=True, enum=("BUY", "SELL")),
@@ -95,7 +98,7 @@ async def place(state: ApiState, user_id: int, p: Params) -> dict[str, Any]:
     body = _order_body(p, user_id)
     config = state.markets.config(body["symbol"])
     resp_type = _resp_type(p, body["type"])
-    if resp_type == "ACK":
+    if resp_type == "ACK" and body["type"] not in REFUSED_BY_THE_ENGINE:
         return ack(await state.trading.place(body), config)
     with state.outcomes.watch(user_id) as waiter:
         placed = await state.trading.place(body)
@@ -105,6 +108,8 @@ async def place(state: ApiState, user_id: int, p: Params) -> dict[str, Any]:
         if events is not None
         else Outcome(status=binance_status(placed["status"], None))
     )
+    if resp_type == "ACK":
+        return ack(placed, config)
     return result(placed, outcome, config, full=resp_type == "FULL")
 
 
