@@ -23,6 +23,8 @@ bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks that print figure
 app.add_typer(stack_app, name="stack")
 app.add_typer(bench_app, name="bench")
 app.add_typer(admin_app, name="admin")
+candles_app = typer.Typer(no_args_is_help=True, help="Candles (klines): rebuild and check.")
+app.add_typer(candles_app, name="candles")
 app.command("migrate")(migrate_command)
 
 # `cex serve <service>`: each service module exposes `serve(market: str | None) -> None`.
@@ -33,6 +35,9 @@ SERVICES = {
     "settlement": "cex.settlement.service",
     "lifecycle": "cex.lifecycle.service",
     "engine": "cex.engine.service",
+    "candles": "cex.candles.aggregator",
+    "candle-persist": "cex.candles.persister",
+    "gateway": "cex.gateway.service",
 }
 
 
@@ -87,6 +92,33 @@ def check(
         typer.secho(f"{len(violations)} violation(s)", fg=typer.colors.RED, err=True)
         raise typer.Exit(1)
     typer.echo("ok: every invariant holds")
+
+
+@candles_app.command("rebuild")
+def candles_rebuild(
+    check: Annotated[
+        bool, typer.Option("--check", help="Write nothing; print each difference, exit 1 if any.")
+    ] = False,
+    market: Annotated[
+        str | None, typer.Option("--market", help="Only this market, e.g. btc-usdt.")
+    ] = None,
+) -> None:
+    """Recompute every candle from the trades table (CEX_POSTGRES_DSN) and store it."""
+    import asyncio
+
+    from cex.candles.rebuild import rebuild
+    from cex.infra.settings import InfraSettings
+
+    differences = asyncio.run(rebuild(InfraSettings(), check=check, market=market))
+    for difference in differences:
+        typer.echo(str(difference))
+    if check:
+        if differences:
+            typer.secho(f"{len(differences)} difference(s)", fg=typer.colors.RED, err=True)
+            raise typer.Exit(1)
+        typer.echo("ok: every stored candle equals its trades")
+    else:
+        typer.echo(f"rebuilt; {len(differences)} candle(s) differed before")
 
 
 @stack_app.command("up")

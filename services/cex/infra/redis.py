@@ -34,16 +34,52 @@ Published by settlement after the database transaction that applied them committ
     order rows already reflect them when they arrive (RESULT / FULL responses, user data
     streams). A redelivered batch may publish an event twice: dedupe by ``(market, seq)``.
 
+Written by the candle aggregator (``cex serve candles``), one atomic script per batch:
+
+``{prefix}:candles:state:{market}``  (hash)
+    ``state``: :class:`cex.core.candles.CandleState` as JSON (the current candle of every
+    interval and ``last_seq``); ``next_offset``: the first ``executions`` offset of the
+    market's partition not applied yet; ``partition``. Written in one script with the
+    pending candles and the publication, so state, offset and candles never disagree.
+``{prefix}:candles:pending:{market}:{interval}``  (hash)
+    Field ``open_time`` (decimal ASCII) → :class:`cex.core.candles.Candle` as JSON: every
+    candle version (closed or current) the persister has not written to Postgres yet. The
+    persister deletes a field only if it still holds the version it wrote
+    (:data:`DELETE_IF_UNCHANGED`). Readers (``/klines``) read these *before* Postgres, so a
+    candle is always in one or the other.
+``{prefix}:candles:{market}``  (channel, JSON, :func:`kline_payload`)
+    The candles one batch changed: closed ones (``"x": true``), then the current ones::
+
+        {"market": "btc-usdt", "symbol": "BTCUSDT", "seq": 1234, "E": 1700000000123,
+         "klines": [{"t": 1700000000000, "T": 1700000059999, "s": "BTCUSDT", "i": "1m",
+                     "f": 17, "L": 21, "o": "50000.0", "c": "50001.0", "h": "50002.0",
+                     "l": "49999.0", "v": "0.50000", "n": 5, "x": false,
+                     "q": "25000.500000", "V": "0.20000", "Q": "10000.200000", "B": "0"},
+                    …]}
+
+    Each element of ``klines`` is exactly Binance's ``k`` object of a ``kline`` event (the
+    gateway wraps it as ``{"e": "kline", "E": …, "s": symbol, "k": …}`` for subscribers of
+    ``<symbol>@kline_<i>``). ``seq``: the ``seq`` of the last trade of the batch (a newer
+    message has a higher one; a message may repeat an older version after a restart:
+    drop candles whose ``L`` is below what was already sent for that ``t`` and ``i``).
+    ``E``: the ``ts`` of that trade. Decimals at the market's precisions.
+
 Each event carries its market and gap-free ``seq``, so a reader can also detect drops on
 the trade and user channels.
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterable
+from typing import Any
+
 import msgspec
 import redis.asyncio as aioredis
 
+from cex.core.candles import Candle, decode_candle, decode_state
 from cex.core.events import BookDelta, Event, TradeExecuted
+from cex.core.market import MarketConfig
 from cex.infra.settings import InfraSettings
 
 __all__ = [
@@ -51,6 +87,9 @@ __all__ = [
     "EngineSnapshot",
     "account_channel",
     "book_key",
+    "candles_channel",
+    "candles_pending_key",
+    "candles_state_key",
     "client",
     "decode_depth",
     "decode_events",
@@ -59,7 +98,10 @@ __all__ = [
     "encode",
     "encode_events",
     "events_by_user",
+    "kline_json",
+    "kline_payload",
     "parse_book",
+    "read_recent_candles",
     "snapshot_key",
     "status_channel",
     "trades_channel",
@@ -189,3 +231,87 @@ def parse_book(
     bids.sort(reverse=True)
     asks.sort()
     return seq, bids, asks
+
+
+# --------------------------------------------------------------------------- candles
+
+
+def candles_state_key(prefix: str, market: str) -> str:
+    return f"{prefix}:candles:state:{market}"
+
+
+def candles_pending_key(prefix: str, market: str, interval: str) -> str:
+    return f"{prefix}:candles:pending:{market}:{interval}"
+
+
+def candles_channel(prefix: str, market: str) -> str:
+    return f"{prefix}:candles:{market}"
+
+
+#: KEYS[1] a pending hash; ARGV pairs (field, value): deletes each field still equal to its
+#: value (a newer version written meanwhile stays). Returns how many were deleted.
+DELETE_IF_UNCHANGED = """
+local deleted = 0
+for i = 1, #ARGV, 2 do
+  if redis.call('HGET', KEYS[1], ARGV[i]) == ARGV[i + 1] then
+    deleted = deleted + redis.call('HDEL', KEYS[1], ARGV[i])
+  end
+end
+return deleted
+"""
+
+
+def kline_json(config: MarketConfig, candle: Candle) -> dict[str, Any]:
+    """Binance's ``k`` object of a kline event for ``candle``."""
+    return {
+        "t": candle.open_time,
+        "T": candle.close_time,
+        "s": config.symbol,
+        "i": candle.interval,
+        "f": candle.first_trade_id,
+        "L": candle.last_trade_id,
+        "o": config.format_price(candle.open),
+        "c": config.format_price(candle.close),
+        "h": config.format_price(candle.high),
+        "l": config.format_price(candle.low),
+        "v": config.format_qty(candle.volume),
+        "n": candle.trades,
+        "x": candle.closed,
+        "q": config.format_quote(candle.quote_volume),
+        "V": config.format_qty(candle.taker_buy_volume),
+        "Q": config.format_quote(candle.taker_buy_quote),
+        "B": "0",
+    }
+
+
+def kline_payload(
+    config: MarketConfig, candles: Iterable[Candle], *, seq: int, event_ts: int
+) -> bytes:
+    """The message of ``{prefix}:candles:{market}`` (see the module docstring)."""
+    return json.dumps(
+        {
+            "market": config.name,
+            "symbol": config.symbol,
+            "seq": seq,
+            "E": event_ts,
+            "klines": [kline_json(config, c) for c in candles],
+        },
+        separators=(",", ":"),
+    ).encode()
+
+
+async def read_recent_candles(
+    client: aioredis.Redis, prefix: str, market: str, interval: str
+) -> list[Candle]:
+    """The candles of ``interval`` only Redis may hold: the pending ones and the current
+    one (duplicates possible; the highest ``last_seq`` of an open time is the newest)."""
+    async with client.pipeline(transaction=True) as pipe:
+        pipe.hvals(candles_pending_key(prefix, market, interval))
+        pipe.hget(candles_state_key(prefix, market), "state")
+        pending, state = await pipe.execute()
+    found = [decode_candle(v) for v in pending]
+    if state:
+        current = decode_state(state).current.get(interval)
+        if current is not None:
+            found.append(current)
+    return found

@@ -3,7 +3,8 @@
 Shared services, one `cex serve …` process each: the public API on `API_PORT` (with the dev
 faucet on, OTP codes written to `.cex/otp.jsonl` instead of mailed, and an operator token in
 `.cex/operator-token`), the trading API on `TRADING_PORT`, and the relay, settlement and
-lifecycle workers with their probes and metrics on `WORKER_PORTS`.
+lifecycle workers and the candle aggregator and persister, with their probes and metrics
+on `WORKER_PORTS`.
 
 Matching engines: one program ``engine-<market>`` per example market (``examples/*.yaml``).
 Each market is provisioned first by :func:`cex.infra.provisioning.provision_market`, the
@@ -38,7 +39,13 @@ if TYPE_CHECKING:
 ENGINE_BASE_PORT = 19400
 TRADING_PORT = 18100
 API_PORT = 18200
-WORKER_PORTS = {"relay": 18101, "settlement": 18102, "lifecycle": 18103}
+WORKER_PORTS = {
+    "relay": 18101,
+    "settlement": 18102,
+    "lifecycle": 18103,
+    "candles": 18104,
+    "candle-persist": 18105,
+}
 
 
 def _infra(settings: StackSettings) -> InfraSettings:

@@ -1,0 +1,137 @@
+"""The aggregator and the persister on real Kafka, Redis and Postgres, in-process: every
+candle in Postgres equals the candles of the trades; rebuild --check agrees, finds a
+corrupted candle and repairs it; redelivery after a reset changes nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import asyncpg
+import pytest
+import redis.asyncio as aioredis
+
+from cex.candles.aggregator import AggregatorSettings, CandleAggregator
+from cex.candles.persister import CandlePersister, PersisterSettings
+from cex.candles.rebuild import rebuild
+from cex.candles.store import load_candles
+from cex.core import candles
+from cex.infra import redis as keys
+from cex.infra.service import WorkerContext
+from cex.stack.settings import StackSettings
+from tests.candles.harness import MARKETS, Stream
+from tests.fixtures import NewTopicFactory
+
+
+@pytest.fixture
+async def stream(
+    exchange_dsn: str, kafka_bootstrap: str, new_topic: NewTopicFactory, redis_prefix: str,
+    stack: StackSettings,
+) -> Stream:  # fmt: skip
+    topic = await new_topic("executions", partitions=2)
+    return Stream(exchange_dsn, kafka_bootstrap, topic, stack.redis_url, redis_prefix)
+
+
+@contextlib.asynccontextmanager
+async def running(*workers: Callable[[WorkerContext], Awaitable[None]]) -> AsyncIterator[None]:
+    contexts = [WorkerContext(f"w{i}") for i in range(len(workers))]
+    tasks = [asyncio.create_task(w(c)) for w, c in zip(workers, contexts, strict=True)]
+    try:
+        yield
+    finally:
+        for c in contexts:
+            c.stopping.set()
+        for t in tasks:
+            await asyncio.wait_for(t, 30)
+
+
+def strip(c: candles.Candle) -> candles.Candle:
+    return candles.Candle(**{f: getattr(c, f) for f in c.__struct_fields__ if f != "closed"})
+
+
+async def test_candles_reach_postgres_and_rebuild_checks_them(
+    stream: Stream, redis_client: aioredis.Redis
+) -> None:
+    infra = stream.infra
+    channel = redis_client.pubsub()
+    await channel.subscribe(keys.candles_channel(stream.prefix, "btc-usdt"))
+    aggregator = CandleAggregator(infra, AggregatorSettings(poll_ms=20, batch_max=50))
+    persister = CandlePersister(infra, PersisterSettings(interval_s=0.05))
+    await stream.produce(120, transactions=3)
+    async with running(aggregator.run, persister.run):
+        await stream.wait_done(redis_client)
+        await stream.produce(60, transactions=2)
+        await stream.wait_done(redis_client)
+
+    conn = await asyncpg.connect(stream.dsn)
+    try:
+        for name, _, _ in MARKETS:
+            stored = {(c.interval, c.open_time): c for c in await load_candles(conn, name)}
+            expected = {k: strip(c) for k, c in stream.expected(name).items()}
+            assert stored == expected
+            assert len(stored) > 16 * 5
+        assert await rebuild(infra, check=True) == []
+
+        # Published: every message is Binance's kline objects; the last 1m one is current.
+        messages = []
+        while (m := await channel.get_message(timeout=0.5)) is not None:
+            if m["type"] == "message":
+                messages.append(json.loads(m["data"]))
+        assert messages
+        assert [m["seq"] for m in messages] == sorted(m["seq"] for m in messages)
+        last_1m = [k for m in messages for k in m["klines"] if k["i"] == "1m"][-1]
+        current = stream.expected("btc-usdt")["1m", last_1m["t"]]
+        assert last_1m["n"] == current.trades
+        assert last_1m["x"] is False
+        assert set(last_1m) == set("tTsifLochlvnxqVQB")
+        assert last_1m["s"] == "BTCUSDT"
+
+        # A corrupted candle is found, then repaired.
+        await conn.execute(
+            "UPDATE candles SET volume = volume + 1 WHERE market = 'btc-usdt' AND interval = '1h'"
+            " AND open_time = (SELECT min(open_time) FROM candles WHERE interval = '1h'"
+            " AND market = 'btc-usdt')"
+        )
+        await conn.execute(
+            "DELETE FROM candles WHERE market = 'eth-usdt' AND interval = '1d'"
+            " AND open_time = (SELECT max(open_time) FROM candles WHERE interval = '1d'"
+            " AND market = 'eth-usdt')"
+        )
+        found = await rebuild(infra, check=True)
+        assert [(d.market, d.interval) for d in found] == [("btc-usdt", "1h"), ("eth-usdt", "1d")]
+        assert "volume" in found[0].what
+        assert found[1].what == "postgres: missing"
+        assert await rebuild(infra, check=False) == found
+        assert await rebuild(infra, check=True) == []
+    finally:
+        await conn.close()
+        await channel.aclose()
+
+
+async def test_a_reset_offset_redelivers_and_changes_nothing(
+    stream: Stream, redis_client: aioredis.Redis
+) -> None:
+    infra = stream.infra
+    await stream.produce(80, transactions=2)
+    async with running(CandleAggregator(infra, AggregatorSettings(poll_ms=20)).run):
+        async with asyncio.timeout(60):
+            while await stream.aggregated_seq(redis_client, "btc-usdt") < stream.seq["btc-usdt"]:
+                await asyncio.sleep(0.05)
+    key = keys.candles_state_key(stream.prefix, "btc-usdt")
+    before = await redis_client.hget(key, "state")
+    # The offset goes back to the start (as after a lost write): every trade comes again.
+    await redis_client.hset(key, "next_offset", "0")
+    for interval in candles.INTERVALS:
+        await redis_client.delete(keys.candles_pending_key(stream.prefix, "btc-usdt", interval))
+    async with running(CandleAggregator(infra, AggregatorSettings(poll_ms=20)).run):
+        async with asyncio.timeout(60):
+            while int(await redis_client.hget(key, "next_offset")) == 0:
+                await asyncio.sleep(0.05)
+        await asyncio.sleep(0.3)
+    assert await redis_client.hget(key, "state") == before
+    for interval in candles.INTERVALS:
+        assert not await redis_client.hlen(
+            keys.candles_pending_key(stream.prefix, "btc-usdt", interval)
+        )
