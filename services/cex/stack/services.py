@@ -4,7 +4,8 @@ Shared services, one `cex serve …` process each: the public API on `API_PORT` 
 faucet on, OTP codes written to `.cex/otp.jsonl` instead of mailed, and an operator token in
 `.cex/operator-token`), the trading API on `TRADING_PORT`, and the relay, settlement and
 lifecycle workers and the candle aggregator and persister, with their probes and metrics
-on `WORKER_PORTS`.
+on `WORKER_PORTS`, and the WebSocket gateway on `GATEWAY_PORT` (streams, probes and metrics
+on one port; per-IP limits raised, every local client being 127.0.0.1).
 
 Matching engines: one program ``engine-<market>`` per example market (``examples/*.yaml``).
 Each market is provisioned first by :func:`cex.infra.provisioning.provision_market`, the
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
 ENGINE_BASE_PORT = 19400
 TRADING_PORT = 18100
 API_PORT = 18200
+GATEWAY_PORT = 18300
 WORKER_PORTS = {
     "relay": 18101,
     "settlement": 18102,
@@ -120,6 +122,22 @@ def shared_programs(settings: StackSettings) -> tuple[list[Program], dict[str, s
             )
         )
         endpoints[f"{name}-metrics"] = f"http://{host}:{port}/metrics"
+    programs.append(
+        Program(
+            "gateway",
+            [cex, "serve", "gateway"],
+            stop_wait_s=20,
+            environment=_env(
+                settings,
+                CEX_GATEWAY_HOST=host,
+                CEX_GATEWAY_PORT=str(GATEWAY_PORT),
+                CEX_GATEWAY_CONNECTIONS_PER_IP="100000",
+                CEX_GATEWAY_ATTEMPTS_PER_IP="1000000",
+            ),
+        )
+    )
+    endpoints["ws"] = f"ws://{host}:{GATEWAY_PORT}"
+    endpoints["gateway-metrics"] = f"http://{host}:{GATEWAY_PORT}/metrics"
     return programs, endpoints
 
 
