@@ -156,6 +156,8 @@ async def exchange(
         # Generous limits: the suite's clients share one IP; the limit test sets its own.
         "CEX_API_WEIGHT_PER_MINUTE": "1000000",
         "CEX_API_ORDERS_PER_10S": "100000",
+        # Every test signs in from 127.0.0.1: the per-IP login limit has its own test.
+        "CEX_API_AUTH_PER_IP": "100000",
         # Outcomes arrive in milliseconds; a loaded CI machine may take seconds.
         "CEX_API_RESULT_WAIT_S": "15",
     }
