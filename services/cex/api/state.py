@@ -40,7 +40,12 @@ class ApiState:
     @classmethod
     async def open(cls, settings: ApiSettings) -> ApiState:
         pool = await create_pool(settings.postgres_dsn, min_size=2, max_size=20)
-        client = aioredis.Redis.from_url(settings.redis_url)
+        # A blocking pool: a burst of requests waits for a connection instead of failing.
+        client = aioredis.Redis(
+            connection_pool=aioredis.BlockingConnectionPool.from_url(
+                settings.redis_url, max_connections=256, timeout=10
+            )
+        )
         box = SecretBox()
         await apikeys.seal_plaintext(pool, box)
         limits = Limits(
