@@ -75,6 +75,14 @@ class Exchange:
         await _wait_ready(url, {name: self.processes[name]})
         return url
 
+    async def gateway(self, name: str = "gateway", **overrides: str) -> str:
+        """A WebSocket gateway (`cex serve gateway`) of this exchange with `overrides`
+        (env), once ready; its ws:// base URL."""
+        port = free_port()
+        self.start(name, "gateway", CEX_GATEWAY_PORT=str(port), **overrides)
+        await _wait_ready(f"http://127.0.0.1:{port}", {name: self.processes[name]})
+        return f"ws://127.0.0.1:{port}"
+
     async def trader(self, email: str, funds: dict[str, str],
                      permissions: list[str] | None = None) -> Trader:  # fmt: skip
         """A user with an HMAC key and `funds` (asset → decimal amount) deposited."""
