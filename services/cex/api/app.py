@@ -17,6 +17,7 @@ from cex.api import errors
 from cex.api.routes import ROUTERS
 from cex.api.settings import ApiSettings
 from cex.api.state import ApiState
+from cex.api.wsapi import router as wsapi_router
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +95,7 @@ def create_app(settings: ApiSettings | None = None, state: ApiState | None = Non
 
     for router in ROUTERS:
         app.include_router(router)
+    app.include_router(wsapi_router)  # the WebSocket API, /ws-api/v3
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:

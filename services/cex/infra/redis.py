@@ -64,6 +64,15 @@ Written by the candle aggregator (``cex serve candles``), one atomic script per 
     drop candles whose ``L`` is below what was already sent for that ``t`` and ``i``).
     ``E``: the ``ts`` of that trade. Decimals at the market's precisions.
 
+``{prefix}:userdata:{user_id}``  (:class:`UserUpdate` or :class:`BalanceChange`,
+:func:`encode_user_data`)
+    What a user data stream needs, self-contained. Settlement publishes a
+    :class:`UserUpdate` per user and batch, right after ``{prefix}:account:{user_id}`` and
+    after the same commit: the user's events, the state after the batch of every order of
+    the user the batch touched, and the balances of every ``(user, asset)`` the batch
+    changed, as read in its transaction. The public API publishes a :class:`BalanceChange`
+    after a deposit or withdrawal committed (:func:`publish_balance_change`).
+
 Each event carries its market and gap-free ``seq``, so a reader can also detect drops on
 the trade and user channels.
 """
@@ -83,8 +92,12 @@ from cex.core.market import MarketConfig
 from cex.infra.settings import InfraSettings
 
 __all__ = [
+    "BalanceChange",
+    "BalanceState",
     "DepthUpdate",
     "EngineSnapshot",
+    "OrderState",
+    "UserUpdate",
     "account_channel",
     "book_key",
     "candles_channel",
@@ -94,18 +107,22 @@ __all__ = [
     "decode_depth",
     "decode_events",
     "decode_snapshot",
+    "decode_user_data",
     "depth_channel",
     "encode",
     "encode_events",
+    "encode_user_data",
     "events_by_user",
     "kline_json",
     "kline_payload",
     "parse_book",
+    "publish_balance_change",
     "read_recent_candles",
     "snapshot_key",
     "status_channel",
     "trades_channel",
     "user_channel",
+    "userdata_channel",
 ]
 
 
@@ -143,6 +160,10 @@ def user_channel(prefix: str, user_id: int) -> str:
 
 def account_channel(prefix: str, user_id: int) -> str:
     return f"{prefix}:account:{user_id}"
+
+
+def userdata_channel(prefix: str, user_id: int) -> str:
+    return f"{prefix}:userdata:{user_id}"
 
 
 def events_by_user(events: list[Event]) -> dict[int, list[Event]]:
@@ -193,11 +214,62 @@ class DepthUpdate(msgspec.Struct, frozen=True, array_like=True):
     asks: list[tuple[int, int]]
 
 
+class BalanceState(msgspec.Struct, frozen=True, array_like=True):
+    """One balance row after a committed change: smallest units of ``asset``."""
+
+    asset: str
+    available: int
+    locked: int
+
+
+class OrderState(msgspec.Struct, frozen=True, array_like=True):
+    """An order row after a settled batch (``status`` as stored: PENDING, NEW, …)."""
+
+    order_id: int
+    status: str
+    filled_qty: int
+    cumulative_quote: int
+
+
+class UserUpdate(msgspec.Struct, frozen=True, tag="USER_UPDATE.v1"):
+    """One settled batch, as one user sees it (``{prefix}:userdata:{user_id}``).
+
+    * ``ts``: ms since the epoch when settlement committed the batch.
+    * ``events``: the user's events of the batch, in stream order (:func:`events_by_user`).
+    * ``orders``: the user's orders the batch changed, as stored after it (a redelivered
+      event that changed nothing is not listed: readers fall back to the order row).
+    * ``balances``: the user's balances the batch changed, as stored after it.
+    """
+
+    ts: int
+    events: list[Event]
+    orders: list[OrderState]
+    balances: list[BalanceState]
+
+
+class BalanceChange(msgspec.Struct, frozen=True, tag="BALANCE_CHANGE.v1"):
+    """Money moved in or out of an account outside trading, once committed.
+
+    ``delta`` is the change of the *available* balance (smallest units, negative for a
+    withdrawal request); ``kind`` is DEPOSIT, WITHDRAWAL or WITHDRAWAL_REJECTED (funds back);
+    ``balance`` is the row after the change."""
+
+    ts: int
+    kind: str
+    delta: int
+    balance: BalanceState
+
+
+UserData = UserUpdate | BalanceChange
+
 _encoder = msgspec.msgpack.Encoder()
 encode = _encoder.encode
 _events_decoder = msgspec.msgpack.Decoder(list[Event])
 _depth_decoder = msgspec.msgpack.Decoder(DepthUpdate)
 _snapshot_decoder = msgspec.msgpack.Decoder(EngineSnapshot)
+_user_data_decoder: msgspec.msgpack.Decoder[UserUpdate | BalanceChange] = msgspec.msgpack.Decoder(
+    UserData
+)
 
 
 def encode_events(events: list[Event]) -> bytes:
@@ -206,6 +278,21 @@ def encode_events(events: list[Event]) -> bytes:
 
 def decode_events(data: bytes) -> list[Event]:
     return _events_decoder.decode(data)
+
+
+def encode_user_data(message: UserUpdate | BalanceChange) -> bytes:
+    return _encoder.encode(message)
+
+
+def decode_user_data(data: bytes) -> UserUpdate | BalanceChange:
+    return _user_data_decoder.decode(data)
+
+
+async def publish_balance_change(
+    client: aioredis.Redis, prefix: str, user_id: int, change: BalanceChange
+) -> None:
+    """Publish a committed deposit or withdrawal on the user's user data channel."""
+    await client.publish(userdata_channel(prefix, user_id), encode_user_data(change))
 
 
 def decode_depth(data: bytes) -> DepthUpdate:

@@ -92,6 +92,12 @@ class BatchResult:
     last_seq: dict[str, int] = field(default_factory=dict)  # by market name, after
     next_offset: dict[str, int] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)  # phase → seconds
+    #: The balances the batch changed, as its transaction left them (user data streams):
+    #: (user_id, asset) → (available, locked).
+    balances: dict[tuple[int, str], tuple[int, int]] = field(default_factory=dict)
+    #: The orders the batch changed, as written: id → (user_id, status, filled_qty,
+    #: cumulative_quote).
+    orders: dict[int, tuple[int, str, int, int]] = field(default_factory=dict)
 
 
 class _Order:
@@ -302,19 +308,25 @@ class Settler:
                 assets,
             )
             # 6. writes
-            status = await conn.execute(
+            updated = await conn.fetch(
                 "UPDATE balances b SET available = b.available + d.available,"
                 " locked = b.locked + d.locked"
                 " FROM unnest($1::bigint[], $2::text[], $3::numeric[], $4::numeric[])"
                 " d(user_id, asset, available, locked)"
-                " WHERE b.user_id = d.user_id AND b.asset = d.asset",
+                " WHERE b.user_id = d.user_id AND b.asset = d.asset"
+                " RETURNING b.user_id, b.asset, b.available, b.locked",
                 users,
                 assets,
                 [deltas[k][0] for k in keys],
                 [deltas[k][1] for k in keys],
             )
-            if status != f"UPDATE {len(keys)}":
-                raise InconsistentEvent(f"balance rows missing: {status} for {len(keys)} keys")
+            if len(updated) != len(keys):
+                raise InconsistentEvent(
+                    f"balance rows missing: {len(updated)} for {len(keys)} keys"
+                )
+            result.balances = {
+                (r["user_id"], r["asset"]): (int(r["available"]), int(r["locked"])) for r in updated
+            }
         t3 = time.perf_counter()
         if changed:
             ids = sorted(changed)
@@ -336,6 +348,9 @@ class Settler:
                 [o.price for o in rows_],
                 [o.quantity for o in rows_],
             )
+            result.orders = {
+                o.id: (o.user_id, o.status.value, o.filled_qty, o.cumulative_quote) for o in rows_
+            }
         t_orders = time.perf_counter()
         if trade_rows:
             await conn.copy_records_to_table("trades", records=trade_rows, columns=_TRADE_COLUMNS)

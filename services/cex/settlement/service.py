@@ -226,22 +226,37 @@ class SettlementWorker:
             TRADES.labels(symbol).inc(n)
         for name, seq in result.last_seq.items():
             LAST_SEQ.labels(name).set(seq)
-        await self._publish(batch)
+        await self._publish(batch, result)
 
-    async def _publish(self, batch: list[Delivered]) -> None:
-        """Each user's events, now that they are committed (DESIGN.md §6). Redis being down
-        never stops settlement: the database is the truth, readers resync from it."""
+    async def _publish(self, batch: list[Delivered], result: BatchResult) -> None:
+        """Each user's settled changes, now that they are committed (DESIGN.md §6): the
+        events on ``{prefix}:account:{user}`` (RESULT/FULL responses), then a
+        :class:`~cex.infra.redis.UserUpdate` with the same events, the user's orders and
+        balances as the transaction left them on ``{prefix}:userdata:{user}`` (user data
+        streams). Redis being down never stops settlement: the database is the truth,
+        readers resync from it."""
         if self.redis is None:
             return
         users = keys.events_by_user([d.event for d in batch])
         if not users:
             return
+        balances: dict[int, list[keys.BalanceState]] = {}
+        for (user_id, asset), (available, locked) in result.balances.items():
+            balances.setdefault(user_id, []).append(keys.BalanceState(asset, available, locked))
+        orders: dict[int, list[keys.OrderState]] = {}
+        for order_id, (user_id, status, filled, quote) in result.orders.items():
+            orders.setdefault(user_id, []).append(keys.OrderState(order_id, status, filled, quote))
+        now_ms = time.time_ns() // 1_000_000
+        prefix = self.infra.redis_prefix
         try:
             async with self.redis.pipeline(transaction=False) as pipe:
                 for user_id, events in users.items():
+                    pipe.publish(keys.account_channel(prefix, user_id), keys.encode_events(events))
+                    update = keys.UserUpdate(
+                        now_ms, events, orders.get(user_id, []), balances.get(user_id, [])
+                    )
                     pipe.publish(
-                        keys.account_channel(self.infra.redis_prefix, user_id),
-                        keys.encode_events(events),
+                        keys.userdata_channel(prefix, user_id), keys.encode_user_data(update)
                     )
                 await pipe.execute()
         except (RedisError, OSError) as exc:
