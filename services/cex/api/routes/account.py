@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter
 
-from cex.api import errors, queries
+from cex.api import errors, queries, schemas
 from cex.api.deps import Signed, State, signed
 from cex.api.orders import render_trade
 from cex.api.params import SIGNED, Param, openapi
@@ -25,6 +25,9 @@ def _bps(ppm: int) -> int:
     "/account",
     summary="Account information: commissions, permissions, balances",
     openapi_extra=openapi(Param("omitZeroBalances", "boolean"), *SIGNED),
+    responses=schemas.documented(
+        schemas.Account, "Commissions, permissions, balances", *schemas.SIGNED
+    ),
 )
 async def account(state: State, s: Annotated[Signed, signed("read", 20)]) -> dict[str, Any]:
     omit_zero = s.params.boolean("omitZeroBalances") or False
@@ -72,6 +75,8 @@ async def account(state: State, s: Annotated[Signed, signed("read", 20)]) -> dic
         Param("startTime", "integer"), Param("endTime", "integer"), Param("fromId", "integer"),
         Param("limit", "integer", description="Default 500; max 1000."), *SIGNED,
     ),
+    responses=schemas.documented(list[schemas.MyTrade], "Your trades, ascending id",
+                                 *schemas.SIGNED),
 )  # fmt: skip
 async def my_trades(
     state: State, s: Annotated[Signed, signed("read", lambda p: 5 if p.raw("orderId") else 20)]
@@ -96,6 +101,7 @@ async def my_trades(
     "/account/commission",
     summary="Commission rates of a symbol",
     openapi_extra=openapi(Param("symbol", required=True), *SIGNED),
+    responses=schemas.documented(schemas.Commission, "The rates", *schemas.SIGNED),
 )
 async def commission(state: State, s: Annotated[Signed, signed("read", 20)]) -> dict[str, Any]:
     config = state.markets.config(s.params.required_text("symbol", max_len=32))
@@ -116,6 +122,9 @@ async def commission(state: State, s: Annotated[Signed, signed("read", 20)]) -> 
     "/rateLimit/order",
     summary="Unfilled order count (the ORDERS limits and their current counts)",
     openapi_extra=openapi(*SIGNED),
+    responses=schemas.documented(
+        list[schemas.OrderCount], "The ORDERS limits and counts", *schemas.SIGNED
+    ),
 )
 async def order_rate_limits(
     state: State, s: Annotated[Signed, signed("read", 40)]

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter
 
-from cex.api import errors
+from cex.api import errors, schemas
 from cex.api.deps import State, public
 from cex.api.params import Param, Params, openapi
 from cex.core.events import OrderType, StpMode
@@ -22,12 +22,22 @@ ORDER_TYPES = [t.value for t in (OrderType.LIMIT, OrderType.LIMIT_MAKER, OrderTy
                                  OrderType.STOP_LOSS, OrderType.STOP_LOSS_LIMIT)]  # fmt: skip
 
 
-@router.get("/ping", summary="Test connectivity", dependencies=[public(1)])
+@router.get(
+    "/ping",
+    summary="Test connectivity",
+    dependencies=[public(1)],
+    responses=schemas.documented(schemas.Empty, "`{}`", *schemas.PUBLIC),
+)
 async def ping() -> dict[str, Any]:
     return {}
 
 
-@router.get("/time", summary="Server time (ms since the epoch)", dependencies=[public(1)])
+@router.get(
+    "/time",
+    summary="Server time (ms since the epoch)",
+    dependencies=[public(1)],
+    responses=schemas.documented(schemas.ServerTime, "The server's clock", *schemas.PUBLIC),
+)
 async def server_time(state: State) -> dict[str, int]:
     return {"serverTime": state.clock_ms()}
 
@@ -45,6 +55,9 @@ def _info_weight(p: Params) -> int:
         Param("permissions", description="Accepted for compatibility; every market is SPOT."),
         Param("showPermissionSets", "boolean"),
         Param("symbolStatus", enum=("TRADING", "HALT", "BREAK")),
+    ),
+    responses=schemas.documented(
+        schemas.ExchangeInfo, "Rate limits and the symbols' rules", *schemas.PUBLIC
     ),
 )
 async def exchange_info(state: State, p: Annotated[Params, public(_info_weight)]) -> dict[str, Any]:

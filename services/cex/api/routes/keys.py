@@ -13,6 +13,7 @@ from typing import Any, Literal
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
+from cex.api import schemas
 from cex.api import sessions as web
 from cex.api.deps import State
 from cex.api.sessions import SessionUser
@@ -53,7 +54,8 @@ class KeyCreated(BaseModel):
 
 
 @router.post("", summary="Create an API key (the HMAC secret is shown once)",
-             response_model=KeyCreated)  # fmt: skip
+             response_model=KeyCreated,
+             responses=schemas.errors_only(401, default=False))  # fmt: skip
 async def create_key(body: KeyRequest, user_id: SessionUser, state: State) -> dict[str, Any]:
     if body.type == "ED25519" and not body.publicKey:
         raise web.invalid_key_request("type ED25519 needs publicKey")
@@ -77,12 +79,21 @@ async def create_key(body: KeyRequest, user_id: SessionUser, state: State) -> di
     }
 
 
-@router.get("", summary="Your API keys (never a secret)", response_model=list[KeyOut])
+@router.get(
+    "",
+    summary="Your API keys (never a secret)",
+    response_model=list[KeyOut],
+    responses=schemas.errors_only(401),
+)
 async def list_keys(user_id: SessionUser, state: State) -> list[dict[str, object]]:
     return await apikeys.list_keys(state.pool, user_id)
 
 
-@router.delete("/{key_id}", summary="Delete one of your API keys")
+@router.delete(
+    "/{key_id}",
+    summary="Delete one of your API keys",
+    responses=schemas.documented(schemas.KeyDeleted, "The key is revoked", 400, 401, 404),
+)
 async def delete_key(key_id: int, user_id: SessionUser, state: State) -> dict[str, Any]:
     if not 0 < key_id < 2**63:
         raise web.unknown_key()

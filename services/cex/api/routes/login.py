@@ -11,7 +11,7 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field
 
-from cex.api import otp
+from cex.api import otp, schemas
 from cex.api import sessions as web
 from cex.api.deps import State, client_ip
 from cex.infra import accounts, sessions
@@ -66,6 +66,7 @@ def _email(raw: str) -> str:
     description="Sends a 6-digit code, valid `api_otp_ttl_s` (5 minutes by default); a new "
     "request replaces the previous code. Rate-limited per email and per client IP.",
     response_model=CodeSent,
+    responses=schemas.errors_only(429, default=False),
 )
 async def request_code(body: CodeRequest, request: Request, state: State) -> dict[str, Any]:
     settings = state.settings
@@ -90,6 +91,7 @@ async def request_code(body: CodeRequest, request: Request, state: State) -> dic
     "(`cex_session`: HttpOnly, SameSite=Lax; `cex_csrf`). Each wrong code counts; "
     "`api_otp_max_attempts` wrong codes burn it.",
     response_model=LoggedIn,
+    responses=schemas.errors_only(429, default=False),
 )
 async def verify(
     body: Verification, request: Request, response: Response, state: State
@@ -133,6 +135,7 @@ async def verify(
     "/logout",
     summary="Log out: revoke the session and clear its cookies",
     description="Cookie-authenticated calls need the `X-CSRF-Token` header.",
+    responses=schemas.documented(schemas.Empty, "`{}`; the cookies are cleared", 401),
 )
 async def logout(session: web.CurrentSession, response: Response, state: State) -> dict[str, Any]:
     await sessions.revoke_session(state.pool, session.id)
@@ -140,6 +143,11 @@ async def logout(session: web.CurrentSession, response: Response, state: State) 
     return {}
 
 
-@router.get("/session", summary="Who am I: the current session", response_model=SessionOut)
+@router.get(
+    "/session",
+    summary="Who am I: the current session",
+    response_model=SessionOut,
+    responses=schemas.errors_only(401),
+)
 async def whoami(session: web.CurrentSession) -> dict[str, Any]:
     return {"userId": session.user_id, "email": session.email, "expiresAt": session.expires_ms}

@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal, cast
 
 from fastapi import APIRouter
 
-from cex.api import errors, marketdata
+from cex.api import errors, marketdata, schemas
 from cex.api.deps import State, public
 from cex.api.params import Param, Params, openapi
 from cex.api.routes.general import SYMBOL_STATUS
@@ -168,6 +168,7 @@ def rolling_weight(p: Params) -> int:
         ),
         SYMBOL_STATUS_PARAM,
     ),
+    responses=schemas.documented(schemas.Depth, "The order book", *schemas.PUBLIC),
 )
 async def depth(state: State, p: Annotated[Params, public(depth_weight)]) -> dict[str, Any]:
     market = _market(state, p)
@@ -202,6 +203,7 @@ def trade_json(config: MarketConfig, row: Any) -> dict[str, Any]:
     "/trades",
     summary="Recent trades (weight 25)",
     openapi_extra=openapi(SYMBOL, TRADES_LIMIT),
+    responses=schemas.documented(list[schemas.Trade], "Trades, oldest first", *schemas.PUBLIC),
 )
 async def trades(state: State, p: Annotated[Params, public(25)]) -> list[dict[str, Any]]:
     config = state.markets.get(p.required_text("symbol")).config
@@ -222,6 +224,7 @@ async def trades(state: State, p: Annotated[Params, public(25)]) -> list[dict[st
             description="Trade id to start from (inclusive); the most recent trades without it.",
         ),
     ),
+    responses=schemas.documented(list[schemas.Trade], "Trades, oldest first", *schemas.PUBLIC),
 )
 async def historical_trades(state: State, p: Annotated[Params, public(25)]) -> list[dict[str, Any]]:
     config = state.markets.get(p.required_text("symbol")).config
@@ -257,6 +260,9 @@ async def historical_trades(state: State, p: Annotated[Params, public(25)]) -> l
         ),
         TRADES_LIMIT,
     ),
+    responses=schemas.documented(
+        list[schemas.AggTrade], "Aggregate trades, oldest first", *schemas.PUBLIC
+    ),
 )
 async def agg_trades(state: State, p: Annotated[Params, public(4)]) -> list[dict[str, Any]]:
     config = state.markets.get(p.required_text("symbol")).config
@@ -287,6 +293,11 @@ def _answer(described: list[dict[str, Any]], single: bool) -> Any:
     description="Weight 2 for one symbol or up to 20 `symbols`, 40 for 21-100, 80 for more "
     "or for all symbols.",
     openapi_extra=openapi(ONE_OF_SYMBOL, SYMBOLS, TYPE, SYMBOL_STATUS_PARAM),
+    responses=schemas.documented(
+        schemas.Ticker24hr | schemas.TickerMini | list[schemas.Ticker24hr | schemas.TickerMini],
+        "One ticker for `symbol`, else an array; FULL (default) or MINI",
+        *schemas.PUBLIC,
+    ),
 )
 async def ticker_24hr(state: State, p: Annotated[Params, public(ticker_24hr_weight)]) -> Any:
     markets, single = _markets(state, p)
@@ -325,6 +336,13 @@ async def ticker_24hr(state: State, p: Annotated[Params, public(ticker_24hr_weig
         TYPE,
         SYMBOL_STATUS_PARAM,
     ),
+    responses=schemas.documented(
+        schemas.RollingTicker
+        | schemas.TickerMini
+        | list[schemas.RollingTicker | schemas.TickerMini],
+        "One ticker for `symbol`, else an array; FULL (default) or MINI",
+        *schemas.PUBLIC,
+    ),
 )
 async def ticker_rolling(state: State, p: Annotated[Params, public(rolling_weight)]) -> Any:
     markets, single = _markets(state, p, required=True, most=ROLLING_MAX_SYMBOLS)
@@ -351,6 +369,11 @@ async def ticker_rolling(state: State, p: Annotated[Params, public(rolling_weigh
     "/ticker/price",
     summary="Latest price (weight 2 for one symbol, 4 otherwise)",
     openapi_extra=openapi(ONE_OF_SYMBOL, SYMBOLS, SYMBOL_STATUS_PARAM),
+    responses=schemas.documented(
+        schemas.PriceTicker | list[schemas.PriceTicker],
+        "One price for `symbol`, else an array",
+        *schemas.PUBLIC,
+    ),
 )
 async def ticker_price(state: State, p: Annotated[Params, public(one_or_many_weight)]) -> Any:
     markets, single = _markets(state, p)
@@ -366,6 +389,11 @@ async def ticker_price(state: State, p: Annotated[Params, public(one_or_many_wei
     "/ticker/bookTicker",
     summary="Best price and quantity on the book (weight 2 for one symbol, 4 otherwise)",
     openapi_extra=openapi(ONE_OF_SYMBOL, SYMBOLS, SYMBOL_STATUS_PARAM),
+    responses=schemas.documented(
+        schemas.BookTicker | list[schemas.BookTicker],
+        "One book ticker for `symbol`, else an array",
+        *schemas.PUBLIC,
+    ),
 )
 async def book_ticker(state: State, p: Annotated[Params, public(one_or_many_weight)]) -> Any:
     markets, single = _markets(state, p)
@@ -392,6 +420,7 @@ async def book_ticker(state: State, p: Annotated[Params, public(one_or_many_weig
     "quote asset's precision; the last price when nothing traded in those 5 minutes (0 if "
     "the market never traded). `closeTime` is the last trade's time (0 if none).",
     openapi_extra=openapi(SYMBOL),
+    responses=schemas.documented(schemas.AvgPrice, "The average price", *schemas.PUBLIC),
 )
 async def avg_price(state: State, p: Annotated[Params, public(2)]) -> dict[str, Any]:
     config = state.markets.get(p.required_text("symbol")).config

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter
 
-from cex.api import errors, queries
+from cex.api import errors, queries, schemas
 from cex.api.deps import Signed, State, signed
 from cex.api.orders import (
     ORDER_EVENTS,
@@ -117,6 +117,12 @@ async def place(state: ApiState, user_id: int, p: Params) -> dict[str, Any]:
     "/order",
     summary="New order",
     openapi_extra=openapi(*ORDER_PARAMS, *SIGNED, form=True),
+    responses=schemas.documented(
+        schemas.NewOrder,
+        "ACK, RESULT or FULL, as newOrderRespType asks (FULL by default for LIMIT and "
+        "MARKET, ACK for the others)",
+        *schemas.SIGNED,
+    ),
 )
 async def new_order(
     state: State, s: Annotated[Signed, signed("trade", 1, new_order=True)]
@@ -129,6 +135,11 @@ async def new_order(
     summary="Test new order (validated, not placed)",
     openapi_extra=openapi(*ORDER_PARAMS, Param("computeCommissionRates", "boolean"), *SIGNED,
                           form=True),
+    responses=schemas.documented(
+        schemas.TestOrder,
+        "`{}`, or the commission rates with computeCommissionRates=true",
+        *schemas.SIGNED,
+    ),
 )  # fmt: skip
 async def test_order(state: State, s: Annotated[Signed, signed("trade", 1)]) -> dict[str, Any]:
     body = _order_body(s.params, s.user_id)
@@ -168,7 +179,12 @@ def _order_ref(p: Params, prefix: str = "") -> tuple[int | None, str | None]:
     return order_id, client_id
 
 
-@router.get("/order", summary="Query order", openapi_extra=openapi(*ORDER_REF, *SIGNED))
+@router.get(
+    "/order",
+    summary="Query order",
+    openapi_extra=openapi(*ORDER_REF, *SIGNED),
+    responses=schemas.documented(schemas.Order, "The order", *schemas.SIGNED),
+)
 async def query_order(state: State, s: Annotated[Signed, signed("read", 4)]) -> dict[str, Any]:
     config = state.markets.config(s.params.required_text("symbol", max_len=32))
     order_id, client_id = _order_ref(s.params)
@@ -246,6 +262,7 @@ async def cancel(
     summary="Cancel order",
     openapi_extra=openapi(*ORDER_REF, Param("newClientOrderId"), Param("cancelRestrictions",
                           enum=("ONLY_NEW", "ONLY_PARTIALLY_FILLED")), *SIGNED, form=True),
+    responses=schemas.documented(schemas.CanceledOrder, "The cancelled order", *schemas.SIGNED),
 )  # fmt: skip
 async def cancel_order(state: State, s: Annotated[Signed, signed("trade", 1)]) -> dict[str, Any]:
     config = state.markets.config(s.params.required_text("symbol", max_len=32))
@@ -258,6 +275,7 @@ async def cancel_order(state: State, s: Annotated[Signed, signed("trade", 1)]) -
     "/openOrders",
     summary="Current open orders",
     openapi_extra=openapi(Param("symbol"), *SIGNED),
+    responses=schemas.documented(list[schemas.Order], "Open orders", *schemas.SIGNED),
 )
 async def open_orders(
     state: State,
@@ -275,6 +293,9 @@ async def open_orders(
     "/openOrders",
     summary="Cancel all open orders on a symbol",
     openapi_extra=openapi(Param("symbol", required=True), *SIGNED, form=True),
+    responses=schemas.documented(
+        list[schemas.CanceledOrder], "The cancelled orders", *schemas.SIGNED
+    ),
 )
 async def cancel_open_orders(
     state: State, s: Annotated[Signed, signed("trade", 1)]
@@ -303,6 +324,7 @@ async def cancel_open_orders(
         Param("startTime", "integer"), Param("endTime", "integer"),
         Param("limit", "integer", description="Default 500; max 1000."), *SIGNED,
     ),
+    responses=schemas.documented(list[schemas.Order], "Orders, ascending id", *schemas.SIGNED),
 )  # fmt: skip
 async def all_orders(
     state: State, s: Annotated[Signed, signed("read", 20)]
@@ -330,6 +352,12 @@ async def all_orders(
         Param("cancelNewClientOrderId"),
         Param("cancelRestrictions", enum=("ONLY_NEW", "ONLY_PARTIALLY_FILLED")),
         *SIGNED, form=True,
+    ),
+    responses=schemas.documented(
+        schemas.CancelReplace,
+        "Both steps succeeded",
+        *schemas.SIGNED,
+        error=schemas.CancelReplaceError,
     ),
 )  # fmt: skip
 async def cancel_replace(
@@ -378,6 +406,7 @@ async def cancel_replace(
     summary="Reduce the quantity of an open order, keeping its place in the book",
     openapi_extra=openapi(*ORDER_REF, Param("newClientOrderId"),
                           Param("newQty", "decimal", required=True), *SIGNED, form=True),
+    responses=schemas.documented(schemas.Amended, "The amended order", *schemas.SIGNED),
 )  # fmt: skip
 async def amend_keep_priority(
     state: State, s: Annotated[Signed, signed("trade", 4)]

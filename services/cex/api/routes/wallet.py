@@ -32,6 +32,7 @@ import asyncpg
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field, model_validator
 
+from cex.api import schemas
 from cex.api import sessions as web
 from cex.api.deps import State
 from cex.api.errors import ApiError
@@ -197,7 +198,8 @@ Operator = Depends(operator)
 
 
 @router.get("/balances", summary="Your balances (free and locked) per asset",
-            response_model=list[Balance])  # fmt: skip
+            response_model=list[Balance],
+            responses=schemas.errors_only(401))  # fmt: skip
 async def balances(user_id: SessionUser, state: State) -> list[dict[str, str]]:
     return [
         {"asset": b.asset, "free": format_units(b.available, asset_step(b.precision)),
@@ -206,7 +208,12 @@ async def balances(user_id: SessionUser, state: State) -> list[dict[str, str]]:
     ]  # fmt: skip
 
 
-@router.post("/faucet", summary="Free test funds (dev exchanges only)", response_model=Transfer)
+@router.post(
+    "/faucet",
+    summary="Free test funds (dev exchanges only)",
+    response_model=Transfer,
+    responses=schemas.errors_only(401, 403, default=False),
+)
 async def faucet(body: FaucetRequest, user_id: SessionUser, state: State) -> dict[str, Any]:
     if not state.settings.api_faucet_enabled:
         raise web.faucet_disabled()
@@ -222,7 +229,8 @@ async def faucet(body: FaucetRequest, user_id: SessionUser, state: State) -> dic
 
 
 @router.post("/withdrawals", summary="Request a withdrawal (locks the amount until an operator "
-             "completes or rejects it)", response_model=Withdrawal)  # fmt: skip
+             "completes or rejects it)", response_model=Withdrawal,
+             responses=schemas.errors_only(401, 409, default=False))  # fmt: skip
 async def request_withdrawal(
     body: WithdrawalRequest, user_id: SessionUser, state: State
 ) -> dict[str, Any]:
@@ -238,7 +246,8 @@ async def request_withdrawal(
 
 
 @router.get("/withdrawals", summary="Your withdrawal requests, newest first",
-            response_model=list[Withdrawal])  # fmt: skip
+            response_model=list[Withdrawal],
+            responses=schemas.errors_only(401))  # fmt: skip
 async def list_withdrawals(user_id: SessionUser, state: State) -> list[dict[str, Any]]:
     precisions = await accounts.asset_precisions(state.pool)
     return [_withdrawal(w, precisions[w.asset])
@@ -249,7 +258,8 @@ async def list_withdrawals(user_id: SessionUser, state: State) -> list[dict[str,
 
 
 @router.post("/operator/deposits", summary="Credit a deposit (operator; idempotent on "
-             "externalId)", response_model=Transfer, dependencies=[Operator])  # fmt: skip
+             "externalId)", response_model=Transfer, dependencies=[Operator],
+             responses=schemas.errors_only(401, 403, 404, 409, default=False))  # fmt: skip
 async def operator_deposit(body: OperatorDeposit, state: State) -> dict[str, Any]:
     async with state.pool.acquire() as conn:
         units, precision = await _units(conn, body.asset, body.amount)
@@ -271,7 +281,8 @@ class OperatorWithdrawal(Withdrawal):
 
 @router.get("/operator/withdrawals", summary="Withdrawal requests of every user, newest first "
             "(operator)", response_model=list[OperatorWithdrawal],
-            dependencies=[Operator])  # fmt: skip
+            dependencies=[Operator],
+            responses=schemas.errors_only(400, 401, 403))  # fmt: skip
 async def operator_withdrawals(
     state: State,
     status: Literal["PENDING", "COMPLETED", "REJECTED"] | None = None,
@@ -301,7 +312,8 @@ async def _finish(state: State, withdrawal_id: int, reason: str | None, complete
 
 @router.post("/operator/withdrawals/{withdrawal_id}/complete",
              summary="Complete a withdrawal: the locked funds leave (operator; idempotent)",
-             response_model=Withdrawal, dependencies=[Operator])  # fmt: skip
+             response_model=Withdrawal, dependencies=[Operator],
+             responses=schemas.errors_only(400, 401, 403, 404, 409))  # fmt: skip
 async def complete_withdrawal(withdrawal_id: int, state: State) -> dict[str, Any]:
     result: dict[str, Any] = await _finish(state, withdrawal_id, None, complete=True)
     return result
@@ -309,7 +321,8 @@ async def complete_withdrawal(withdrawal_id: int, state: State) -> dict[str, Any
 
 @router.post("/operator/withdrawals/{withdrawal_id}/reject",
              summary="Reject a withdrawal: the locked funds come back (operator; idempotent)",
-             response_model=Withdrawal, dependencies=[Operator])  # fmt: skip
+             response_model=Withdrawal, dependencies=[Operator],
+             responses=schemas.errors_only(401, 403, 404, 409, default=False))  # fmt: skip
 async def reject_withdrawal(
     withdrawal_id: int, state: State, body: Rejection | None = None
 ) -> dict[str, Any]:
