@@ -12,6 +12,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cex.api import errors
 from cex.api.routes import ROUTERS
@@ -79,6 +80,17 @@ def create_app(settings: ApiSettings | None = None, state: ApiState | None = Non
     @app.exception_handler(errors.ApiError)
     async def api_error(request: Request, exc: errors.ApiError) -> JSON:
         return error_response(request, exc)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSON:
+        """The framework's own refusals in Binance's shape: a body it could not parse is
+        -1130; an unknown path or method keeps its status with -1000's body."""
+        if exc.status_code == 400:
+            return error_response(request, errors.invalid_parameter("body"))
+        error = errors.ApiError(-1000, str(exc.detail), exc.status_code)
+        response = error_response(request, error)
+        response.headers.update(exc.headers or {})
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSON:

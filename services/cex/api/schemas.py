@@ -189,7 +189,10 @@ class Depth(Body):
 
 #: A kline: [openTime, open, high, low, close, volume, closeTime, quoteVolume, trades,
 #: takerBuyBaseVolume, takerBuyQuoteVolume, "0"] (`/api/v3/klines`, `/api/v3/uiKlines`).
-Kline = tuple[int, Dec, Dec, Dec, Dec, Dec, int, Dec, int, Dec, Dec, Literal["0"]]
+#: An array of 12 (times and counts as integers, amounts as decimal strings): OpenAPI's
+#: tuple form (`prefixItems`) is not kept by the schema generator, so the positions are
+#: described here rather than typed one by one.
+Kline = Annotated[list[int | Dec], Field(min_length=12, max_length=12)]
 
 
 class Trade(Body):
@@ -536,9 +539,7 @@ def errors_only(
     """`responses=` documenting the error body for `statuses` and 5XX (`default`).
 
     `default` also stands for FastAPI's 422, which this API never answers: its validation
-    errors are Binance's 400 (-1102, -1130). Routes with a JSON body leave out 400 and
-    `default` for now: a body that is not UTF-8 gets FastAPI's `{"detail": …}` (400), not
-    Binance's error (`tests/api/test_openapi.py`, BODY_NOT_BINANCE)."""
+    errors are Binance's 400 (-1102, -1130), and so is a body it cannot parse."""
     keys: tuple[int | str, ...] = (*statuses, "default") if default else statuses
     return {
         status: {"model": error if status == 400 else ErrorBody, "description": ERRORS[status]}

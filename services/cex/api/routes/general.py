@@ -121,11 +121,11 @@ def filters(config: MarketConfig) -> list[dict[str, Any]]:
     return [
         {"filterType": "PRICE_FILTER", "minPrice": config.format_price(1),
          "maxPrice": config.format_price(MAX_INT64), "tickSize": config.format_price(1)},
-        {"filterType": "LOT_SIZE", "minQty": str(config.min_qty), "maxQty": str(config.max_qty),
-         "stepSize": config.format_qty(1)},
-        {"filterType": "MARKET_LOT_SIZE", "minQty": str(config.min_qty),
-         "maxQty": str(config.max_qty), "stepSize": config.format_qty(1)},
-        {"filterType": "NOTIONAL", "minNotional": str(config.min_notional),
+        {"filterType": "LOT_SIZE", "minQty": format(config.min_qty, "f"),
+         "maxQty": format(config.max_qty, "f"), "stepSize": config.format_qty(1)},
+        {"filterType": "MARKET_LOT_SIZE", "minQty": format(config.min_qty, "f"),
+         "maxQty": format(config.max_qty, "f"), "stepSize": config.format_qty(1)},
+        {"filterType": "NOTIONAL", "minNotional": format(config.min_notional, "f"),
          "applyMinToMarket": True, "maxNotional": max_notional, "applyMaxToMarket": False,
          "avgPriceMins": 5},
     ]  # fmt: skip

@@ -55,7 +55,7 @@ class KeyCreated(BaseModel):
 
 @router.post("", summary="Create an API key (the HMAC secret is shown once)",
              response_model=KeyCreated,
-             responses=schemas.errors_only(401, default=False))  # fmt: skip
+             responses=schemas.errors_only(400, 401))  # fmt: skip
 async def create_key(body: KeyRequest, user_id: SessionUser, state: State) -> dict[str, Any]:
     if body.type == "ED25519" and not body.publicKey:
         raise web.invalid_key_request("type ED25519 needs publicKey")

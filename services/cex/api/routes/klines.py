@@ -25,7 +25,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter
 
-from cex.api import errors
+from cex.api import errors, schemas
 from cex.api.deps import State, public
 from cex.api.params import Param, Params, openapi
 from cex.api.state import ApiState
@@ -165,7 +165,12 @@ async def _klines(state: ApiState, p: Params) -> list[list[Any]]:
     return [kline_row(config, c) for c in found]
 
 
-@router.get("/klines", summary="Kline/candlestick bars (weight 2)", openapi_extra=PARAMS)
+@router.get(
+    "/klines",
+    summary="Kline/candlestick bars (weight 2)",
+    openapi_extra=PARAMS,
+    responses=schemas.documented(list[schemas.Kline], "Candles, oldest first", *schemas.PUBLIC),
+)
 async def klines(state: State, p: Annotated[Params, public(2)]) -> list[list[Any]]:
     return await _klines(state, p)
 
@@ -174,6 +179,7 @@ async def klines(state: State, p: Annotated[Params, public(2)]) -> list[list[Any
     "/uiKlines",
     summary="Klines for charts (weight 2): the same rows as /klines",
     openapi_extra=PARAMS,
+    responses=schemas.documented(list[schemas.Kline], "Candles, oldest first", *schemas.PUBLIC),
 )
 async def ui_klines(state: State, p: Annotated[Params, public(2)]) -> list[list[Any]]:
     return await _klines(state, p)

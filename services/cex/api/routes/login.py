@@ -66,7 +66,7 @@ def _email(raw: str) -> str:
     description="Sends a 6-digit code, valid `api_otp_ttl_s` (5 minutes by default); a new "
     "request replaces the previous code. Rate-limited per email and per client IP.",
     response_model=CodeSent,
-    responses=schemas.errors_only(429, default=False),
+    responses=schemas.errors_only(400, 429),
 )
 async def request_code(body: CodeRequest, request: Request, state: State) -> dict[str, Any]:
     settings = state.settings
@@ -91,7 +91,7 @@ async def request_code(body: CodeRequest, request: Request, state: State) -> dic
     "(`cex_session`: HttpOnly, SameSite=Lax; `cex_csrf`). Each wrong code counts; "
     "`api_otp_max_attempts` wrong codes burn it.",
     response_model=LoggedIn,
-    responses=schemas.errors_only(429, default=False),
+    responses=schemas.errors_only(400, 429),
 )
 async def verify(
     body: Verification, request: Request, response: Response, state: State

@@ -212,7 +212,7 @@ async def balances(user_id: SessionUser, state: State) -> list[dict[str, str]]:
     "/faucet",
     summary="Free test funds (dev exchanges only)",
     response_model=Transfer,
-    responses=schemas.errors_only(401, 403, default=False),
+    responses=schemas.errors_only(400, 401, 403),
 )
 async def faucet(body: FaucetRequest, user_id: SessionUser, state: State) -> dict[str, Any]:
     if not state.settings.api_faucet_enabled:
@@ -230,7 +230,7 @@ async def faucet(body: FaucetRequest, user_id: SessionUser, state: State) -> dic
 
 @router.post("/withdrawals", summary="Request a withdrawal (locks the amount until an operator "
              "completes or rejects it)", response_model=Withdrawal,
-             responses=schemas.errors_only(401, 409, default=False))  # fmt: skip
+             responses=schemas.errors_only(400, 401, 409))  # fmt: skip
 async def request_withdrawal(
     body: WithdrawalRequest, user_id: SessionUser, state: State
 ) -> dict[str, Any]:
@@ -259,7 +259,7 @@ async def list_withdrawals(user_id: SessionUser, state: State) -> list[dict[str,
 
 @router.post("/operator/deposits", summary="Credit a deposit (operator; idempotent on "
              "externalId)", response_model=Transfer, dependencies=[Operator],
-             responses=schemas.errors_only(401, 403, 404, 409, default=False))  # fmt: skip
+             responses=schemas.errors_only(400, 401, 403, 404, 409))  # fmt: skip
 async def operator_deposit(body: OperatorDeposit, state: State) -> dict[str, Any]:
     async with state.pool.acquire() as conn:
         units, precision = await _units(conn, body.asset, body.amount)
@@ -322,7 +322,7 @@ async def complete_withdrawal(withdrawal_id: int, state: State) -> dict[str, Any
 @router.post("/operator/withdrawals/{withdrawal_id}/reject",
              summary="Reject a withdrawal: the locked funds come back (operator; idempotent)",
              response_model=Withdrawal, dependencies=[Operator],
-             responses=schemas.errors_only(401, 403, 404, 409, default=False))  # fmt: skip
+             responses=schemas.errors_only(400, 401, 403, 404, 409))  # fmt: skip
 async def reject_withdrawal(
     withdrawal_id: int, state: State, body: Rejection | None = None
 ) -> dict[str, Any]:
