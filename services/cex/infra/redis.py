@@ -34,6 +34,15 @@ Published by settlement after the database transaction that applied them committ
     order rows already reflect them when they arrive (RESULT / FULL responses, user data
     streams). A redelivered batch may publish an event twice: dedupe by ``(market, seq)``.
 
+``{prefix}:userdata:{user_id}``  (:class:`UserUpdate` or :class:`BalanceChange`,
+:func:`encode_user_data`)
+    What a user data stream needs, self-contained. Settlement publishes a
+    :class:`UserUpdate` per user and batch, right after ``{prefix}:account:{user_id}`` and
+    after the same commit: the user's events, the state after the batch of every order of
+    the user the batch touched, and the balances of every ``(user, asset)`` the batch
+    changed, as read in its transaction. The public API publishes a :class:`BalanceChange`
+    after a deposit or withdrawal committed (:func:`publish_balance_change`).
+
 Written by the candle aggregator (``cex serve candles``), one atomic script per batch:
 
 ``{prefix}:candles:state:{market}``  (hash)
@@ -63,15 +72,6 @@ Written by the candle aggregator (``cex serve candles``), one atomic script per 
     message has a higher one; a message may repeat an older version after a restart:
     drop candles whose ``L`` is below what was already sent for that ``t`` and ``i``).
     ``E``: the ``ts`` of that trade. Decimals at the market's precisions.
-
-``{prefix}:userdata:{user_id}``  (:class:`UserUpdate` or :class:`BalanceChange`,
-:func:`encode_user_data`)
-    What a user data stream needs, self-contained. Settlement publishes a
-    :class:`UserUpdate` per user and batch, right after ``{prefix}:account:{user_id}`` and
-    after the same commit: the user's events, the state after the batch of every order of
-    the user the batch touched, and the balances of every ``(user, asset)`` the batch
-    changed, as read in its transaction. The public API publishes a :class:`BalanceChange`
-    after a deposit or withdrawal committed (:func:`publish_balance_change`).
 
 Each event carries its market and gap-free ``seq``, so a reader can also detect drops on
 the trade and user channels.
