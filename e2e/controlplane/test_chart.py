@@ -4,9 +4,12 @@
 `helm template` renders (monitoring, the public API's Ingress and the trading API's
 NetworkPolicy included) passes the API server's validation (`kubectl apply --dry-run=server`);
 the public API reaches the trading Service and reads its secrets from Secrets, and the
-NetworkPolicy admits only it to the trading pods; `helm install --wait` brings the release up
-on the kwok node (the migration hook's Job completes, the Deployments become ready), with the
-CRDs installed, and RBAC that grants the operator what it needs and nothing else;
+NetworkPolicy admits only it to the trading pods; the candle aggregator, the candle persister
+and the WebSocket gateway get the shared environment, their ports and probes, and the Ingress
+sends `/ws` and `/stream` to the gateway, everything else to the public API;
+`helm install --wait` brings the release up on the kwok node (the migration hook's Job
+completes, the Deployments, the gateways and the candle services included, become ready), with
+the CRDs installed, and RBAC that grants the operator what it needs and nothing else;
 `helm uninstall` removes the release and keeps the CRDs (Helm never deletes what it installed
 from crds/).
 """
@@ -40,6 +43,10 @@ SYMLINK_NOTICE = "found symbolic link in path"
 # The public API's Secrets named in ci/external-values.yaml.
 API_KEYS_SECRET = "cex-api-keys"
 API_OPERATOR_SECRET = "cex-api-operator"
+# The shared services (components.*) by object name suffix.
+SERVICES = (
+    "api", "trading", "relay", "settlement", "lifecycle", "candles", "candle-persist", "gateway",
+)  # fmt: skip
 # Everything optional switched on: the public API's Ingress and a Prometheus scraper.
 INGRESS_AND_SCRAPER: list[str | Path] = [
     "--set", "ingress.enabled=true",
@@ -268,6 +275,12 @@ def test_lint_passes_strict(helm: Helm, values: Path | None) -> None:
         ("ingress.hosts={Not_A_Host}", "at '/ingress/hosts/0'"),
         ("networkPolicy.metricsFrom[0].pods=x", "additional properties 'pods' not allowed"),
         ("networkPolicy.enabled=yes", "at '/networkPolicy/enabled'"),
+        (
+            "components.gateway.preStopSleepSeconds=-1",
+            "at '/components/gateway/preStopSleepSeconds': minimum",
+        ),
+        ("components.candlePersist.replica=1", "additional properties 'replica' not allowed"),
+        ("components.Gateway.enabled=true", "'Gateway' does not match pattern"),
     ],
 )
 def test_lint_fails_on_a_bad_value(helm: Helm, setting: str, message: str) -> None:
@@ -469,30 +482,172 @@ def test_network_policy_admits_only_the_public_api_to_trading(helm: Helm) -> Non
     assert not by_kind(docs, "NetworkPolicy")
 
 
-def test_ingress_routes_to_the_public_api(helm: Helm) -> None:
+def ingress_routes(docs: list[dict[str, Any]]) -> list[dict[str, tuple[str, list[str]]]]:
+    """Per Ingress rule: path → (Service, the `args` of the Deployment whose pods that Service
+    selects on the backend's port), checking that the port exists."""
+    (ingress,) = by_kind(docs, "Ingress").values()
+    services = by_kind(docs, "Service")
+    deployments = by_kind(docs, "Deployment").values()
+    routes = []
+    for rule in ingress["spec"]["rules"]:
+        route = {}
+        for path in rule["http"]["paths"]:
+            assert path["pathType"] == "Prefix"
+            backend = path["backend"]["service"]
+            service = services[backend["name"]]
+            (port,) = [p for p in service["spec"]["ports"] if p["name"] == backend["port"]["name"]]
+            (target,) = [
+                d for d in deployments
+                if all(d["spec"]["template"]["metadata"]["labels"].get(k) == v
+                       for k, v in service["spec"]["selector"].items())
+            ]  # fmt: skip
+            (container,) = target["spec"]["template"]["spec"]["containers"]
+            assert port["targetPort"] in {p["name"] for p in container["ports"]}
+            route[path["path"]] = (backend["name"], container["args"])
+        routes.append(route)
+    return routes
+
+
+def test_ingress_routes_streams_to_the_gateway_and_the_rest_to_the_public_api(
+    helm: Helm,
+) -> None:
     docs = helm.template("rel", CHART, "-f", EXTERNAL)
     assert not by_kind(docs, "Ingress")
     docs = helm.template("rel", CHART, "-f", EXTERNAL, *INGRESS_AND_SCRAPER)
     (ingress,) = by_kind(docs, "Ingress").values()
-    service = by_kind(docs, "Service")["rel-cex-api"]
     assert ingress["metadata"]["annotations"] == {"cert-manager.io/cluster-issuer": "letsencrypt"}
     spec = ingress["spec"]
     assert spec["ingressClassName"] == "nginx"
     assert spec["tls"] == [{"secretName": "cex-api-tls", "hosts": ["api.example.com"]}]
     assert [r["host"] for r in spec["rules"]] == ["api.example.com", "api2.example.com"]
-    for rule in spec["rules"]:
-        (path,) = rule["http"]["paths"]
-        assert path["path"] == "/"
-        assert path["pathType"] == "Prefix"
-        backend = path["backend"]["service"]
-        assert backend["name"] == service["metadata"]["name"]
-        assert backend["port"]["name"] in {p["name"] for p in service["spec"]["ports"]}
+    api = ("rel-cex-api", ["serve", "api"])
+    gateway = ("rel-cex-gateway", ["serve", "gateway"])
+    expected = {"/ws-api": api, "/ws": gateway, "/stream": gateway, "/": api}
+    assert ingress_routes(docs) == [expected, expected]
+    # The WebSocket API (/ws-api/v3) is the public API's, even for a controller that matches
+    # plain string prefixes: its own path is longer than /ws.
+    paths = [p["path"] for p in spec["rules"][0]["http"]["paths"]]
+    assert paths.index("/ws-api") < paths.index("/ws")
+
     # No hosts: one rule for every host.
     docs = helm.template("rel", CHART, "-f", EXTERNAL, "--set", "ingress.enabled=true")
     (ingress,) = by_kind(docs, "Ingress").values()
     (rule,) = ingress["spec"]["rules"]
     assert "host" not in rule
     assert "ingressClassName" not in ingress["spec"]
+    assert ingress_routes(docs) == [expected]
+    # Without the gateway the streams' paths go nowhere special.
+    docs = helm.template(
+        "rel", CHART, "-f", EXTERNAL, "--set", "ingress.enabled=true",
+        "--set", "components.gateway.enabled=false",
+    )  # fmt: skip
+    assert ingress_routes(docs) == [{"/ws-api": api, "/": api}]
+
+
+# --------------------------------------------------------------------------- market data
+
+
+def test_candles_persister_and_gateway_get_the_shared_env_ports_and_probes(helm: Helm) -> None:
+    docs = helm.template("rel", CHART, "-n", "exchange", "-f", EXTERNAL)
+    deployments = by_kind(docs, "Deployment")
+    services = by_kind(docs, "Service")
+    env_cm = by_kind(docs, "ConfigMap")["rel-cex-env"]["data"]
+    env_secret = by_kind(docs, "Secret")["rel-cex-env"]["stringData"]
+    # Postgres (the persister, the gateway's tickers) and Redis (all three) come with the
+    # shared environment, like every other service's.
+    assert {"CEX_REDIS_URL", "CEX_REDIS_PREFIX", "CEX_KAFKA_BOOTSTRAP",
+            "CEX_EXECUTIONS_TOPIC"} <= set(env_cm)  # fmt: skip
+    assert "CEX_POSTGRES_DSN" in env_secret
+
+    expected = {
+        # name: (args, replicas, strategy, port env, host env, port)
+        "candles": (["serve", "candles"], 1, {"type": "Recreate"},
+                    "CEX_METRICS_PORT", "CEX_HTTP_HOST", 9090),
+        "candle-persist": (["serve", "candle-persist"], 1, None,
+                           "CEX_METRICS_PORT", "CEX_HTTP_HOST", 9090),
+        "gateway": (["serve", "gateway"], 2,
+                    {"type": "RollingUpdate",
+                     "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
+                    "CEX_GATEWAY_PORT", "CEX_GATEWAY_HOST", 8090),
+    }  # fmt: skip
+    for name, (args, replicas, strategy, port_env, host_env, port) in expected.items():
+        deployment = deployments[f"rel-cex-{name}"]
+        spec = deployment["spec"]
+        assert spec["replicas"] == replicas, name
+        assert spec.get("strategy") == strategy, name
+        labels = spec["template"]["metadata"]["labels"]
+        assert labels["app.kubernetes.io/component"] == name
+        pod = spec["template"]["spec"]
+        assert pod["automountServiceAccountToken"] is False
+        (container,) = pod["containers"]
+        assert container["name"] == name
+        assert container["args"] == args
+        assert container["envFrom"] == [
+            {"configMapRef": {"name": "rel-cex-env"}}, {"secretRef": {"name": "rel-cex-env"}},
+        ]  # fmt: skip
+        env = env_of(deployment)
+        assert env[host_env] == {"name": host_env, "value": "0.0.0.0"}, name
+        assert env[port_env] == {"name": port_env, "value": str(port)}, name
+        assert "CEX_SECRETS_KEYS" not in env  # the public API's only
+        assert container["ports"] == [{"name": "http", "containerPort": port, "protocol": "TCP"}]
+        assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+        assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+        assert container["securityContext"]["readOnlyRootFilesystem"] is True
+        service = services[f"rel-cex-{name}"]
+        assert service["spec"]["selector"]["app.kubernetes.io/component"] == name
+        assert service["spec"]["ports"] == [
+            {"name": "http", "port": port, "targetPort": "http", "protocol": "TCP"}
+        ]
+    # Long-lived WebSocket connections: the gateway sleeps before SIGTERM while the endpoints
+    # drop it, and has time to close its connections afterwards; the workers have no hook.
+    gateway = deployments["rel-cex-gateway"]["spec"]["template"]["spec"]
+    (container,) = gateway["containers"]
+    assert container["lifecycle"] == {"preStop": {"sleep": {"seconds": 10}}}
+    assert gateway["terminationGracePeriodSeconds"] >= 10 + 30
+    for name in ("candles", "candle-persist", "api"):
+        (container,) = deployments[f"rel-cex-{name}"]["spec"]["template"]["spec"]["containers"]
+        assert "lifecycle" not in container, name
+
+    # Values reach them; and no hook with preStopSleepSeconds=0.
+    docs = helm.template(
+        "rel", CHART, "-f", EXTERNAL, "--set", "components.gateway.replicas=5",
+        "--set", "components.gateway.port=9443",
+        "--set", "components.gateway.preStopSleepSeconds=0",
+        "--set", "components.gateway.env.CEX_GATEWAY_CONNECTIONS_PER_IP=100000",
+        "--set", "components.candlePersist.env.CEX_CANDLE_PERSIST_INTERVAL_S=0.5",
+    )  # fmt: skip
+    deployments = by_kind(docs, "Deployment")
+    gateway = deployments["rel-cex-gateway"]
+    assert gateway["spec"]["replicas"] == 5
+    env = env_of(gateway)
+    assert env["CEX_GATEWAY_PORT"]["value"] == "9443"
+    assert env["CEX_GATEWAY_CONNECTIONS_PER_IP"]["value"] == "100000"
+    (container,) = gateway["spec"]["template"]["spec"]["containers"]
+    assert "lifecycle" not in container
+    persist = env_of(deployments["rel-cex-candle-persist"])
+    assert persist["CEX_CANDLE_PERSIST_INTERVAL_S"]["value"] == "0.5"
+    # Each can be left out.
+    docs = helm.template(
+        "rel", CHART, "-f", EXTERNAL, "--set", "components.candles.enabled=false",
+        "--set", "components.candlePersist.enabled=false",
+        "--set", "components.gateway.enabled=false",
+    )  # fmt: skip
+    assert not {"rel-cex-candles", "rel-cex-candle-persist", "rel-cex-gateway"} & (
+        set(by_kind(docs, "Deployment")) | set(by_kind(docs, "Service"))
+    )
+
+
+def test_component_keys_that_name_the_same_objects_are_refused(helm: Helm) -> None:
+    proc = helm(
+        "template", "rel", CHART, "-f", EXTERNAL,
+        "--set-json", "components.candle-persist=" + json.dumps(
+            {"enabled": True, "replicas": 1, "args": ["serve", "candle-persist"], "port": 9090,
+             "portEnv": "CEX_METRICS_PORT", "hostEnv": "CEX_HTTP_HOST"}
+        ),
+        check=False,
+    )  # fmt: skip
+    assert proc.returncode != 0
+    assert 'would both be named "candle-persist"' in proc.stderr
 
 
 # --------------------------------------------------------------------------- CRDs
@@ -584,12 +739,21 @@ def test_install_upgrade_uninstall(
     deployments = {
         d["metadata"]["name"]: d for d in control_plane.get_json("deployments", "-n", ns)["items"]
     }
-    assert set(deployments) == {
-        f"{full}-{c}" for c in ("api", "trading", "relay", "settlement", "lifecycle", "operator")
-    }
+    assert set(deployments) == {f"{full}-{c}" for c in (*SERVICES, "operator")}
     for name, deployment in deployments.items():
         status = deployment["status"]
         assert status.get("readyReplicas") == deployment["spec"]["replicas"], name
+    # The market-data services: one aggregator, one persister, two gateways, all ready.
+    assert deployments[f"{full}-candles"]["spec"]["replicas"] == 1
+    assert deployments[f"{full}-candles"]["spec"]["strategy"] == {"type": "Recreate"}
+    assert deployments[f"{full}-candle-persist"]["spec"]["replicas"] == 1
+    gateway = deployments[f"{full}-gateway"]
+    assert gateway["status"].get("readyReplicas") == 2
+    assert gateway["spec"]["strategy"]["type"] == "RollingUpdate"
+    (container,) = gateway["spec"]["template"]["spec"]["containers"]
+    assert container["lifecycle"] == {"preStop": {"sleep": {"seconds": 10}}}
+    gateway_service = control_plane.get_json("service", f"{full}-gateway", "-n", ns)
+    assert gateway_service["spec"]["ports"][0]["targetPort"] == "http"
     trading = deployments[f"{full}-trading"]["spec"]["template"]["spec"]
     assert trading["automountServiceAccountToken"] is False
     container = trading["containers"][0]

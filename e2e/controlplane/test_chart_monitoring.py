@@ -54,9 +54,16 @@ METRIC_MODULES = (
     "cex.relay.service",
     "cex.settlement.service",
     "cex.lifecycle.service",
+    "cex.candles.aggregator",
+    "cex.candles.persister",
+    "cex.gateway.metrics",
     "cex.engine.metrics",
     "cex_operator.metrics",
 )
+# The shared services (components.*) by id: their objects, job and component label.
+SERVICES = (
+    "api", "trading", "relay", "settlement", "lifecycle", "candles", "candle-persist", "gateway",
+)  # fmt: skip
 # Grafana's variables, replaced by something PromQL accepts before parsing.
 GRAFANA_VARIABLES = {"$__rate_interval": "5m", "$namespace": "ns", "$market": "m"}
 
@@ -129,6 +136,13 @@ def test_alerts_and_dashboards_use_metrics_that_exist(
     for metric in ("cex_settlement_lag_records", "cex_engine_input_lag", "cex_relay_leader"):
         assert any(metric in e for e in rule_expressions(monitoring)), metric
     assert any("cex_operator_reconcile_errors_total" in e for e in rule_expressions(monitoring))
+    # The dashboards show every service, the candles and the gateway included.
+    board = dashboard_expressions()
+    for prefix in ("cex_trading_", "cex_relay_", "cex_settlement_", "cex_lifecycle_",
+                   "cex_candles_", "cex_candle_persist_", "cex_gateway_"):  # fmt: skip
+        assert any(prefix in e for e in board), f"no dashboard panel for {prefix}*"
+    for job in ("candles", "candle-persist", "gateway"):
+        assert any(f'job=~".+-{job}"' in e for e in board), f"no pods-up panel for {job}"
 
 
 @pytest.fixture(scope="session")
@@ -174,16 +188,18 @@ def test_alerts_are_complete(monitoring: list[dict[str, Any]]) -> None:
     assert {
         "CexServiceDown", "CexRelayNoPublisher", "CexRelayBacklog", "CexSettlementLag",
         "CexSettlementStalled", "CexEngineDown", "CexEngineInputLag", "CexEngineStalled",
-        "CexMarketNotReady", "CexOperatorDown", "CexOperatorReconcileErrors",
+        "CexMarketNotReady", "CexOperatorDown", "CexOperatorReconcileErrors", "CexCandlesLag",
+        "CexCandlePersistFailing",
     } <= names  # fmt: skip
     for alert in alerts:
         assert alert["labels"]["severity"] in ("critical", "warning"), alert["alert"]
         assert alert["annotations"]["summary"], alert["alert"]
         assert alert["annotations"]["description"], alert["alert"]
     down = [a for a in alerts if a["alert"] == "CexServiceDown"]
-    assert {a["labels"]["component"] for a in down} == {
-        "api", "trading", "relay", "settlement", "lifecycle",
-    }  # fmt: skip
+    assert {a["labels"]["component"] for a in down} == set(SERVICES)
+    # Each one's job is the one its ServiceMonitor target gets: "<fullname>-<component>".
+    for alert in down:
+        assert f'job="rel-cex-{alert["labels"]["component"]}"' in alert["expr"]
 
 
 def test_service_monitors_select_what_is_scraped(monitoring: list[dict[str, Any]]) -> None:
@@ -206,9 +222,7 @@ def test_service_monitors_select_what_is_scraped(monitoring: list[dict[str, Any]
         return all(e["port"] in ports for e in monitor["spec"]["endpoints"])
 
     scraped = {name for name, svc in services.items() if selects(monitors["rel-cex-services"], svc)}
-    assert scraped == {
-        f"rel-cex-{c}" for c in ("api", "trading", "relay", "settlement", "lifecycle")
-    }
+    assert scraped == {f"rel-cex-{c}" for c in SERVICES}
     assert {n for n, s in services.items() if selects(monitors["rel-cex-operator"], s)} == {
         "rel-cex-operator"
     }
@@ -217,6 +231,26 @@ def test_service_monitors_select_what_is_scraped(monitoring: list[dict[str, Any]
     assert selects(monitors["rel-cex-engines"], engine)
     assert monitors["rel-cex-engines"]["spec"]["namespaceSelector"] == {"any": True}
     assert not any(selects(monitors["rel-cex-engines"], s) for s in services.values())
+
+
+def test_disabled_services_are_neither_scraped_nor_alerted_on(helm: Helm) -> None:
+    docs = render(
+        helm, "--set", "monitoring.enabled=true", "--set", "components.candles.enabled=false",
+        "--set", "components.candlePersist.enabled=false",
+        "--set", "components.gateway.enabled=false",
+    )  # fmt: skip
+    (services,) = [d for d in docs if d["metadata"]["name"] == "rel-cex-services"]
+    (expression,) = services["spec"]["selector"]["matchExpressions"]
+    assert expression["values"] == ["api", "lifecycle", "relay", "settlement", "trading"]
+    (rule,) = [d for d in docs if d["kind"] == "PrometheusRule"]
+    assert "cex.candles" not in {g["name"] for g in rule["spec"]["groups"]}
+    down = {
+        r["labels"]["component"]
+        for g in rule["spec"]["groups"]
+        for r in g["rules"]
+        if r["alert"] == "CexServiceDown"
+    }
+    assert down == {"api", "lifecycle", "relay", "settlement", "trading"}
 
 
 def test_engine_monitor_follows_the_watched_namespaces(helm: Helm) -> None:

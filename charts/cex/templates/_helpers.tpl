@@ -355,3 +355,23 @@ user's existingSecrets, or with devInfra.enabled a generated Secret "<fullname>-
 {{- include "cex.api.env" $root -}}
 {{- end -}}
 {{- end -}}
+
+{{/*
+The id of a component (a key of .Values.components): its kebab-case, which names its objects
+and is its app.kubernetes.io/component label and its job (candlePersist → candle-persist).
+*/}}
+{{- define "cex.componentId" -}}
+{{- kebabcase . -}}
+{{- end -}}
+
+{{/* Fails when two keys of .Values.components have the same id (candlePersist, candle-persist). */}}
+{{- define "cex.componentIdsUnique" -}}
+{{- $seen := dict -}}
+{{- range $name, $c := .Values.components -}}
+{{- $id := include "cex.componentId" $name -}}
+{{- if hasKey $seen $id -}}
+{{- fail (printf "\ncomponents.%s and components.%s would both be named %q: rename one" (get $seen $id) $name $id) -}}
+{{- end -}}
+{{- $_ := set $seen $id $name -}}
+{{- end -}}
+{{- end -}}
