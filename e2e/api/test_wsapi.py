@@ -108,3 +108,56 @@ async def test_web_session_token_logs_on(exchange: Exchange) -> None:
         assert (status["userDataStream"], status["authorizedSince"]) == (False, None)
         after = await _call(ws, 9, "account.status", {"timestamp": int(time.time() * 1000)})
         assert after["error"]["code"] == -1102
+
+
+async def test_deposits_and_withdrawals_reach_the_user_stream(exchange: Exchange) -> None:
+    """balanceUpdate + outboundAccountPosition after the faucet, a withdrawal request and
+    the operator's reject, each once committed."""
+    trader = await exchange.trader(f"{unique('wsbal')}@example.com", {})
+    conn = await asyncpg.connect(exchange.dsn)
+    try:
+        session = await sessions.create_session(conn, trader.user_id,
+                                                int(time.time() * 1000), 3_600_000)  # fmt: skip
+    finally:
+        await conn.close()
+    bearer = {"Authorization": f"Bearer {session.token}"}
+    operator = {"Authorization": f"Bearer {exchange.operator_token}"}
+
+    async def events(ws: aiohttp.ClientWebSocketResponse, n: int) -> list[dict[str, Any]]:
+        got = []
+        while len(got) < n:
+            message = json.loads((await ws.receive(timeout=30)).data)
+            if "event" in message:
+                got.append(message["event"])
+        return got
+
+    async with (
+        aiohttp.ClientSession(exchange.url) as http,
+        http.ws_connect(ws_api_url(exchange)) as ws,
+    ):
+        assert (await _call(ws, 1, "session.logon", {"sessionToken": session.token}))[
+            "status"] == 200  # fmt: skip
+        await _call(ws, 2, "userDataStream.subscribe")
+        async with http.post("/cex/v1/faucet", json={"asset": "USDT", "amount": "250.5"},
+                             headers=bearer) as response:  # fmt: skip
+            assert response.status == 200, await response.text()
+        deposit, position = await events(ws, 2)
+        assert (deposit["e"], deposit["a"], deposit["d"]) == ("balanceUpdate", "USDT", "250.500000")
+        assert position["e"] == "outboundAccountPosition"
+        assert [(b["a"], b["f"], b["l"]) for b in position["B"]] == [
+            ("USDT", "250.500000", "0.000000")]  # fmt: skip
+
+        async with http.post("/cex/v1/withdrawals", headers=bearer,
+                             json={"asset": "USDT", "amount": "100", "address": "addr-1"},
+                             ) as response:  # fmt: skip
+            withdrawal = await response.json()
+        request, position = await events(ws, 2)
+        assert (request["e"], request["d"]) == ("balanceUpdate", "-100.000000")
+        assert [(b["f"], b["l"]) for b in position["B"]] == [("150.500000", "100.000000")]
+
+        async with http.post(f"/cex/v1/operator/withdrawals/{withdrawal['id']}/reject",
+                             headers=operator, json={"reason": "test"}) as response:  # fmt: skip
+            assert response.status == 200, await response.text()
+        back, position = await events(ws, 2)
+        assert (back["e"], back["d"]) == ("balanceUpdate", "100.000000")
+        assert [(b["f"], b["l"]) for b in position["B"]] == [("250.500000", "0.000000")]

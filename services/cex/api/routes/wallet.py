@@ -24,6 +24,7 @@ a bad amount changes nothing. The money rules are `cex.core.withdrawals`.
 from __future__ import annotations
 
 import hmac
+import logging
 import re
 import uuid
 from typing import Annotated, Any, Literal
@@ -31,16 +32,21 @@ from typing import Annotated, Any, Literal
 import asyncpg
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field, model_validator
+from redis.exceptions import RedisError
 
 from cex.api import schemas
 from cex.api import sessions as web
 from cex.api.deps import State
 from cex.api.errors import ApiError
 from cex.api.sessions import SessionUser
+from cex.api.state import ApiState
 from cex.core import withdrawals as rules
 from cex.core.errors import AmountError
 from cex.core.money import asset_step, format_units, parse_decimal, parse_units
 from cex.infra import accounts
+from cex.infra import redis as keys
+
+log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/cex/v1", tags=["Wallet"])
 
@@ -134,6 +140,26 @@ def _account_error(error: accounts.AccountError) -> ApiError:
     return web.invalid_request(str(error))
 
 
+async def _announce(state: ApiState, user_id: int, asset: str, kind: str, delta: int) -> None:
+    """Tell the user's streams about money that moved outside trading, once committed
+    (`balanceUpdate` + `outboundAccountPosition`). The database is the truth: a lost
+    message is logged, never an error for a request whose change is already committed."""
+    try:
+        row = await state.pool.fetchrow(
+            "SELECT available, locked FROM balances WHERE user_id = $1 AND asset = $2",
+            user_id, asset,
+        )  # fmt: skip
+        if row is None:
+            return
+        balance = keys.BalanceState(asset, int(row["available"]), int(row["locked"]))
+        change = keys.BalanceChange(ts=state.clock_ms(), kind=kind, delta=delta,
+                                    balance=balance)  # fmt: skip
+        await keys.publish_balance_change(state.redis, state.settings.redis_prefix, user_id,
+                                          change)  # fmt: skip
+    except (RedisError, OSError) as exc:
+        log.warning("publishing a balance change failed: %s", exc)
+
+
 async def _units(
     conn: asyncpg.Connection, asset: str, amount: str, maximum: str | None = None
 ) -> tuple[int, int]:
@@ -225,6 +251,7 @@ async def faucet(body: FaucetRequest, user_id: SessionUser, state: State) -> dic
             done = await accounts.deposit(conn, user_id, body.asset, units, reference)
         except accounts.AccountError as error:
             raise _account_error(error) from None
+    await _announce(state, user_id, body.asset, "DEPOSIT", units)
     return _transfer(done, precision)
 
 
@@ -242,6 +269,8 @@ async def request_withdrawal(
             )
         except accounts.AccountError as error:
             raise _account_error(error) from None
+    if request.changed:
+        await _announce(state, user_id, body.asset, "WITHDRAWAL", -units)
     return _withdrawal(request, precision)
 
 
@@ -272,6 +301,8 @@ async def operator_deposit(body: OperatorDeposit, state: State) -> dict[str, Any
             done = await accounts.deposit(conn, user_id, body.asset, units, body.externalId)
         except accounts.AccountError as error:
             raise _account_error(error) from None
+    if done.created:
+        await _announce(state, user_id, body.asset, "DEPOSIT", units)
     return _transfer(done, precision)
 
 
@@ -307,6 +338,9 @@ async def _finish(state: State, withdrawal_id: int, reason: str | None, complete
         except accounts.AccountError as error:
             raise _account_error(error) from None
         precision = await accounts.asset_precision(conn, done.asset)
+    if done.changed:  # complete: locked funds left; reject: they are available again
+        kind, delta = ("WITHDRAWAL", 0) if complete else ("WITHDRAWAL_REJECTED", done.amount)
+        await _announce(state, done.user_id, done.asset, kind, delta)
     return _withdrawal(done, precision)
 
 
