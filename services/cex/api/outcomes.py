@@ -14,12 +14,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections import defaultdict
 from collections.abc import Iterator
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
 
+from cex.api.channels import UserChannels
 from cex.core.events import CommandRejected, Event, TradeExecuted
 from cex.infra import redis as keys
 
@@ -30,6 +29,10 @@ class Waiter:
     def __init__(self) -> None:
         self.batches: list[list[Event]] = []
         self.arrived = asyncio.Event()
+
+    def deliver(self, events: list[Event]) -> None:
+        self.batches.append(events)
+        self.arrived.set()
 
     def events_of(self, order_id: int) -> list[Event] | None:
         """The events of the first message that names `order_id`, or None if none yet."""
@@ -64,66 +67,22 @@ def _concerns(event: Event, order_id: int) -> bool:
 
 class OrderOutcomes:
     def __init__(self, client: aioredis.Redis, prefix: str) -> None:
-        self.client = client
-        self.prefix = prefix
-        self._channel_prefix = keys.account_channel(prefix, 0)[:-1].encode()
-        self._waiters: dict[int, set[Waiter]] = defaultdict(set)
-        self._task: asyncio.Task[None] | None = None
-        self._subscribed = asyncio.Event()
+        self._channels = UserChannels(
+            client, lambda user: keys.account_channel(prefix, user), keys.decode_events,
+            keep_alive=True,
+        )  # fmt: skip
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._listen(), name="order-outcomes")
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._subscribed.wait(), 5)
+        await self._channels.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await self._channels.stop()
 
     @contextlib.contextmanager
     def watch(self, user_id: int) -> Iterator[Waiter]:
         waiter = Waiter()
-        self._waiters[user_id].add(waiter)
+        self._channels.listen(user_id, waiter.deliver)
         try:
             yield waiter
         finally:
-            waiters = self._waiters[user_id]
-            waiters.discard(waiter)
-            if not waiters:
-                del self._waiters[user_id]
-
-    async def _listen(self) -> None:
-        while True:
-            pubsub = self.client.pubsub(ignore_subscribe_messages=True)
-            try:
-                await pubsub.psubscribe(self._channel_prefix + b"*")
-                self._subscribed.set()
-                while True:
-                    message = await pubsub.get_message(timeout=5.0)
-                    if message is not None:
-                        self._dispatch(message["channel"], message["data"])
-            except (RedisError, OSError) as exc:
-                log.warning("user event subscription failed; retrying", exc_info=exc)
-                await asyncio.sleep(0.5)
-            finally:
-                with contextlib.suppress(Exception):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
-
-    def _dispatch(self, channel: bytes, data: bytes) -> None:
-        try:
-            user_id = int(channel[len(self._channel_prefix) :])
-        except ValueError:
-            return
-        waiters = self._waiters.get(user_id)
-        if not waiters:
-            return  # nobody waits: not even decoded
-        try:
-            events = keys.decode_events(data)
-        except Exception:
-            log.warning("undecodable user event on %r", channel)
-            return
-        for waiter in waiters:
-            waiter.batches.append(events)
-            waiter.arrived.set()
+            self._channels.forget(user_id, waiter.deliver)

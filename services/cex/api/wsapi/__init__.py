@@ -25,7 +25,7 @@ from fastapi import APIRouter, WebSocket
 from cex.api.state import ApiState
 from cex.api.wsapi import methods as _methods  # registers the methods
 from cex.api.wsapi.connection import Connection
-from cex.api.wsapi.userdata import UserStreams
+from cex.api.wsapi.userdata import user_streams
 
 __all__ = ["router"]
 
@@ -38,6 +38,6 @@ async def ws_api(websocket: WebSocket) -> None:
     state: ApiState = websocket.app.state.api
     streams = getattr(websocket.app.state, "user_streams", None)
     if streams is None:
-        streams = UserStreams(state.redis, state.settings.redis_prefix)
+        streams = user_streams(state.redis, state.settings.redis_prefix)
         websocket.app.state.user_streams = streams
     await Connection(websocket, state, streams).run()

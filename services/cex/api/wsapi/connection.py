@@ -33,10 +33,11 @@ import msgspec
 from starlette.websockets import WebSocket
 
 from cex.api import auth, errors
+from cex.api.channels import UserChannels
 from cex.api.deps import Signed, Weight, authorize_key
 from cex.api.params import Params
 from cex.api.state import ApiState
-from cex.api.wsapi.userdata import Renderer, UserStreams
+from cex.api.wsapi.userdata import Renderer
 from cex.infra import apikeys, sessions
 from cex.infra import redis as keys
 
@@ -94,7 +95,9 @@ class Subscription:
 
 
 class Connection:
-    def __init__(self, websocket: WebSocket, state: ApiState, streams: UserStreams) -> None:
+    def __init__(
+        self, websocket: WebSocket, state: ApiState, streams: UserChannels[keys.UserData]
+    ) -> None:
         self.ws = websocket
         self.state = state
         self.streams = streams

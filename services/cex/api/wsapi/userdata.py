@@ -3,9 +3,9 @@
 Settlement publishes one `UserUpdate` per user and batch on `{prefix}:userdata:{user_id}`
 after its transaction committed (the user's events, the orders and balances as the batch
 left them); the API publishes a `BalanceChange` after a deposit or withdrawal
-(`cex.infra.redis`). `UserStreams` holds one pattern subscription per API process while any
-connection streams, and hands each message to the streams of its user; a `Renderer` turns
-it into Binance's events:
+(`cex.infra.redis`). `user_streams` (`cex.api.channels`) holds one pattern subscription per
+API process while any connection streams, and hands each message to the streams of its
+user; a `Renderer` turns it into Binance's events:
 
 * `executionReport` per order change. The engine's events map as follows: ORDER_OPENED →
   NEW; TRADE_EXECUTED → TRADE (one report per side the user is on; status from the order
@@ -25,8 +25,6 @@ the order rows, read once per order and cached.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections import OrderedDict
 from collections.abc import Callable
@@ -35,8 +33,8 @@ from typing import Any
 
 import asyncpg
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
 
+from cex.api.channels import UserChannels
 from cex.api.markets import MarketDirectory
 from cex.api.orders import binance_status
 from cex.api.queries import ORDER_COLUMNS
@@ -68,69 +66,10 @@ _IMMEDIATE_EXPIRY = {ExpireReason.IOC, ExpireReason.FOK_NOT_FILLABLE,
                      ExpireReason.MARKET_NO_LIQUIDITY, ExpireReason.LOCKED_EXHAUSTED}  # fmt: skip
 
 
-class UserStreams:
-    """One pattern subscription per process on `{prefix}:userdata:*`, while anyone listens;
-    messages of users nobody here listens to are dropped undecoded."""
-
-    def __init__(self, client: aioredis.Redis, prefix: str) -> None:
-        self.client = client
-        self._channel_prefix = keys.userdata_channel(prefix, 0)[:-1].encode()
-        self._listeners: dict[int, set[Listener]] = {}
-        self._task: asyncio.Task[None] | None = None
-        self._subscribed = asyncio.Event()
-
-    async def add(self, user_id: int, listener: Listener) -> None:
-        """Deliver `user_id`'s messages to `listener` from now on (subscribed on return)."""
-        self._listeners.setdefault(user_id, set()).add(listener)
-        if self._task is None or self._task.done():
-            self._subscribed.clear()
-            self._task = asyncio.create_task(self._listen(), name="user-data-streams")
-        await asyncio.wait_for(self._subscribed.wait(), 10)
-
-    async def remove(self, user_id: int, listener: Listener) -> None:
-        listeners = self._listeners.get(user_id)
-        if listeners is not None:
-            listeners.discard(listener)
-            if not listeners:
-                del self._listeners[user_id]
-        if not self._listeners and self._task is not None:
-            task, self._task = self._task, None
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
-    async def _listen(self) -> None:
-        while True:
-            pubsub = self.client.pubsub(ignore_subscribe_messages=True)
-            try:
-                await pubsub.psubscribe(self._channel_prefix + b"*")
-                self._subscribed.set()
-                while True:
-                    message = await pubsub.get_message(timeout=5.0)
-                    if message is not None:
-                        self._dispatch(message["channel"], message["data"])
-            except (RedisError, OSError) as exc:
-                log.warning("user data subscription failed; retrying", exc_info=exc)
-                await asyncio.sleep(0.5)
-            finally:
-                with contextlib.suppress(Exception):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
-
-    def _dispatch(self, channel: bytes, data: bytes) -> None:
-        try:
-            user_id = int(channel[len(self._channel_prefix) :])
-        except ValueError:
-            return
-        listeners = self._listeners.get(user_id)
-        if not listeners:
-            return
-        try:
-            message = keys.decode_user_data(data)
-        except Exception:
-            log.warning("undecodable user data on %r", channel)
-            return
-        for listener in list(listeners):
-            listener(message)
+def user_streams(client: aioredis.Redis, prefix: str) -> UserChannels[keys.UserData]:
+    """The user data channels: subscribed while any stream of this process is open."""
+    return UserChannels(client, lambda user: keys.userdata_channel(prefix, user),
+                        keys.decode_user_data)  # fmt: skip
 
 
 class Renderer:
