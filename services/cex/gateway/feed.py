@@ -62,6 +62,9 @@ class MarketFeed:
         self.trade_stream = f"{lower}@trade"
         self.agg_stream = f"{lower}@aggTrade"
         self.book_ticker_stream = f"{lower}@bookTicker"
+        self.kline_prefix = f"{lower}@kline_"
+        #: (interval, open time) → the last trade id sent for that candle.
+        self._klines_sent: dict[tuple[str, int], int] = {}
         self._windows = {period: DiffWindow() for period in PERIODS_MS}
         #: Whether the partial books of a period changed since their last push.
         self._dirty = dict.fromkeys(PERIODS_MS, False)
@@ -95,8 +98,9 @@ class MarketFeed:
     def on_book(self, seq: int, bids: list[tuple[int, int]], asks: list[tuple[int, int]]) -> None:
         """The book key's contents, read after a resync was requested: take them if newer
         (which breaks the diff chain: :mod:`cex.gateway.book`), then apply the updates that
-        waited, dropping those the key already covers. If a gap remains (the key lags
-        behind what arrived), another resync is requested."""
+        waited, dropping those the key already covers. One that still does not chain on
+        is dropped too: the key is the truth, and if it lags behind pub/sub the periodic
+        check resyncs again once it has caught up."""
         self.resyncing = False
         was_synced = self.book.synced
         if self.book.resync(seq, bids, asks):
@@ -109,7 +113,10 @@ class MarketFeed:
         self._book_ticker()
         waiting, self.waiting = sorted(self.waiting, key=lambda u: u.seq), []
         for update in waiting:
-            self.on_depth(update)
+            if self.book.check(update.prev_seq, update.seq) == "applied":
+                diff = Diff(update.prev_seq, update.seq, update.bids, update.asks)
+                self.book.apply(diff)
+                self._changed(diff)
 
     def _changed(self, diff: Diff) -> None:
         """Push what ``diff`` (already in the book) changed."""
@@ -188,3 +195,28 @@ class MarketFeed:
         if self.hub.has(self.agg_stream):
             for agg in payloads.agg_trades(self.config, events):
                 self.hub.publish(self.agg_stream, agg)
+
+    # ------------------------------------------------------------------ klines
+
+    def on_candles(self, message: dict[str, object]) -> None:
+        """One message of the candle channel (:mod:`cex.infra.redis`): each ``k`` object
+        to ``<symbol>@kline_<interval>``, unless an equal or newer version of that candle
+        was sent already (a restarted aggregator may repeat itself)."""
+        event_time = message.get("E")
+        klines = message.get("klines")
+        if not isinstance(klines, list):
+            return
+        for kline in klines:
+            key = (str(kline["i"]), int(kline["t"]))
+            last_id = int(kline["L"])
+            sent = self._klines_sent.get(key)
+            if sent is not None and last_id < sent:
+                continue
+            self._klines_sent[key] = last_id
+            if len(self._klines_sent) > 4096:  # forget the oldest candles
+                for old in sorted(self._klines_sent, key=lambda k: k[1])[:1024]:
+                    del self._klines_sent[old]
+            stream = self.kline_prefix + key[0]
+            if self.hub.has(stream):
+                payload = {"e": "kline", "E": event_time, "s": self.config.symbol, "k": kline}
+                self.hub.publish(stream, payload)

@@ -9,7 +9,7 @@ Endpoints (one port, ``CEX_GATEWAY_HOST:CEX_GATEWAY_PORT``):
 * HTTP ``GET``: ``/healthz``, ``/readyz`` (200 once the registry is loaded and pub/sub is
   subscribed), ``/metrics``.
 
-Redis: the gateway pattern-subscribes to every market's depth and trades channels (so a
+Redis: the gateway pattern-subscribes to every market's depth, trades and candle channels (so a
 new market needs no restart), keeps a book per market synced from its book key, and
 resyncs on a seq gap (:mod:`cex.gateway.book`). Any number of gateways can run side by
 side: each one reads Redis only.
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 from collections import defaultdict, deque
@@ -160,11 +161,14 @@ class Gateway:
     async def _read_pubsub(self) -> None:
         depth_prefix = keys.depth_channel(self.prefix, "").encode()
         trades_prefix = keys.trades_channel(self.prefix, "").encode()
+        candles_prefix = keys.candles_channel(self.prefix, "").encode()
         delay = 0.1
         while True:
             pubsub = self.redis.pubsub()
             try:
-                await pubsub.psubscribe(depth_prefix + b"*", trades_prefix + b"*")
+                await pubsub.psubscribe(
+                    depth_prefix + b"*", trades_prefix + b"*", candles_prefix + b"*"
+                )
                 # Subscribed before reading the keys: no update falls between the two.
                 for feed in self.feeds.values():
                     if not feed.resyncing:
@@ -186,6 +190,10 @@ class Gateway:
                         if found is not None:
                             events = keys.decode_events(message["data"])
                             found.on_trades([e for e in events if isinstance(e, TradeExecuted)])
+                    elif channel.startswith(candles_prefix):
+                        found = self.feeds.get(channel[len(candles_prefix) :].decode())
+                        if found is not None:
+                            found.on_candles(json.loads(message["data"]))
             except (RedisError, OSError) as exc:
                 log.warning("redis pub/sub failed, reconnecting: %s", exc)
                 await asyncio.sleep(delay)

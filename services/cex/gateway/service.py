@@ -9,9 +9,10 @@ import resource
 import signal
 import sys
 
+import redis.asyncio as aioredis
+
 from cex.gateway.server import Gateway
 from cex.gateway.settings import GatewaySettings
-from cex.infra import redis as keys
 from cex.infra.postgres import create_pool
 from cex.infra.service import configure_logging
 
@@ -33,7 +34,10 @@ async def run(settings: GatewaySettings) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stopping.set)
-    redis = keys.client(settings)
+    # Named, so an operator (or a test) can tell the gateways' connections apart.
+    redis = aioredis.Redis.from_url(
+        settings.redis_url, client_name=f"cex-gateway:{settings.redis_prefix}"
+    )
     pool = await create_pool(settings.postgres_dsn, min_size=1, max_size=3)
     gateway = Gateway(settings, redis, pool)
     try:
