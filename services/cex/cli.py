@@ -247,6 +247,20 @@ def bench_engine_service(
         typer.echo(json.dumps(result) if as_json else engine_service.describe(result))
 
 
+@bench_app.command("ws")
+def bench_ws(
+    clients: Annotated[int, typer.Option("--clients", help="Concurrent clients.")] = 2000,
+    rate: Annotated[float, typer.Option("--rate", help="Depth + trade updates/s.")] = 10.0,
+    seconds: Annotated[float, typer.Option("--seconds", help="Measured duration.")] = 10.0,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
+) -> None:
+    """WebSocket clients on depth + trades of one busy market (a gateway of its own)."""
+    from cex.bench import ws as bench
+
+    result = bench.run(clients, rate, seconds)
+    typer.echo(json.dumps(result) if as_json else bench.describe(result))
+
+
 def main() -> None:
     app()
 
