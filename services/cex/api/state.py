@@ -41,8 +41,9 @@ class ApiState:
     async def open(cls, settings: ApiSettings) -> ApiState:
         pool = await create_pool(settings.postgres_dsn, min_size=2, max_size=20)
         # A blocking pool: a burst of requests waits for a connection instead of failing.
-        client = aioredis.Redis(
-            connection_pool=aioredis.BlockingConnectionPool.from_url(
+        # `from_pool`: the client owns the pool, so closing the client closes its connections.
+        client = aioredis.Redis.from_pool(
+            aioredis.BlockingConnectionPool.from_url(
                 settings.redis_url, max_connections=256, timeout=10
             )
         )
