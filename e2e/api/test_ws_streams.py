@@ -304,7 +304,10 @@ async def test_diff_depth_converges_to_the_engine_book(
                     await asyncio.sleep(0.2)
             assert Decimal("0.1") not in book.bids
             assert book.events > 0
-            assert "depth gap, resyncing" in exchange.log("gateway-streams")
+            # Whether the bogus update meets a synced book (logged as a gap) or one that is
+            # resyncing after a kill or a periodic check (dropped as not chaining) depends on
+            # timing; either way it never reaches a client (above). The gap rule itself is
+            # tested in tests/gateway.
         finally:
             follower.cancel()
             reader.cancel()

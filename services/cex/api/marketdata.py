@@ -23,7 +23,8 @@ from dataclasses import dataclass
 import asyncpg
 import redis.asyncio as aioredis
 
-from cex.core.tickers import AggTrade, Book, Fill, WindowStats, aggregate, same_aggregate
+from cex.core.tickers import AggTrade, Book, Fill, aggregate, same_aggregate
+from cex.infra import marketstats
 from cex.infra.redis import book_key, parse_book
 
 INT64_MAX = 2**63 - 1
@@ -85,48 +86,7 @@ async def trades_from(
 
 # --------------------------------------------------------------------------- tickers
 
-_STATS = """
-SELECT m.name, s.n, s.first_id, s.last_id, s.high, s.low, s.volume, s.quote,
-       o.price AS open, l.price AS last, l.qty AS last_qty, pc.price AS prev_close
-FROM unnest($1::text[]) AS m(name)
-CROSS JOIN LATERAL (
-    SELECT count(*) AS n, min(trade_id) AS first_id, max(trade_id) AS last_id,
-           max(price) AS high, min(price) AS low,
-           coalesce(sum(qty), 0) AS volume, coalesce(sum(quote_amount), 0) AS quote
-    FROM trades WHERE market = m.name AND ts >= $2 AND ts <= $3
-) s
-LEFT JOIN trades o ON o.market = m.name AND o.trade_id = s.first_id
-LEFT JOIN trades l ON l.market = m.name AND l.trade_id = s.last_id
-LEFT JOIN LATERAL (
-    SELECT price FROM trades
-    WHERE market = m.name AND trade_id < coalesce(s.first_id, $4) AND ts < $2
-    ORDER BY trade_id DESC LIMIT 1
-) pc ON true
-"""
-
-
-async def window_stats(
-    pool: asyncpg.Pool, markets: list[str], open_time: int, close_time: int
-) -> dict[str, WindowStats]:
-    """Each market's trades with `open_time ≤ ts ≤ close_time`, and the price of the last
-    trade before them (`prevClosePrice`)."""
-    rows = await pool.fetch(_STATS, markets, open_time, close_time, INT64_MAX)
-    return {
-        row["name"]: WindowStats(
-            count=row["n"],
-            first_id=row["first_id"],
-            last_id=row["last_id"],
-            open_ticks=row["open"] or 0,
-            high_ticks=row["high"] or 0,
-            low_ticks=row["low"] or 0,
-            last_ticks=row["last"] or 0,
-            last_lots=row["last_qty"] or 0,
-            volume_lots=int(row["volume"]),
-            quote_units=int(row["quote"]),
-            prev_close_ticks=row["prev_close"],
-        )
-        for row in rows
-    }
+window_stats = marketstats.window_stats
 
 
 async def last_prices(pool: asyncpg.Pool, markets: list[str]) -> dict[str, int | None]:

@@ -21,39 +21,13 @@ from cex.core.tickers import WindowStats
 from cex.gateway import payloads
 from cex.gateway.feed import MarketFeed
 from cex.gateway.hub import Hub
+from cex.infra import marketstats
 
 __all__ = ["TickerBoard", "fetch"]
 
 DAY_MS = 86_400_000
 AVG_MS = 5 * 60_000
 INT64_MAX = 2**63 - 1
-
-_QUERY = """
-SELECT m.name, s.n, s.first_id, s.last_id, s.high, s.low, s.volume, s.quote,
-       o.price AS open, l.price AS last, l.qty AS last_qty, pc.price AS prev_close,
-       a.volume AS avg_volume, a.quote AS avg_quote, lt.price AS lt_price, lt.ts AS lt_ts
-FROM unnest($1::text[]) AS m(name)
-CROSS JOIN LATERAL (
-    SELECT count(*) AS n, min(trade_id) AS first_id, max(trade_id) AS last_id,
-           max(price) AS high, min(price) AS low,
-           coalesce(sum(qty), 0) AS volume, coalesce(sum(quote_amount), 0) AS quote
-    FROM trades WHERE market = m.name AND ts >= $2 AND ts <= $3
-) s
-LEFT JOIN trades o ON o.market = m.name AND o.trade_id = s.first_id
-LEFT JOIN trades l ON l.market = m.name AND l.trade_id = s.last_id
-LEFT JOIN LATERAL (
-    SELECT price FROM trades
-    WHERE market = m.name AND trade_id < coalesce(s.first_id, $4) AND ts < $2
-    ORDER BY trade_id DESC LIMIT 1
-) pc ON true
-CROSS JOIN LATERAL (
-    SELECT coalesce(sum(qty), 0) AS volume, coalesce(sum(quote_amount), 0) AS quote
-    FROM trades WHERE market = m.name AND ts >= $5 AND ts <= $3
-) a
-LEFT JOIN LATERAL (
-    SELECT price, ts FROM trades WHERE market = m.name ORDER BY trade_id DESC LIMIT 1
-) lt ON true
-"""
 
 
 @dataclass(frozen=True)
@@ -65,28 +39,14 @@ class MarketFigures:
 
 
 async def fetch(pool: asyncpg.Pool, markets: list[str], now_ms: int) -> dict[str, MarketFigures]:
-    rows = await pool.fetch(_QUERY, markets, now_ms - DAY_MS, now_ms, INT64_MAX, now_ms - AVG_MS)
+    """The 24 h statistics and the 5-minute average of every market (two queries)."""
+    day = await marketstats.window_stats(pool, markets, now_ms - DAY_MS, now_ms)
+    recent = await marketstats.spans(pool, markets, now_ms - AVG_MS, now_ms)
     return {
-        row["name"]: MarketFigures(
-            stats=WindowStats(
-                count=row["n"],
-                first_id=row["first_id"],
-                last_id=row["last_id"],
-                open_ticks=row["open"] or 0,
-                high_ticks=row["high"] or 0,
-                low_ticks=row["low"] or 0,
-                last_ticks=row["last"] or 0,
-                last_lots=row["last_qty"] or 0,
-                volume_lots=int(row["volume"]),
-                quote_units=int(row["quote"]),
-                prev_close_ticks=row["prev_close"],
-            ),
-            avg_quote=int(row["avg_quote"]),
-            avg_volume=int(row["avg_volume"]),
-            last=(row["lt_price"], row["lt_ts"]) if row["lt_price"] is not None else None,
-        )
-        for row in rows
-    }
+        name: MarketFigures(stats=stats, avg_quote=recent[name][1],
+                            avg_volume=recent[name][0], last=recent[name][2])
+        for name, stats in day.items()
+    }  # fmt: skip
 
 
 _VOLATILE = ("E", "O", "C")
