@@ -137,6 +137,8 @@ async def test_successful_answers_match_the_published_schema(exchange: Exchange)
         assert [t["isMaker"] for t in trades] == [True]
         await api.call("GET", "/api/v3/myTrades", signer=taker, symbol=SYMBOL,
                        orderId=bought["orderId"])  # fmt: skip
+        await api.call("GET", "/api/v3/myPreventedMatches", signer=maker, symbol=SYMBOL,
+                       orderId=ask["orderId"])  # fmt: skip
         await api.call("GET", "/api/v3/account", signer=maker)
         await api.call("GET", "/api/v3/account", signer=taker, omitZeroBalances="true")
         await api.call("GET", "/api/v3/account/commission", signer=maker, symbol=SYMBOL)

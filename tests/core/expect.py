@@ -110,3 +110,13 @@ def trade(
         "taker_user_id": taker_user, "maker_fee": _ceil_ppm(maker_gets, maker_ppm),
         "taker_fee": _ceil_ppm(taker_gets, taker_ppm),
     }  # fmt: skip
+
+
+def prevented(
+    seq: int, *, taker: int, maker: int, price: int, qty: int, mode: str, user: int = 1
+) -> dict[str, Any]:
+    return {
+        "kind": "MatchPrevented", "seq": seq, "taker_order_id": taker, "taker_user_id": user,
+        "maker_order_id": maker, "maker_user_id": user, "price": price, "prevented_qty": qty,
+        "stp_mode": mode,
+    }  # fmt: skip

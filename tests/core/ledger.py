@@ -6,6 +6,8 @@ from cex.core.events import (
     Command,
     CommandRejected,
     Event,
+    ExpireReason,
+    MatchPrevented,
     OrderAmend,
     OrderCancelled,
     OrderCreate,
@@ -15,7 +17,9 @@ from cex.core.events import (
     OrderStatus,
     OrderUpdated,
     Side,
+    StpMode,
     TradeExecuted,
+    UpdateCause,
 )
 from cex.core.orders import TERMINAL, transition, trigger_of
 
@@ -46,16 +50,24 @@ class Ledger:
             self.filled[oid] = 0
             self.side[oid] = command.side
             self.quantity[oid] = command.quantity
+        stp_orders: set[int] = set()  # orders named by this command's MATCH_PREVENTED so far
         for e in events:
             assert e.seq == self.seq + 1, "seq must be gap-free"
             self.seq = e.seq
             assert (e.offset, e.ts) == (offset, command.ts)
             if isinstance(e, TradeExecuted):
                 self._trade(e)
+            elif isinstance(e, MatchPrevented):
+                self._prevented(e)
+                stp_orders.update((e.maker_order_id, e.taker_order_id))
             elif isinstance(e, CommandRejected):
                 released = command.additional_locked if isinstance(command, OrderAmend) else 0
                 assert e.released == max(released, 0)
             elif isinstance(e, OrderEvent):
+                if (isinstance(e, OrderExpired) and e.reason is ExpireReason.STP) or (
+                    isinstance(e, OrderUpdated) and e.cause is UpdateCause.STP_DECREMENT
+                ):
+                    assert e.order_id in stp_orders, "an STP effect without its MATCH_PREVENTED"
                 self._order(e, command)
         if isinstance(command, OrderCreate):
             # every create is answered: the order left PENDING (or was a duplicate)
@@ -85,6 +97,17 @@ class Ledger:
             self.filled[oid] += t.qty
         assert 0 <= t.buyer_fee <= t.base_amount
         assert 0 <= t.seller_fee <= t.quote_amount
+
+    def _prevented(self, p: MatchPrevented) -> None:
+        for oid in (p.maker_order_id, p.taker_order_id):
+            assert oid in self.status, "a prevented match names an unknown order"
+            assert self.status[oid] not in TERMINAL
+        assert self.status[p.maker_order_id] is not OrderStatus.PENDING
+        assert p.maker_user_id == p.taker_user_id, "self-trade prevention is per user"
+        assert self.side[p.maker_order_id] is not self.side[p.taker_order_id]
+        assert p.stp_mode is not StpMode.NONE
+        assert p.prevented_qty > 0
+        assert p.price > 0
 
     def _order(self, e: OrderEvent, command: Command) -> None:
         oid = e.order_id

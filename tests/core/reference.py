@@ -2,8 +2,9 @@
 
 It implements the engine's documented rules (price-time priority, maker price, GTC / IOC /
 FOK, LIMIT_MAKER, market orders by quantity capped by their locked funds, cancels, amends,
-self-trade prevention) the obvious way, with none of the engine's data structures, so that
-property tests can compare the two on random command streams.
+self-trade prevention and the matches it prevents) the obvious way, with none of the
+engine's data structures, so that property tests can compare the two on random command
+streams.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from cex.core.events import (
 )
 
 Trade = tuple[int, int, int, int, int, int]  # price, qty, maker id, taker id, maker fee, taker fee
+#: A self-trade prevention decision: taker id, maker id, maker price, maker's prevented qty, mode.
+Prevented = tuple[int, int, int, int, StpMode]
 
 
 @dataclass
@@ -53,6 +56,7 @@ class Reference:
         self.book: list[Order] = []
         self.clock = 0
         self.trades: list[Trade] = []
+        self.prevented: list[Prevented] = []
 
     # -- queries
 
@@ -135,6 +139,10 @@ class Reference:
             assert m.price is not None
             q = min(t.remaining, m.remaining)
             if m.user == t.user and t.stp is not StpMode.NONE:
+                # Binance's makerPreventedQuantity: the maker's remaining, or what DECREMENT
+                # takes off both orders.
+                prevented = q if t.stp is StpMode.DECREMENT else m.remaining
+                self.prevented.append((t.id, m.id, m.price, prevented, t.stp))
                 if t.stp in (StpMode.EXPIRE_MAKER, StpMode.EXPIRE_BOTH):
                     self.book.remove(m)
                     if t.stp is StpMode.EXPIRE_MAKER:

@@ -8,6 +8,7 @@ from cex.core.engine import MatchingEngine
 from cex.core.events import (
     MarketControlAction,
     MarketStatus,
+    MatchPrevented,
     OrderType,
     StpMode,
     TimeInForce,
@@ -19,6 +20,7 @@ from .expect import (
     delta,
     expired,
     opened,
+    prevented,
     rejected,
     trade,
     updated,
@@ -316,7 +318,8 @@ def _stp_book(h: Harness) -> None:
 def test_stp_expire_taker(h: Harness) -> None:
     _stp_book(h)
     assert h.brief(limit(3, BUY, 100, 3, stp=StpMode.EXPIRE_TAKER)) == [
-        expired(5, 3, BUY, released=3000, reason="STP"),
+        prevented(5, taker=3, maker=1, price=100, qty=2, mode="EXPIRE_TAKER"),
+        expired(6, 3, BUY, released=3000, reason="STP"),
     ]
     assert h.engine.depth(SELL) == [(100, 4)]
 
@@ -324,40 +327,44 @@ def test_stp_expire_taker(h: Harness) -> None:
 def test_stp_expire_maker(h: Harness) -> None:
     _stp_book(h)
     assert h.brief(limit(3, BUY, 100, 3, stp=StpMode.EXPIRE_MAKER)) == [
-        expired(5, 1, SELL, released=2 * B, reason="STP"),
-        trade(6, 1, 100, 2, BUY, maker=2, taker=3, maker_user=2, taker_user=1),
-        updated(7, 2, SELL, 100, filled=2, remaining=0, locked=0, user=2),
-        delta(8, SELL, 100, 0),
-        opened(9, 3, BUY, 100, 1, 1000, filled=2),
-        delta(10, BUY, 100, 1),
+        prevented(5, taker=3, maker=1, price=100, qty=2, mode="EXPIRE_MAKER"),
+        expired(6, 1, SELL, released=2 * B, reason="STP"),
+        trade(7, 1, 100, 2, BUY, maker=2, taker=3, maker_user=2, taker_user=1),
+        updated(8, 2, SELL, 100, filled=2, remaining=0, locked=0, user=2),
+        delta(9, SELL, 100, 0),
+        opened(10, 3, BUY, 100, 1, 1000, filled=2),
+        delta(11, BUY, 100, 1),
     ]
 
 
 def test_stp_expire_both(h: Harness) -> None:
     _stp_book(h)
     assert h.brief(limit(3, BUY, 100, 3, stp=StpMode.EXPIRE_BOTH)) == [
-        expired(5, 1, SELL, released=2 * B, reason="STP"),
-        delta(6, SELL, 100, 2),
-        expired(7, 3, BUY, released=3000, reason="STP"),
+        prevented(5, taker=3, maker=1, price=100, qty=2, mode="EXPIRE_BOTH"),
+        expired(6, 1, SELL, released=2 * B, reason="STP"),
+        delta(7, SELL, 100, 2),
+        expired(8, 3, BUY, released=3000, reason="STP"),
     ]
 
 
 def test_stp_decrement_smaller_maker_expires(h: Harness) -> None:
     _stp_book(h)
     assert h.brief(limit(3, BUY, 100, 3, stp=StpMode.DECREMENT)) == [
-        expired(5, 1, SELL, released=2 * B, reason="STP"),
-        trade(6, 1, 100, 1, BUY, maker=2, taker=3, maker_user=2, taker_user=1),
-        updated(7, 2, SELL, 100, filled=1, remaining=1, locked=B, user=2),
-        delta(8, SELL, 100, 1),
-        updated(9, 3, BUY, 100, filled=1, remaining=0, locked=0, released=2000),
+        prevented(5, taker=3, maker=1, price=100, qty=2, mode="DECREMENT"),
+        expired(6, 1, SELL, released=2 * B, reason="STP"),
+        trade(7, 1, 100, 1, BUY, maker=2, taker=3, maker_user=2, taker_user=1),
+        updated(8, 2, SELL, 100, filled=1, remaining=1, locked=B, user=2),
+        delta(9, SELL, 100, 1),
+        updated(10, 3, BUY, 100, filled=1, remaining=0, locked=0, released=2000),
     ]
 
 
 def test_stp_decrement_smaller_taker_expires(h: Harness) -> None:
     h.send(limit(1, SELL, 100, 5, user=1))
     assert h.brief(limit(2, BUY, 100, 3, stp=StpMode.DECREMENT)) == [
+        prevented(3, taker=2, maker=1, price=100, qty=3, mode="DECREMENT"),
         updated(
-            3,
+            4,
             1,
             SELL,
             100,
@@ -367,18 +374,58 @@ def test_stp_decrement_smaller_taker_expires(h: Harness) -> None:
             released=3 * B,
             cause="STP_DECREMENT",
         ),
-        delta(4, SELL, 100, 2),
-        expired(5, 2, BUY, released=3000, reason="STP"),
+        delta(5, SELL, 100, 2),
+        expired(6, 2, BUY, released=3000, reason="STP"),
     ]
 
 
 def test_stp_decrement_equal_both_expire(h: Harness) -> None:
     h.send(limit(1, SELL, 100, 3, user=1))
     assert h.brief(limit(2, BUY, 100, 3, stp=StpMode.DECREMENT)) == [
-        expired(3, 1, SELL, released=3 * B, reason="STP"),
-        delta(4, SELL, 100, 0),
-        expired(5, 2, BUY, released=3000, reason="STP"),
+        prevented(3, taker=2, maker=1, price=100, qty=3, mode="DECREMENT"),
+        expired(4, 1, SELL, released=3 * B, reason="STP"),
+        delta(5, SELL, 100, 0),
+        expired(6, 2, BUY, released=3000, reason="STP"),
     ]
+
+
+def test_stp_one_prevented_match_per_maker_met(h: Harness) -> None:
+    """EXPIRE_MAKER across two of the taker's own orders on two levels, then a trade: one
+    MATCH_PREVENTED per maker, each right before that maker's expiry; seqs gap-free."""
+    h.send(limit(1, SELL, 100, 2, user=1))
+    h.send(limit(2, SELL, 101, 1, user=1))
+    h.send(limit(3, SELL, 101, 2, user=2))
+    assert h.brief(limit(4, BUY, 101, 3, stp=StpMode.EXPIRE_MAKER)) == [
+        prevented(7, taker=4, maker=1, price=100, qty=2, mode="EXPIRE_MAKER"),
+        expired(8, 1, SELL, released=2 * B, reason="STP"),
+        delta(9, SELL, 100, 0),
+        prevented(10, taker=4, maker=2, price=101, qty=1, mode="EXPIRE_MAKER"),
+        expired(11, 2, SELL, released=B, reason="STP"),
+        trade(12, 1, 101, 2, BUY, maker=3, taker=4, maker_user=2, taker_user=1),
+        updated(13, 3, SELL, 101, filled=2, remaining=0, locked=0, user=2),
+        delta(14, SELL, 101, 0),
+        opened(15, 4, BUY, 101, 1, 1010, filled=2),
+        delta(16, BUY, 101, 1),
+    ]
+
+
+def test_stp_decrement_by_quote_amount_prevents_what_the_budget_pays(h: Harness) -> None:
+    """A market buy by quote amount: the prevented quantity is what its budget could buy."""
+    h.send(limit(1, SELL, 100, 5, user=1))
+    events = h.send(market(2, BUY, qoq=2500, locked=2500, stp=StpMode.DECREMENT))
+    found = [e for e in events if isinstance(e, MatchPrevented)]
+    assert [(e.maker_order_id, e.price, e.prevented_qty, e.stp_mode) for e in found] == [
+        (1, 100, 2, StpMode.DECREMENT)
+    ]
+    assert events.index(found[0]) == 0
+    assert h.engine.book_orders(SELL) == [(100, 1, 3)]
+
+
+def test_stp_budget_too_small_for_a_lot_prevents_nothing(h: Harness) -> None:
+    h.send(limit(1, SELL, 100, 5, user=1))
+    events = h.send(market(2, BUY, qoq=500, locked=500, stp=StpMode.DECREMENT))
+    assert not [e for e in events if isinstance(e, MatchPrevented)]
+    assert h.engine.book_orders(SELL) == [(100, 1, 5)]
 
 
 def test_stp_none_trades_with_yourself(h: Harness) -> None:
@@ -403,7 +450,8 @@ def test_fok_counts_stp(h: Harness) -> None:
     assert h.kinds(limit(3, BUY, 100, 3, tif=TimeInForce.FOK, stp=StpMode.EXPIRE_MAKER)) == [
         "OrderRejected"
     ]
-    assert h.kinds(limit(4, BUY, 100, 2, tif=TimeInForce.FOK, stp=StpMode.EXPIRE_MAKER))[:2] == [
+    assert h.kinds(limit(4, BUY, 100, 2, tif=TimeInForce.FOK, stp=StpMode.EXPIRE_MAKER))[:3] == [
+        "MatchPrevented",
         "OrderExpired",
         "TradeExecuted",
     ]

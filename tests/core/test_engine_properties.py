@@ -13,6 +13,7 @@ from cex.core.events import (
     Command,
     Event,
     MarketControlAction,
+    MatchPrevented,
     OrderType,
     Side,
     StpMode,
@@ -150,6 +151,14 @@ def _trades(events: list[Event]) -> list[tuple[int, ...]]:
     ]
 
 
+def _prevented(events: list[Event]) -> list[tuple[Any, ...]]:
+    return [
+        (e.taker_order_id, e.maker_order_id, e.price, e.prevented_qty, e.stp_mode)
+        for e in events
+        if isinstance(e, MatchPrevented)
+    ]
+
+
 @SETTINGS
 @given(streams)
 def test_engine_matches_the_reference_model(steps: list[tuple[Any, ...]]) -> None:
@@ -158,10 +167,11 @@ def test_engine_matches_the_reference_model(steps: list[tuple[Any, ...]]) -> Non
     ref = Reference(K, B, cfg.maker_fee_ppm, cfg.taker_fee_ppm, cfg.max_qty_lots)
     ledger = Ledger(K, B)
     for offset, command in enumerate(_build(steps)):
-        before = len(ref.trades)
+        before, prevented_before = len(ref.trades), len(ref.prevented)
         events = engine.apply(command, offset)
         ref.apply(command)
         assert _trades(events) == ref.trades[before:], command
+        assert _prevented(events) == ref.prevented[prevented_before:], command
         assert engine.book_orders(Side.BUY) == ref.side(Side.BUY)
         assert engine.book_orders(Side.SELL) == ref.side(Side.SELL)
         engine.check_invariants()  # includes: the book is never crossed

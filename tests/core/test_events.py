@@ -65,6 +65,7 @@ EVENTS: list[ev.Event] = [
     ev.BookDelta("BTCUSDT", 8, 7, 9, SELL, 100, 0),
     ev.MarketStatusChanged("BTCUSDT", 9, 7, 9, ev.MarketStatus.HALTED),
     ev.ConfigUpdated("BTCUSDT", 10, 7, 9, 1, 2),
+    ev.MatchPrevented("BTCUSDT", 11, 7, 9, 5, 2, 3, 2, 100, 4, ev.StpMode.EXPIRE_MAKER),
 ]
 
 
@@ -85,7 +86,7 @@ def test_every_tag_is_versioned_and_unique() -> None:
     tags = [type(x).__struct_config__.tag for x in [*COMMANDS, *EVENTS]]
     assert all(isinstance(t, str) and t.endswith(".v1") for t in tags)
     classes = {type(x) for x in [*COMMANDS, *EVENTS]}
-    assert len(set(tags)) == len(classes) == 17
+    assert len(set(tags)) == len(classes) == 18
 
 
 def test_events_are_immutable() -> None:
@@ -120,3 +121,10 @@ def test_trade_fee_helpers() -> None:
 
 def test_json_for_humans() -> None:
     assert ev.to_json(COMMANDS[6]) == b'["ORDER_EXPIRE.v1","BTCUSDT",1000,1]'
+
+
+def test_match_prevented_wire_layout() -> None:
+    """The tag, then the common fields, then the STP fields in declaration order."""
+    assert ev.to_json(EVENTS[10]) == (
+        b'["MATCH_PREVENTED.v1","BTCUSDT",11,7,9,5,2,3,2,100,4,"EXPIRE_MAKER"]'
+    )

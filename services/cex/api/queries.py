@@ -1,4 +1,5 @@
-"""The public API's reads from Postgres (settlement's truth): orders, trades, balances.
+"""The public API's reads from Postgres (settlement's truth): orders, trades, prevented
+matches, balances.
 
 Every query is scoped by the authenticated user id: no request can read another account.
 """
@@ -118,6 +119,34 @@ async def my_trades(
     )
     found = [dict(r) for r in rows]
     return found[::-1] if newest_first else found
+
+
+async def prevented_matches(
+    db: asyncpg.Pool, user_id: int, market: str, *, prevented_match_id: int | None,
+    order_id: int | None, from_id: int | None, limit: int,
+) -> list[dict[str, Any]]:  # fmt: skip
+    """The user's prevented matches (self-trade prevention) in a market: the one with
+    `prevented_match_id`, or those of `order_id` (as taker or maker) from `from_id` up;
+    ascending by id, at most `limit`."""
+    conditions = ["user_id = $1", "market = $2"]
+    args: list[Any] = [user_id, market]
+    if prevented_match_id is not None:
+        args.append(prevented_match_id)
+        conditions.append(f"prevented_match_id = ${len(args)}")
+    if order_id is not None:
+        args.append(order_id)
+        conditions.append(f"(taker_order_id = ${len(args)} OR maker_order_id = ${len(args)})")
+    if from_id is not None:
+        args.append(from_id)
+        conditions.append(f"prevented_match_id >= ${len(args)}")
+    args.append(limit)
+    rows = await db.fetch(
+        "SELECT prevented_match_id, taker_order_id, maker_order_id, price, prevented_qty,"
+        f" stp_mode, ts FROM prevented_matches WHERE {' AND '.join(conditions)}"
+        f" ORDER BY prevented_match_id LIMIT ${len(args)}",
+        *args,
+    )
+    return [dict(r) for r in rows]
 
 
 async def balances(db: asyncpg.Pool, user_id: int) -> list[dict[str, Any]]:

@@ -489,6 +489,25 @@ class MyTrade(Body):
     isBestMatch: bool = Field(description="Always true.")
 
 
+class PreventedMatch(Body):
+    """A match that self-trade prevention stopped: no trade happened."""
+
+    symbol: str
+    preventedMatchId: int = Field(description="Unique per symbol; ascending in time.")
+    takerOrderId: int
+    makerSymbol: str = Field(description="Always the symbol: both orders are in one market.")
+    makerOrderId: int
+    tradeGroupId: int = Field(description="Always -1: accounts are not in trade groups here.")
+    selfTradePreventionMode: Literal["EXPIRE_TAKER", "EXPIRE_MAKER", "EXPIRE_BOTH", "DECREMENT"]
+    price: str = decimal("The maker's price.")
+    makerPreventedQuantity: str = decimal(
+        "The maker's quantity that did not trade: its remaining quantity (EXPIRE_TAKER: it "
+        "stays on the book; EXPIRE_MAKER, EXPIRE_BOTH: it expired), or the quantity removed "
+        "from both orders (DECREMENT)."
+    )
+    transactTime: int
+
+
 class Commission(Body):
     symbol: str
     standardCommission: AllRates

@@ -49,6 +49,14 @@ survives gets ORDER_UPDATED(STP_DECREMENT) releasing the funds of the removed qu
 taker that survives keeps its funds locked until it ends. NONE: they trade. FOK counts STP:
 a self-match under any mode but NONE and EXPIRE_MAKER makes the order unfillable.
 
+Every STP decision (one per maker met) first emits MATCH_PREVENTED (taker, maker, the
+maker's price, the maker's prevented quantity, the mode), then the events it causes: the
+maker's ORDER_EXPIRED(STP) or ORDER_UPDATED(STP_DECREMENT) at once, the taker's
+ORDER_EXPIRED(STP) as its final event. It takes a seq like any event, so seqs stay
+gap-free and replay reproduces it; the cost is only on the (rare) self-match branch of the
+matching loop. A quote-amount taker whose budget cannot pay one more lot when it meets its
+own order ends as when its budget runs out: no match was prevented, nothing is emitted.
+
 Market status (Binance semantics): HALTED refuses new orders and amends but accepts
 cancels, cancel-all and expiries; CANCEL_ONLY additionally accepts quantity-decrease
 amends. RESUME returns to TRADING. Status and fee changes take effect at their place in
@@ -87,6 +95,7 @@ from cex.core.events import (
     MarketControlAction,
     MarketStatus,
     MarketStatusChanged,
+    MatchPrevented,
     OrderAmend,
     OrderCancel,
     OrderCancelled,
@@ -896,8 +905,16 @@ class MatchingEngine:
                 if remaining < q:
                     q = remaining
                 if maker.user == user and stp is not _STP_NONE:
-                    # Self-trade prevention: the taker's mode decides.
+                    # Self-trade prevention: the taker's mode decides. Each decision is
+                    # recorded (MATCH_PREVENTED) before the events it causes.
                     if stp is _EXPIRE_TAKER:
+                        seq += 1
+                        out.append(
+                            MatchPrevented(
+                                market, seq, offset, ts, o.id, user, maker.id, maker.user, best,
+                                maker.remaining, stp,
+                            )
+                        )  # fmt: skip
                         reason = _X_STP
                         stop_all = True
                         break
@@ -912,6 +929,13 @@ class MatchingEngine:
                                     spent = True
                                     stop_all = True
                                     break
+                        seq += 1
+                        out.append(
+                            MatchPrevented(
+                                market, seq, offset, ts, o.id, user, maker.id, maker.user, best,
+                                prevented, stp,
+                            )
+                        )  # fmt: skip
                         # The prevented quantity leaves both orders for good.
                         maker.remaining -= prevented
                         maker.quantity -= prevented
@@ -944,6 +968,13 @@ class MatchingEngine:
                             break
                         continue
                     # EXPIRE_MAKER or EXPIRE_BOTH: the maker's rest expires.
+                    seq += 1
+                    out.append(
+                        MatchPrevented(
+                            market, seq, offset, ts, o.id, user, maker.id, maker.user, best,
+                            maker.remaining, stp,
+                        )
+                    )  # fmt: skip
                     level_qty -= maker.remaining
                     maker.remaining = 0
                     done.append(maker)

@@ -55,6 +55,36 @@ Money for settlement
   before the new order's own first event, so settlement sees trades of a taker that is
   still PENDING; apply the whole command's events in one transaction. An order's event
   comes before the BOOK_DELTA events of the levels it changed.
+* ``MATCH_PREVENTED`` moves no money and changes no order: it records a self-trade
+  prevention decision (Binance's "prevented match", ``GET /api/v3/myPreventedMatches``)
+  and comes right before the events that decision causes (the maker's ORDER_EXPIRED or
+  ORDER_UPDATED(STP_DECREMENT); the taker's ORDER_EXPIRED(STP), which may come later in
+  the command, after the level's BOOK_DELTA). Every ORDER_EXPIRED with reason STP and every
+  ORDER_UPDATED(STP_DECREMENT) follows a MATCH_PREVENTED naming that order in the same
+  command. Its ``seq`` is the prevented match's id.
+
+Compatibility of MATCH_PREVENTED (added after the first release of v1)
+----------------------------------------------------------------------
+A new event *kind* is not a compatible change in the sense above, in two ways:
+
+* **Readers.** A reader built before ``MATCH_PREVENTED.v1`` existed cannot decode it
+  (:func:`decode_event` raises :class:`SchemaError`; settlement then stops, the candle
+  aggregator too). Upgrade every consumer of ``executions`` and of the Redis user
+  channels (settlement, candles, API, gateway) *before* the engines.
+* **Replay renumbers.** An engine emits one more event per STP decision than an older
+  engine did for the same commands, so every later ``seq`` of the market shifts. An
+  upgraded engine that *replays* input an older engine already answered (recovery
+  replays ``[snapshot offset, committed offset)`` without producing, DESIGN.md §5) would
+  reach a ``next_seq`` that disagrees with ``executions`` if an STP decision happened in
+  that window. This is not silent: recovery's output check (``engine_verify_output``,
+  on by default) compares the replayed ``next_seq`` with the last committed event and
+  refuses to go live, and settlement refuses a seq gap. It is avoided by upgrading from
+  a snapshot that covers everything committed, so that the replay window is empty: halt
+  the market (MARKET_CONTROL HALT: nothing can match after it), wait until the engine
+  has written its snapshot (it does within ``CEX_ENGINE_SNAPSHOT_INTERVAL_S`` once its
+  input is quiet), upgrade, then RESUME. A full replay from the partition's start (no
+  snapshot) by a new engine cannot reproduce an old engine's seqs if any STP ever
+  happened, so the snapshot key must survive the upgrade.
 """
 
 from __future__ import annotations
@@ -82,6 +112,7 @@ __all__ = [
     "MarketControlAction",
     "MarketStatus",
     "MarketStatusChanged",
+    "MatchPrevented",
     "OrderAmend",
     "OrderCancel",
     "OrderCancelled",
@@ -452,6 +483,35 @@ class TradeExecuted(_Event, frozen=True, tag="TRADE_EXECUTED.v1"):
         return self.maker_fee if self.taker_side is Side.BUY else self.taker_fee
 
 
+class MatchPrevented(_Event, frozen=True, tag="MATCH_PREVENTED.v1"):
+    """Self-trade prevention stopped a match between a taker and one resting (maker) order
+    of the same user; no trade, no money moves (Binance: a "prevented match").
+
+    ``seq`` is the prevented match's id (Binance ``preventedMatchId``), unique per market.
+    ``price``: ticks, the maker's price. ``stp_mode``: the taker's mode, which decided
+    (never NONE). ``prevented_qty`` (lots, Binance ``makerPreventedQuantity``) is the
+    maker's quantity that did not trade in this match:
+
+    * EXPIRE_TAKER: the maker's remaining quantity; the maker stays on the book untouched,
+      the taker's rest expires.
+    * EXPIRE_MAKER, EXPIRE_BOTH: the maker's remaining quantity, which expires.
+    * DECREMENT: the quantity removed from both orders (the smaller remaining, or what a
+      taker's ``quote_order_qty`` budget could still pay for).
+
+    It comes before the events the decision causes (see "Money for settlement").
+    ``maker_user_id`` equals ``taker_user_id`` today (self = same user); both are kept so
+    that a wider notion of "self" (Binance's trade groups) needs no schema change.
+    """
+
+    taker_order_id: int
+    taker_user_id: int
+    maker_order_id: int
+    maker_user_id: int
+    price: int
+    prevented_qty: int
+    stp_mode: StpMode
+
+
 class BookDelta(_Event, frozen=True, tag="BOOK_DELTA.v1"):
     """One L2 level changed: its *new* aggregated quantity in lots (0 = the level is gone).
 
@@ -481,6 +541,7 @@ Event: TypeAlias = (
     | OrderRejected
     | CommandRejected
     | TradeExecuted
+    | MatchPrevented
     | BookDelta
     | MarketStatusChanged
     | ConfigUpdated

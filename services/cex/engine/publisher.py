@@ -29,6 +29,7 @@ from cex.core.events import (
     ConfigUpdated,
     Event,
     MarketStatusChanged,
+    MatchPrevented,
     Side,
     TradeExecuted,
 )
@@ -217,6 +218,11 @@ class RedisPublisher:
                 assert isinstance(event, CommandRejected)
                 if event.user_id is not None:
                     users[event.user_id].append(event)
+            elif kind is MatchPrevented:  # concerns the taker's and the maker's user
+                assert isinstance(event, MatchPrevented)
+                users[event.taker_user_id].append(event)
+                if event.maker_user_id != event.taker_user_id:
+                    users[event.maker_user_id].append(event)
             else:
                 users[event.user_id].append(event)  # type: ignore[union-attr,index]
         self._mirror(bids, asks)

@@ -87,7 +87,7 @@ import msgspec
 import redis.asyncio as aioredis
 
 from cex.core.candles import Candle, decode_candle, decode_state
-from cex.core.events import BookDelta, Event, TradeExecuted
+from cex.core.events import BookDelta, Event, MatchPrevented, TradeExecuted
 from cex.core.market import MarketConfig
 from cex.infra.settings import InfraSettings
 
@@ -167,11 +167,12 @@ def userdata_channel(prefix: str, user_id: int) -> str:
 
 
 def events_by_user(events: list[Event]) -> dict[int, list[Event]]:
-    """The events each user should hear about: their order events, the trades they are on
-    (both sides), the refusals of their commands. Market-wide events go to nobody."""
+    """The events each user should hear about: their order events, the trades and the
+    prevented matches they are on (both sides), the refusals of their commands. Market-wide
+    events go to nobody."""
     users: dict[int, list[Event]] = {}
     for event in events:
-        if isinstance(event, TradeExecuted):
+        if isinstance(event, TradeExecuted | MatchPrevented):
             users.setdefault(event.maker_user_id, []).append(event)
             if event.taker_user_id != event.maker_user_id:
                 users.setdefault(event.taker_user_id, []).append(event)

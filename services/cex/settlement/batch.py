@@ -9,12 +9,16 @@ Per batch::
     5. lock the balances to change           balances, by (user_id, asset) (FOR UPDATE)
     6. write                                 balances: one UPDATE … FROM unnest
                                              orders:   one UPDATE … FROM unnest
-                                             trades, journals, entries: COPY
+                                             trades, journals, entries,
+                                             prevented matches: COPY
                                              progress: last_seq, next_offset
 
 Idempotency: the progress row is written in the same transaction as the effects, so a
 batch is applied entirely or not at all, and a redelivered event (seq <= last_seq) is
 skipped. Two settlement processes on the same market serialise on the progress row.
+
+A MATCH_PREVENTED (self-trade prevention) moves no money and changes no order: it becomes
+one ``prevented_matches`` row (id = its seq), checked against the orders it names.
 
 Lock order: orders before balances, each sorted. The trading API locks markets then
 balances and only *inserts* orders, so no cycle can form with it.
@@ -39,6 +43,7 @@ import asyncpg
 from cex.core.events import (
     CommandRejected,
     Event,
+    MatchPrevented,
     OrderCancelled,
     OrderExpired,
     OrderOpened,
@@ -227,7 +232,7 @@ class Settler:
         # 3. the orders, locked
         order_ids: set[int] = set()
         for _, event in todo:
-            if isinstance(event, TradeExecuted):
+            if isinstance(event, TradeExecuted | MatchPrevented):
                 order_ids.add(event.maker_order_id)
                 order_ids.add(event.taker_order_id)
             elif isinstance(event, _ORDER_EVENTS):
@@ -250,6 +255,7 @@ class Settler:
         # 4. replay in Python
         journals: list[Journal] = []
         trade_rows: list[tuple[object, ...]] = []
+        prevented_rows: list[tuple[object, ...]] = []
         changed: set[int] = set()
         fee_user = self.fee_user_id
         for market, event in todo:
@@ -270,6 +276,16 @@ class Settler:
                 self._order_event(market, event, orders)
                 changed.add(event.order_id)
                 journal = journal_for(event, market, fee_user)
+            elif isinstance(event, MatchPrevented):
+                self._prevented(market, event, orders)
+                prevented_rows.append(
+                    (
+                        market.name, event.seq, event.taker_user_id, event.taker_order_id,
+                        event.maker_order_id, event.price, event.prevented_qty,
+                        event.stp_mode.value, event.ts,
+                    )
+                )  # fmt: skip
+                journal = None  # no money moves
             elif isinstance(event, CommandRejected) and event.released:
                 assert event.order_id is not None
                 order = self._order(orders, event.order_id, market, event)
@@ -354,6 +370,10 @@ class Settler:
         t_orders = time.perf_counter()
         if trade_rows:
             await conn.copy_records_to_table("trades", records=trade_rows, columns=_TRADE_COLUMNS)
+        if prevented_rows:
+            await conn.copy_records_to_table(
+                "prevented_matches", records=prevented_rows, columns=_PREVENTED_COLUMNS
+            )
         t_trades = time.perf_counter()
         if journals:
             journal_ids = [
@@ -442,6 +462,24 @@ class Settler:
             spent = event.quote_amount if order.side is Side.BUY else event.base_amount
             self._spend(order, spent, event)
 
+    def _prevented(
+        self, market: MarketInfo, event: MatchPrevented, orders: dict[int, _Order]
+    ) -> None:
+        """A prevented match must name two open orders of its user on opposite sides (the
+        taker may still be PENDING: its first event comes later in the command)."""
+        maker = self._order(orders, event.maker_order_id, market, event)
+        taker = self._order(orders, event.taker_order_id, market, event)
+        if not maker.user_id == taker.user_id == event.maker_user_id == event.taker_user_id:
+            raise InconsistentEvent(f"{event.market}:{event.seq}: prevented match users mismatch")
+        if maker.side is taker.side:
+            raise InconsistentEvent(f"{event.market}:{event.seq}: prevented match sides mismatch")
+        for order in (maker, taker):
+            if order.status in TERMINAL:
+                raise InconsistentEvent(
+                    f"{event.market}:{event.seq}: prevented match on order {order.id}"
+                    f" in {order.status}"
+                )
+
     def _order_event(
         self, market: MarketInfo, event: OrderEvent, orders: dict[int, _Order]
     ) -> None:
@@ -477,4 +515,9 @@ _TRADE_COLUMNS = (
     "market", "trade_id", "price", "qty", "quote_amount", "base_amount", "taker_side",
     "maker_order_id", "taker_order_id", "maker_user_id", "taker_user_id", "maker_fee",
     "taker_fee", "seq", "ts",
+)  # fmt: skip
+
+_PREVENTED_COLUMNS = (
+    "market", "prevented_match_id", "user_id", "taker_order_id", "maker_order_id", "price",
+    "prevented_qty", "stp_mode", "ts",
 )  # fmt: skip

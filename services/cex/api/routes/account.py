@@ -1,4 +1,5 @@
-"""Account endpoints (SIGNED, USER_DATA): balances, trades, commission, order rate limits."""
+"""Account endpoints (SIGNED, USER_DATA): balances, trades, prevented matches, commission,
+order rate limits."""
 
 from __future__ import annotations
 
@@ -95,6 +96,51 @@ async def my_trades(
         limit=p.integer("limit", low=1, high=1000) or 500,
     )  # fmt: skip
     return [render_trade(r, config, s.user_id) for r in rows]
+
+
+@router.get(
+    "/myPreventedMatches",
+    summary="Matches of a symbol that self-trade prevention stopped",
+    description="One prevented match by `preventedMatchId` (weight 2), or those of "
+    "`orderId` as taker or maker (weight 20), from `fromPreventedMatchId` up; ascending id.",
+    openapi_extra=openapi(
+        Param("symbol", required=True), Param("preventedMatchId", "integer"),
+        Param("orderId", "integer"),
+        Param("fromPreventedMatchId", "integer", description="Only with orderId."),
+        Param("limit", "integer", description="Default 500; max 1000."), *SIGNED,
+    ),
+    responses=schemas.documented(list[schemas.PreventedMatch], "Your prevented matches",
+                                 *schemas.SIGNED),
+)  # fmt: skip
+async def my_prevented_matches(
+    state: State,
+    s: Annotated[Signed, signed("read", lambda p: 2 if p.raw("preventedMatchId") else 20)],
+) -> list[dict[str, Any]]:
+    p = s.params
+    config = state.markets.config(p.required_text("symbol", max_len=32))
+    match_id = p.integer("preventedMatchId", low=0)
+    order_id = p.integer("orderId", low=0)
+    from_id = p.integer("fromPreventedMatchId", low=0)
+    limit = p.integer("limit", low=1, high=1000) or 500
+    # Binance's combinations: preventedMatchId | orderId [+ fromPreventedMatchId [+ limit]]
+    if match_id is None and order_id is None:
+        raise errors.mandatory_either("preventedMatchId", "orderId")
+    if match_id is not None and (order_id is not None or from_id is not None):
+        raise errors.optional_combination()
+    rows = await queries.prevented_matches(
+        state.pool, s.user_id, config.name, prevented_match_id=match_id, order_id=order_id,
+        from_id=from_id, limit=limit,
+    )  # fmt: skip
+    return [
+        {"symbol": config.symbol, "preventedMatchId": r["prevented_match_id"],
+         "takerOrderId": r["taker_order_id"], "makerSymbol": config.symbol,
+         "makerOrderId": r["maker_order_id"], "tradeGroupId": -1,
+         "selfTradePreventionMode": r["stp_mode"],
+         "price": config.format_price(int(r["price"])),
+         "makerPreventedQuantity": config.format_qty(int(r["prevented_qty"])),
+         "transactTime": r["ts"]}
+        for r in rows
+    ]  # fmt: skip
 
 
 @router.get(
