@@ -294,7 +294,7 @@ async def test_diff_depth_converges_to_the_engine_book(
                                         keys.encode(bogus))  # fmt: skip
                 if i in (50, 60, 70):
                     killed += await _kill_pubsub(redis, exchange.redis_prefix)
-            assert killed == 3
+            assert killed >= 3  # every gateway of this exchange shares the connection name
             # Quiet now: the client must end exactly at the engine's book.
             async with asyncio.timeout(30):
                 while True:
