@@ -102,6 +102,21 @@ async def _until(predicate: Any, first: Any, watch: Any, timeout: float = 30) ->
         raise AssertionError(f"last seen: {found}") from None
 
 
+async def _listened(gateway: str, streams: int) -> None:
+    """Wait until the gateway serves at least `streams` streams with a listener (its
+    `cex_gateway_streams` gauge): the client's subscriptions are in place, so no event of
+    the trade that follows can be missed, however slow the machine."""
+    url = gateway.replace("ws://", "http://", 1) + "/metrics"
+    async with aiohttp.ClientSession() as http, asyncio.timeout(30):
+        while True:
+            async with http.get(url) as response:
+                text = await response.text()
+            for line in text.splitlines():
+                if line.startswith("cex_gateway_streams ") and float(line.split()[1]) >= streams:
+                    return
+            await asyncio.sleep(0.1)
+
+
 async def test_ccxt_pro(exchange: Exchange, gateway: str) -> None:
     client = _ccxt_pro(exchange.url, gateway)
     try:
@@ -110,7 +125,7 @@ async def test_ccxt_pro(exchange: Exchange, gateway: str) -> None:
         trades_task = asyncio.create_task(client.watch_trades(ETH))
         ticker_task = asyncio.create_task(client.watch_ticker(ETH))
         ohlcv_task = asyncio.create_task(client.watch_ohlcv(ETH, "1m"))
-        await asyncio.sleep(1)  # subscribed before the orders
+        await _listened(gateway, 4)  # book, trades, ticker, candles
         price = float(await _trade(exchange, "ccxt"))
         book = await _until(lambda b: [price, 0.3] in b["asks"], book_task,
                             lambda: client.watch_order_book(ETH))  # fmt: skip
@@ -148,7 +163,7 @@ async def test_python_binance_socket_manager(exchange: Exchange, gateway: str) -
     }
     tasks = [asyncio.create_task(collect(name, s)) for name, s in sockets.items()]
     try:
-        await asyncio.sleep(1.5)
+        await _listened(gateway, 4)
         text = f"{await _trade(exchange, 'pybinance')}.00"
         checks = {
             "trade": lambda: any(t["p"] == text and t["q"] == "0.2000"
@@ -184,7 +199,9 @@ async def sdk_streams(gateway: str) -> AsyncIterator[Any]:
         await connection.close_connection(close_session=True)
 
 
-async def test_binance_sdk_spot_websocket_streams(exchange: Exchange, sdk_streams: Any) -> None:
+async def test_binance_sdk_spot_websocket_streams(
+    exchange: Exchange, gateway: str, sdk_streams: Any
+) -> None:
     seen: dict[str, list[Any]] = {"depth": [], "trade": [], "kline": [], "ticker": []}
     subscriptions = {
         "depth": await sdk_streams.diff_book_depth(symbol="ethusdt", update_speed="100ms"),
@@ -194,7 +211,7 @@ async def test_binance_sdk_spot_websocket_streams(exchange: Exchange, sdk_stream
     }
     for name, stream in subscriptions.items():
         stream.on("message", lambda data, name=name: seen[name].append(data))
-    await asyncio.sleep(1.5)
+    await _listened(gateway, 4)
     text = f"{await _trade(exchange, 'sdk')}.00"
     async with asyncio.timeout(30):
         while not (
