@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import json
 import logging
 import time
@@ -55,6 +56,7 @@ class Gateway:
         self, settings: GatewaySettings, redis: aioredis.Redis, pool: asyncpg.Pool
     ) -> None:
         self.settings = settings
+        self.trusted = trusted_proxies(settings.gateway_forwarded_allow_ips)
         self.redis = redis
         self.pool = pool
         self.prefix = settings.redis_prefix
@@ -255,7 +257,7 @@ class Gateway:
             return Response(200, "OK", headers, body)
         if streams.streams_of_path(request.path) is None:
             return conn.respond(404, "Not Found\n")
-        ip = _ip(conn)
+        ip = _ip(conn, self.trusted)
         s = self.settings
         if self.open_per_ip[ip] >= s.gateway_connections_per_ip:
             metrics.REFUSED.labels("connections").inc()
@@ -277,7 +279,7 @@ class Gateway:
     async def _handle(self, ws: ServerConnection) -> None:
         parsed = streams.streams_of_path(ws.request.path if ws.request else "/ws")
         combined, names = parsed if parsed is not None else (False, [])
-        ip = _ip(ws)
+        ip = _ip(ws, self.trusted)
         client = Client(ws, ip, combined, self.settings.gateway_messages_per_s)
         self.open_per_ip[ip] += 1
         metrics.CONNECTIONS.inc()
@@ -358,6 +360,47 @@ class Gateway:
                 self.hub.send(client, name, feed.partial(stream.levels))
 
 
-def _ip(conn: ServerConnection) -> str:
+Trusted = list[ipaddress.IPv4Network | ipaddress.IPv6Network] | None  # None: any proxy
+
+
+def trusted_proxies(setting: str) -> Trusted:
+    """`gateway_forwarded_allow_ips` parsed: the networks whose X-Forwarded-For we believe."""
+    if setting.strip() == "*":
+        return None
+    return [ipaddress.ip_network(part.strip(), strict=False)
+            for part in setting.split(",") if part.strip()]  # fmt: skip
+
+
+def _is_trusted(address: str, trusted: Trusted) -> bool:
+    if trusted is None:
+        return True
+    try:
+        parsed = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(parsed in network for network in trusted)
+
+
+def client_ip(peer: str, forwarded_for: str | None, trusted: Trusted) -> str:
+    """Who the client is: the peer, unless the peer is a trusted proxy; then the nearest
+    address of `X-Forwarded-For` that is not itself a trusted proxy (the rightmost ones were
+    added by our proxies; anything further left the client could have written). With every
+    proxy trusted (`*`), the first address, as uvicorn does."""
+    if not forwarded_for or not _is_trusted(peer, trusted):
+        return peer
+    hops = [hop.strip() for hop in forwarded_for.split(",") if hop.strip()]
+    if not hops:
+        return peer
+    if trusted is None:  # every proxy trusted: the first address, as uvicorn does
+        return hops[0]
+    for hop in reversed(hops):
+        if not _is_trusted(hop, trusted):
+            return hop
+    return hops[0]
+
+
+def _ip(conn: ServerConnection, trusted: Trusted) -> str:
     address = conn.remote_address
-    return str(address[0]) if address else "?"
+    peer = str(address[0]) if address else "?"
+    headers = conn.request.headers if conn.request is not None else None
+    return client_ip(peer, headers.get("X-Forwarded-For") if headers else None, trusted)

@@ -27,6 +27,10 @@ class GatewaySettings(InfraSettings):
     gateway_connections_per_ip: int = 1000
     gateway_attempts_per_ip: int = 300
     gateway_attempts_window_s: float = 300.0
+    #: Proxies trusted to say who the client is (comma-separated addresses or networks,
+    #: ``*`` for any), as uvicorn's FORWARDED_ALLOW_IPS: behind an Ingress, the per-IP
+    #: limits count the address its ``X-Forwarded-For`` names, not the controller's.
+    gateway_forwarded_allow_ips: str = ""
     #: Ticker and average-price refresh (one query for every market).
     gateway_ticker_refresh_s: float = 1.0
     #: How often each book's seq is compared with its key (a lost last update is noticed
