@@ -182,3 +182,28 @@ async def test_concurrent_clients_do_not_disturb_each_other(exchange: Exchange) 
     finally:
         for client in clients:
             await client.close()
+
+
+async def test_rate_limits_raise_ccxts_rate_limit_classes(exchange: Exchange) -> None:
+    """Binance answers a request over its limits with HTTP 429 (-1003, -1015); ccxt reads any
+    429 as DDoSProtection (RateLimitExceeded's parent) before looking at the code, against
+    Binance itself too. An API of this exchange with small limits and its own counters."""
+    url = await exchange.extra_api(
+        "api-ccxt-limited", CEX_API_WEIGHT_PER_MINUTE="25", CEX_API_ORDERS_PER_10S="2",
+        CEX_REDIS_PREFIX=f"{exchange.redis_prefix}-ccxt-limited",
+    )  # fmt: skip
+    trader = await exchange.trader("ccxt-limited@example.com", {"USDT": "100"})
+    client = ccxt_binance(url, trader)
+    try:
+        await client.load_markets()  # exchangeInfo: 20 of the 25
+        # ACK: this API's own Redis prefix hears no settlement outcome to wait for.
+        ack = {"newOrderRespType": "ACK"}
+        for price in (10000, 10001):
+            await client.create_order(BTC, "limit", "buy", 0.001, price, ack)
+        with pytest.raises(ccxt_async.DDoSProtection, match="-1015"):
+            await client.create_order(BTC, "limit", "buy", 0.001, 10002, ack)
+        with pytest.raises(ccxt_async.DDoSProtection, match="-1003"):
+            for _ in range(5):
+                await client.fetch_time()
+    finally:
+        await client.close()
