@@ -18,6 +18,30 @@ ORDER_COLUMNS = (
 OPEN = ["PENDING", "NEW", "PARTIALLY_FILLED"]
 
 
+class _Where:
+    """A WHERE clause built from the filters a request sent (absent ones add nothing), with
+    numbered parameters: `conditions` start as given, `args` as `$1, $2, …`."""
+
+    def __init__(self, conditions: list[str], args: list[Any]) -> None:
+        self.conditions = conditions
+        self.args = args
+
+    def add(self, condition: str, value: Any) -> None:
+        """`condition` with `{}` for the value's parameter, unless `value` is None."""
+        if value is not None:
+            self.args.append(value)
+            self.conditions.append(condition.format(f"${len(self.args)}"))
+
+    def limit(self, limit: int) -> str:
+        """The clause, and `limit`'s parameter last."""
+        self.args.append(limit)
+        return " AND ".join(self.conditions)
+
+    @property
+    def limit_param(self) -> str:
+        return f"${len(self.args)}"
+
+
 async def order(
     db: asyncpg.Pool, user_id: int, market: str, order_id: int | None, client_order_id: str | None
 ) -> dict[str, Any] | None:
@@ -56,23 +80,16 @@ async def all_orders(
 ) -> list[dict[str, Any]]:  # fmt: skip
     """Binance's allOrders: from `orderId` up, or within [startTime, endTime]; else the most
     recent `limit` orders; always in ascending id order."""
-    conditions = ["user_id = $1", "market = $2"]
-    args: list[Any] = [user_id, market]
-    if from_id is not None:
-        args.append(from_id)
-        conditions.append(f"id >= ${len(args)}")
-    if start_ms is not None:
-        args.append(start_ms)
-        conditions.append(f"created_ms >= ${len(args)}")
-    if end_ms is not None:
-        args.append(end_ms)
-        conditions.append(f"created_ms <= ${len(args)}")
+    where = _Where(["user_id = $1", "market = $2"], [user_id, market])
+    where.add("id >= {}", from_id)
+    where.add("created_ms >= {}", start_ms)
+    where.add("created_ms <= {}", end_ms)
     newest_first = from_id is None and start_ms is None
-    args.append(limit)
+    clause = where.limit(limit)
     rows = await db.fetch(
-        f"SELECT {ORDER_COLUMNS} FROM orders WHERE {' AND '.join(conditions)}"
-        f" ORDER BY id {'DESC' if newest_first else 'ASC'} LIMIT ${len(args)}",
-        *args,
+        f"SELECT {ORDER_COLUMNS} FROM orders WHERE {clause}"
+        f" ORDER BY id {'DESC' if newest_first else 'ASC'} LIMIT {where.limit_param}",
+        *where.args,
     )
     found = [dict(r) for r in rows]
     return found[::-1] if newest_first else found
@@ -90,32 +107,23 @@ async def my_trades(
 ) -> list[dict[str, Any]]:  # fmt: skip
     """The user's trades in a market, one row per side the user was on (a self-trade gives
     two), ascending by trade id."""
-    conditions = ["market = $2"]
-    args: list[Any] = [user_id, market]
-    if order_id is not None:
-        args.append(order_id)
-        conditions.append(f"(CASE WHEN side.is_maker THEN maker_order_id ELSE taker_order_id END)"
-                          f" = ${len(args)}")  # fmt: skip
-    if from_id is not None:
-        args.append(from_id)
-        conditions.append(f"trade_id >= ${len(args)}")
-    if start_ms is not None:
-        args.append(start_ms)
-        conditions.append(f"ts >= ${len(args)}")
-    if end_ms is not None:
-        args.append(end_ms)
-        conditions.append(f"ts <= ${len(args)}")
+    filters = _Where(["market = $2"], [user_id, market])
+    filters.add("(CASE WHEN side.is_maker THEN maker_order_id ELSE taker_order_id END) = {}",
+                order_id)  # fmt: skip
+    filters.add("trade_id >= {}", from_id)
+    filters.add("ts >= {}", start_ms)
+    filters.add("ts <= {}", end_ms)
     newest_first = from_id is None and start_ms is None
-    args.append(limit)
-    where = " AND ".join(conditions)
+    where = filters.limit(limit)
     order = "DESC" if newest_first else "ASC"
     rows = await db.fetch(
         f"SELECT * FROM ("
         f" SELECT {_TRADE_COLUMNS}, true AS is_maker FROM trades WHERE maker_user_id = $1"
         f" UNION ALL"
         f" SELECT {_TRADE_COLUMNS}, false AS is_maker FROM trades WHERE taker_user_id = $1"
-        f") side WHERE {where} ORDER BY trade_id {order}, is_maker {order} LIMIT ${len(args)}",
-        *args,
+        f") side WHERE {where} ORDER BY trade_id {order}, is_maker {order}"
+        f" LIMIT {filters.limit_param}",
+        *filters.args,
     )
     found = [dict(r) for r in rows]
     return found[::-1] if newest_first else found
@@ -128,23 +136,16 @@ async def prevented_matches(
     """The user's prevented matches (self-trade prevention) in a market: the one with
     `prevented_match_id`, or those of `order_id` (as taker or maker) from `from_id` up;
     ascending by id, at most `limit`."""
-    conditions = ["user_id = $1", "market = $2"]
-    args: list[Any] = [user_id, market]
-    if prevented_match_id is not None:
-        args.append(prevented_match_id)
-        conditions.append(f"prevented_match_id = ${len(args)}")
-    if order_id is not None:
-        args.append(order_id)
-        conditions.append(f"(taker_order_id = ${len(args)} OR maker_order_id = ${len(args)})")
-    if from_id is not None:
-        args.append(from_id)
-        conditions.append(f"prevented_match_id >= ${len(args)}")
-    args.append(limit)
+    where = _Where(["user_id = $1", "market = $2"], [user_id, market])
+    where.add("prevented_match_id = {}", prevented_match_id)
+    where.add("(taker_order_id = {0} OR maker_order_id = {0})", order_id)
+    where.add("prevented_match_id >= {}", from_id)
+    clause = where.limit(limit)
     rows = await db.fetch(
         "SELECT prevented_match_id, taker_order_id, maker_order_id, price, prevented_qty,"
-        f" stp_mode, ts FROM prevented_matches WHERE {' AND '.join(conditions)}"
-        f" ORDER BY prevented_match_id LIMIT ${len(args)}",
-        *args,
+        f" stp_mode, ts FROM prevented_matches WHERE {clause}"
+        f" ORDER BY prevented_match_id LIMIT {where.limit_param}",
+        *where.args,
     )
     return [dict(r) for r in rows]
 
