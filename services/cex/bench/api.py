@@ -32,6 +32,7 @@ from urllib.parse import urlencode
 import aiohttp
 import asyncpg
 
+from cex.bench.figures import latency_ms
 from cex.infra import accounts, apikeys
 from cex.infra.secretbox import SecretBox
 from cex.infra.settings import InfraSettings
@@ -155,7 +156,6 @@ async def _drive(
     started = time.perf_counter()
     await asyncio.gather(*(client() for _ in range(concurrency)))
     elapsed = time.perf_counter() - started
-    latencies.sort()
     n = len(latencies)
     return {
         "bench": "api",
@@ -163,8 +163,7 @@ async def _drive(
         "orders": n,
         "concurrency": concurrency,
         "orders_per_sec": round(n / elapsed, 1),
-        "p50_ms": round(latencies[n // 2] * 1000, 3),
-        "p99_ms": round(latencies[min(n - 1, int(n * 0.99))] * 1000, 3),
+        **latency_ms(latencies),
         "errors": errors,
     }
 

@@ -32,6 +32,7 @@ import aiohttp
 import asyncpg
 import yaml
 
+from cex.bench.figures import latency_ms
 from cex.core.market import MarketConfig
 from cex.infra import registry
 from cex.infra.postgres import create_pool, migrate
@@ -135,7 +136,6 @@ async def _drive(requests: list[Any], concurrency: int, send: Any) -> tuple[floa
 
 
 def _summary(mode: str, elapsed: float, latencies: list[float], concurrency: int) -> dict[str, Any]:
-    latencies.sort()
     n = len(latencies)
     return {
         "bench": "orders",
@@ -143,8 +143,7 @@ def _summary(mode: str, elapsed: float, latencies: list[float], concurrency: int
         "orders": n,
         "concurrency": concurrency,
         "ops_per_sec": round(n / elapsed, 1),
-        "p50_ms": round(latencies[n // 2] * 1000, 3),
-        "p99_ms": round(latencies[min(n - 1, int(n * 0.99))] * 1000, 3),
+        **latency_ms(latencies),
     }
 
 
