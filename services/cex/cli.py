@@ -261,6 +261,24 @@ def bench_ws(
     typer.echo(json.dumps(result) if as_json else bench.describe(result))
 
 
+@bench_app.command("e2e")
+def bench_e2e(
+    rate: Annotated[float, typer.Option("--rate", help="Orders offered per second.")] = 500.0,
+    seconds: Annotated[float, typer.Option("--seconds", help="Seconds per rate.")] = 10.0,
+    users: Annotated[int, typer.Option("--users", help="Sellers, and as many buyers.")] = 50,
+    sweep: Annotated[
+        bool, typer.Option("--sweep", help="Double the rate until the goal is missed.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
+) -> None:
+    """An order's whole path hop by hop at a fixed rate: trading API → relay → engine →
+    settlement (local stack up)."""
+    from cex.bench import e2e as bench
+
+    result = bench.run(rate, seconds, users, sweep)
+    typer.echo(json.dumps(result) if as_json else bench.describe(result))
+
+
 def main() -> None:
     app()
 
