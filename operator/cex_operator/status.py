@@ -5,7 +5,7 @@ Conditions (``crds/market.yaml``):
 * ``PartitionReady``: the registry entry, the Kafka partition and the Redis key exist;
 * ``EngineReady``: the engine StatefulSet has a ready replica (its pod answers ``/readyz``,
   which it does only once it has recovered and caught up with its partition);
-* ``Ready``: both, and every change of fees or status has been delivered to the engine's
+* ``Ready``: both, and every change of fees, limits or status has been delivered to the engine's
   partition (no MARKET_CONTROL / CONFIG_UPDATE command still waits in the outbox).
 
 A condition keeps its ``lastTransitionTime`` while its status stays the same. Reasons are
@@ -103,6 +103,6 @@ def delivery_check(pending_changes: int) -> Check:
         return Check(
             False,
             "ChangesPending",
-            f"{pending_changes} fee/status command(s) not yet delivered to the engine",
+            f"{pending_changes} config/status command(s) not yet delivered to the engine",
         )
     return Check(True, "ChangesDelivered")

@@ -128,3 +128,39 @@ def test_match_prevented_wire_layout() -> None:
     assert ev.to_json(EVENTS[10]) == (
         b'["MATCH_PREVENTED.v1","BTCUSDT",11,7,9,5,2,3,2,100,4,"EXPIRE_MAKER"]'
     )
+
+
+CONFIG_V2 = [
+    ev.ConfigUpdateV2(
+        market="BTCUSDT",
+        ts=1000,
+        maker_fee_ppm=1,
+        taker_fee_ppm=2,
+        min_qty_lots=3,
+        max_qty_lots=4,
+        min_notional_units=5,
+    ),
+    ev.ConfigUpdatedV2(
+        market="BTCUSDT",
+        seq=12,
+        offset=7,
+        ts=9,
+        maker_fee_ppm=1,
+        taker_fee_ppm=2,
+        min_qty_lots=3,
+        max_qty_lots=4,
+        min_notional_units=5,
+    ),
+]
+
+
+def test_config_update_v2_carries_every_mutable_field_beside_v1() -> None:
+    """v2 is a new tag (an old engine answers it as MALFORMED rather than ignoring the
+    limits); v1 still decodes, so older input replays unchanged."""
+    command, event = CONFIG_V2
+    assert ev.to_json(command) == b'["CONFIG_UPDATE.v2","BTCUSDT",1000,1,2,3,4,5]'
+    assert ev.to_json(event) == b'["CONFIG_UPDATED.v2","BTCUSDT",12,7,9,1,2,3,4,5]'
+    assert ev.decode_command(ev.encode(command)) == command
+    assert ev.decode_event(ev.encode(event)) == event
+    assert ev.command_kind(command) is ev.CommandKind.CONFIG_UPDATE
+    assert ev.to_json(fees(1, 2)) == b'["CONFIG_UPDATE.v1","BTCUSDT",1000,1,2]'

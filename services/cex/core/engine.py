@@ -79,7 +79,7 @@ from typing import Any, Final
 
 import msgspec
 
-from cex.core.errors import EngineStateError, SchemaError
+from cex.core.errors import EngineStateError, MarketConfigError, SchemaError
 from cex.core.events import (
     BookDelta,
     CancelAll,
@@ -89,6 +89,8 @@ from cex.core.events import (
     CommandRejected,
     ConfigUpdate,
     ConfigUpdated,
+    ConfigUpdatedV2,
+    ConfigUpdateV2,
     Event,
     ExpireReason,
     MarketControl,
@@ -341,6 +343,7 @@ class MatchingEngine:
             OrderExpire: self._on_expire,
             MarketControl: self._on_control,
             ConfigUpdate: self._on_config,
+            ConfigUpdateV2: self._on_config_v2,
         }
 
     def _set_config(self, config: MarketConfig) -> None:
@@ -613,6 +616,7 @@ class MatchingEngine:
             OrderExpire: CommandKind.ORDER_EXPIRE,
             MarketControl: CommandKind.MARKET_CONTROL,
             ConfigUpdate: CommandKind.CONFIG_UPDATE,
+            ConfigUpdateV2: CommandKind.CONFIG_UPDATE,
         }[type(c)]
         order_id = getattr(c, "order_id", None)
         user_id = getattr(c, "user_id", None)
@@ -1420,6 +1424,32 @@ class MatchingEngine:
         self._set_config(self._config.with_fees(maker, taker))
         self._seq = seq = self._seq + 1
         out.append(ConfigUpdated(self._market, seq, self._offset, self._ts, maker, taker))
+
+    def _on_config_v2(self, c: ConfigUpdateV2, out: list[Event]) -> None:
+        try:
+            config = self._config.with_fees(c.maker_fee_ppm, c.taker_fee_ppm).with_limits(
+                min_qty_lots=c.min_qty_lots,
+                max_qty_lots=c.max_qty_lots,
+                min_notional_units=c.min_notional_units,
+            )
+        except MarketConfigError:
+            self._reject_command(out, c, RejectReason.INVALID_CONFIG)
+            return
+        self._set_config(config)
+        self._seq = seq = self._seq + 1
+        out.append(
+            ConfigUpdatedV2(
+                market=self._market,
+                seq=seq,
+                offset=self._offset,
+                ts=self._ts,
+                maker_fee_ppm=config.maker_fee_ppm,
+                taker_fee_ppm=config.taker_fee_ppm,
+                min_qty_lots=config.min_qty_lots,
+                max_qty_lots=config.max_qty_lots,
+                min_notional_units=config.min_notional_units,
+            )
+        )
 
     # ------------------------------------------------------------------ self-checks
 

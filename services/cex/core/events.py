@@ -105,7 +105,9 @@ __all__ = [
     "CommandKind",
     "CommandRejected",
     "ConfigUpdate",
+    "ConfigUpdateV2",
     "ConfigUpdated",
+    "ConfigUpdatedV2",
     "Event",
     "ExpireReason",
     "MarketControl",
@@ -345,14 +347,41 @@ class MarketControl(_Command, frozen=True, tag="MARKET_CONTROL.v1"):
 
 
 class ConfigUpdate(_Command, frozen=True, tag="CONFIG_UPDATE.v1"):
-    """New maker/taker fee rates (ppm, 0..100000), effective from this command on."""
+    """New maker/taker fee rates (ppm, 0..100000), effective from this command on.
+
+    Superseded by :class:`ConfigUpdateV2` (which also carries the quantity and notional
+    limits); still decoded and applied so that older input replays byte-identically."""
 
     maker_fee_ppm: int
     taker_fee_ppm: int
 
 
+class ConfigUpdateV2(_Command, frozen=True, tag="CONFIG_UPDATE.v2"):
+    """Every mutable field of the market config, effective from this command on.
+
+    A ``Market`` may change its fees and its order limits while it trades; the engine must
+    validate against the same limits as the trading API, so they travel in the stream with
+    the fees. Fees in ppm (0..100000); ``min_qty_lots`` / ``max_qty_lots`` in lots;
+    ``min_notional_units`` in quote smallest units. A new tag (not appended fields): an
+    engine too old to apply the limits answers it as MALFORMED instead of ignoring them.
+    """
+
+    maker_fee_ppm: int
+    taker_fee_ppm: int
+    min_qty_lots: int
+    max_qty_lots: int
+    min_notional_units: int
+
+
 Command: TypeAlias = (
-    OrderCreate | OrderCancel | CancelAll | OrderAmend | OrderExpire | MarketControl | ConfigUpdate
+    OrderCreate
+    | OrderCancel
+    | CancelAll
+    | OrderAmend
+    | OrderExpire
+    | MarketControl
+    | ConfigUpdate
+    | ConfigUpdateV2
 )
 
 
@@ -529,8 +558,21 @@ class MarketStatusChanged(_Event, frozen=True, tag="MARKET_STATUS_CHANGED.v1"):
 
 
 class ConfigUpdated(_Event, frozen=True, tag="CONFIG_UPDATED.v1"):
+    """The answer to a CONFIG_UPDATE.v1: the fee rates now in force."""
+
     maker_fee_ppm: int
     taker_fee_ppm: int
+
+
+class ConfigUpdatedV2(_Event, frozen=True, tag="CONFIG_UPDATED.v2"):
+    """The answer to a CONFIG_UPDATE.v2: every mutable config field now in force (units as
+    in :class:`ConfigUpdateV2`)."""
+
+    maker_fee_ppm: int
+    taker_fee_ppm: int
+    min_qty_lots: int
+    max_qty_lots: int
+    min_notional_units: int
 
 
 Event: TypeAlias = (
@@ -545,6 +587,7 @@ Event: TypeAlias = (
     | BookDelta
     | MarketStatusChanged
     | ConfigUpdated
+    | ConfigUpdatedV2
 )
 
 

@@ -24,7 +24,7 @@ import msgspec
 from cex.core.errors import AmountError, MarketConfigError
 from cex.core.events import (
     Command,
-    ConfigUpdate,
+    ConfigUpdateV2,
     MarketControl,
     MarketControlAction,
     MarketStatus,
@@ -37,6 +37,7 @@ __all__ = [
     "MAX_INT64",
     "MAX_PRECISION",
     "MarketConfig",
+    "config_update",
     "fee",
     "transition_commands",
 ]
@@ -306,6 +307,24 @@ class MarketConfig(msgspec.Struct, frozen=True, kw_only=True):
         """A copy with new fee rates (validated)."""
         return self._replace(maker_fee_ppm=maker_fee_ppm, taker_fee_ppm=taker_fee_ppm)
 
+    def with_limits(
+        self, *, min_qty_lots: int, max_qty_lots: int, min_notional_units: int
+    ) -> MarketConfig:
+        """A copy with new order limits given in market units (validated: raises
+        :class:`MarketConfigError` for limits off the grid or out of bounds)."""
+        for field, value in (
+            ("min_qty_lots", min_qty_lots),
+            ("max_qty_lots", max_qty_lots),
+            ("min_notional_units", min_notional_units),
+        ):
+            if isinstance(value, bool) or not 0 <= value <= MAX_AMOUNT:
+                raise MarketConfigError(f"{field} must be in 0..{MAX_AMOUNT}")
+        return self._replace(
+            min_qty=Decimal(self.format_qty(min_qty_lots)),
+            max_qty=Decimal(self.format_qty(max_qty_lots)),
+            min_notional=Decimal(self.format_quote(min_notional_units)),
+        )
+
     def with_status(self, status: MarketStatus) -> MarketConfig:
         """A copy with another trading status."""
         return self._replace(status=status)
@@ -322,20 +341,39 @@ _CONTROL_ACTION = {
 }
 
 
+def _mutable(config: MarketConfig) -> tuple[int, int, int, int, int]:
+    """The config fields a market may change while it trades (besides its status), in
+    market units: what :class:`ConfigUpdateV2` carries."""
+    return (
+        config.maker_fee_ppm,
+        config.taker_fee_ppm,
+        config.min_qty_lots,
+        config.max_qty_lots,
+        config.min_notional_units,
+    )
+
+
+def config_update(config: MarketConfig, ts: int) -> ConfigUpdateV2:
+    """The command that brings an engine to every mutable field of ``config``."""
+    return ConfigUpdateV2(
+        market=config.symbol,
+        ts=ts,
+        maker_fee_ppm=config.maker_fee_ppm,
+        taker_fee_ppm=config.taker_fee_ppm,
+        min_qty_lots=config.min_qty_lots,
+        max_qty_lots=config.max_qty_lots,
+        min_notional_units=config.min_notional_units,
+    )
+
+
 def transition_commands(old: MarketConfig, new: MarketConfig, ts: int) -> list[Command]:
-    """The commands that bring a running engine from ``old`` to ``new``: fees first, then the
-    status (so that a market resumed with new fees never trades at the old ones). Only fees
-    and status can change; the identity and grid of a market are fixed for its life."""
+    """The commands that bring a running engine from ``old`` to ``new``: the config (fees
+    and limits, all of them in one CONFIG_UPDATE) first, then the status (so that a market
+    resumed with new fees or limits never trades under the old ones). Only those can
+    change; the identity and grid of a market are fixed for its life."""
     commands: list[Command] = []
-    if (old.maker_fee_ppm, old.taker_fee_ppm) != (new.maker_fee_ppm, new.taker_fee_ppm):
-        commands.append(
-            ConfigUpdate(
-                market=new.symbol,
-                ts=ts,
-                maker_fee_ppm=new.maker_fee_ppm,
-                taker_fee_ppm=new.taker_fee_ppm,
-            )
-        )
+    if _mutable(old) != _mutable(new):
+        commands.append(config_update(new, ts))
     if old.status != new.status:
         commands.append(MarketControl(market=new.symbol, ts=ts, action=_CONTROL_ACTION[new.status]))
     return commands

@@ -27,6 +27,7 @@ from cex.core.events import (
     BookDelta,
     CommandRejected,
     ConfigUpdated,
+    ConfigUpdatedV2,
     Event,
     MarketStatusChanged,
     MatchPrevented,
@@ -212,7 +213,7 @@ class RedisPublisher:
                 users[event.maker_user_id].append(event)
                 if event.taker_user_id != event.maker_user_id:
                     users[event.taker_user_id].append(event)
-            elif kind is MarketStatusChanged or kind is ConfigUpdated:
+            elif kind is MarketStatusChanged or kind is ConfigUpdated or kind is ConfigUpdatedV2:
                 status.append(event)
             elif kind is CommandRejected:
                 assert isinstance(event, CommandRejected)

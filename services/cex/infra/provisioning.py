@@ -2,7 +2,8 @@
 stack (DESIGN.md §9). Idempotent: running it again changes nothing.
 
 1. register the market in Postgres, which allocates (or returns) its partition index and
-   queues a change of fees or status for the engine as a command (:mod:`cex.infra.registry`);
+   queues a change of fees, limits or status for the engine as a command
+   (:mod:`cex.infra.registry`);
 2. make sure the `orders` and `executions` topics exist with more partitions than that
    index (partition counts only grow);
 3. record the market's config and partition in Redis (`{prefix}:market:{name}`), where the

@@ -67,7 +67,7 @@ class Registration:
     #: The spec its command stream starts from: engines replaying from the first command
     #: start from it (``markets.genesis_spec``).
     genesis_spec: dict[str, Any]
-    #: Commands queued for the engine because fees or status changed (empty for a new
+    #: Commands queued for the engine because fees, limits or status changed (empty for a new
     #: market or an unchanged spec).
     commands: tuple[Command, ...] = ()
 
@@ -86,7 +86,7 @@ async def register_market(
     A new market gets the next free partition index; a known one keeps its own (partitions
     are never reused nor given back, so a re-created market gets its old one). Identity
     fields never change: a spec contradicting the stored one on symbol, assets or grid is
-    refused. A change of fees or status is queued for the engine as CONFIG_UPDATE /
+    refused. A change of fees, limits or status is queued for the engine as CONFIG_UPDATE /
     MARKET_CONTROL commands in the same transaction as the registry row, so the engine gets
     each change exactly once however often this runs. ``status`` overrides the spec's
     (``DELETED`` while a market is being removed). ``owner`` names who provisions it (the
