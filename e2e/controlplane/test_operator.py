@@ -28,7 +28,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from tests.fixtures import funded_user, unique
 
 from cex.core.events import (
-    ConfigUpdated,
+    ConfigUpdatedV2,
     MarketStatus,
     MarketStatusChanged,
     OrderCancelled,
@@ -286,8 +286,8 @@ async def test_fee_and_status_changes_reach_the_running_engine(
         return any(isinstance(e, MarketStatusChanged) for e in events)
 
     events = await read_events(exchange, partition, changed)
-    updates = [e for e in events if isinstance(e, ConfigUpdated | MarketStatusChanged)]
-    assert [type(e) for e in updates] == [ConfigUpdated, MarketStatusChanged]
+    updates = [e for e in events if isinstance(e, ConfigUpdatedV2 | MarketStatusChanged)]
+    assert [type(e) for e in updates] == [ConfigUpdatedV2, MarketStatusChanged]
     assert (updates[0].maker_fee_ppm, updates[0].taker_fee_ppm) == (500, 1000)
     assert updates[1].status == MarketStatus.HALTED
     wait_ready(cp, ns, "btc-usdt")

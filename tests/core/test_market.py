@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from cex.core.errors import AmountError, MarketConfigError
-from cex.core.events import ConfigUpdate, MarketControl, MarketControlAction, MarketStatus
+from cex.core.events import ConfigUpdateV2, MarketControl, MarketControlAction, MarketStatus
 from cex.core.market import MarketConfig, fee, transition_commands
 
 from .helpers import SYMBOL, config
@@ -157,7 +157,15 @@ def test_transition_commands_fees_first_then_status() -> None:
     assert transition_commands(old, config(), ts=5) == []
     new = config(maker_fee="0.0005").with_status(MarketStatus.CANCEL_ONLY)
     assert transition_commands(old, new, ts=5) == [
-        ConfigUpdate(market=SYMBOL, ts=5, maker_fee_ppm=500, taker_fee_ppm=2000),
+        ConfigUpdateV2(
+            market=SYMBOL,
+            ts=5,
+            maker_fee_ppm=500,
+            taker_fee_ppm=2000,
+            min_qty_lots=1,
+            max_qty_lots=1_000_000,
+            min_notional_units=0,
+        ),
         MarketControl(market=SYMBOL, ts=5, action=MarketControlAction.CANCEL_ONLY),
     ]
     resumed = transition_commands(new, new.with_status(MarketStatus.TRADING), ts=6)

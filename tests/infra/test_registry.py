@@ -11,12 +11,11 @@ import pytest
 
 from cex.core.events import (
     CancelAll,
-    ConfigUpdate,
     MarketControl,
     MarketControlAction,
     decode_command,
 )
-from cex.core.market import MarketConfig
+from cex.core.market import MarketConfig, config_update
 from cex.infra import provisioning, registry
 from cex.infra.settings import InfraSettings
 from tests.fixtures import example_specs
@@ -70,7 +69,7 @@ async def test_fee_and_status_changes_are_queued_once_fees_first(
     registration = await _register(conn, changed)
     assert registration.genesis_spec == genesis
     assert registration.commands == (
-        ConfigUpdate(market="BTCUSDT", ts=NOW, maker_fee_ppm=500, taker_fee_ppm=2000),
+        config_update(MarketConfig.from_spec("btc-usdt", changed), NOW),
         MarketControl(market="BTCUSDT", ts=NOW, action=MarketControlAction.HALT),
     )
     assert await _outbox(conn) == [
