@@ -1,0 +1,204 @@
+#!/usr/bin/env bash
+# Build the images the cluster runs, with podman and no registry:
+#   base      debootstrap --variant=minbase of the host's Debian release, from apt's mirror
+#   pause     the Kubernetes pause container (build/pause/linux/pause.c, gcc -static), FROM scratch
+#   python    base + Debian's python3, tagged python:<version>-slim for the Dockerfile's FROM
+#   cex       the repo's Dockerfile (services, engines, operator, migrations)
+#   web       services/web/Dockerfile (the web UI), once it exists
+#   kafka     Kafka (KRaft) from the jars the local stack fetched from Maven Central, Debian's JRE
+#   postgres  Debian's PostgreSQL;  redis  Debian's Redis
+#
+#   scripts/images/build.sh [IMAGE...]      # default: all of them
+#
+# Each image carries the hash of its inputs (label cex.inputs) and is rebuilt only when that
+# hash changes; it is tagged with the name the chart uses (`cex:0.1.0`, …) and that name
+# with the hash appended (`cex:0.1.0-<hash>`), which `make k8s-up` deploys so a changed
+# image rolls its pods. Hashed names are recorded in ${CEX_IMAGES_CACHE}/refs/.
+set -euo pipefail
+# shellcheck source=scripts/images/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+[[ $(id -u) -eq 0 ]] || die "run as root (debootstrap and podman's storage need it)"
+
+install_tools() {
+  local missing=()
+  command -v podman >/dev/null || missing+=(podman)
+  command -v debootstrap >/dev/null || missing+=(debootstrap)
+  command -v runc >/dev/null || missing+=(runc)
+  command -v gcc >/dev/null || missing+=(gcc libc6-dev)
+  if ((${#missing[@]})); then
+    log "installing Debian packages: ${missing[*]}"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}" >&2
+  fi
+}
+
+mkdir -p "${CEX_IMAGES_CACHE}/refs"
+
+# Records and prints the hashed name of an image.
+record() { echo "$2" >"${CEX_IMAGES_CACHE}/refs/$1"; }
+
+# up_to_date NAME HASH: the image exists with these inputs (then its names are recorded).
+up_to_date() {
+  local tag ref
+  tag="$(image_tag "$1")"
+  ref="$(full_name "${tag}")"
+  [[ "$(image_inputs "${ref}")" == "$2" ]] || return 1
+  log "$1: cached (${tag}, inputs ${2})"
+  record "$1" "${ref}-$2"
+}
+
+# podman_build NAME HASH CONTEXT [podman build args...]
+podman_build() {
+  local name="$1" hash="$2" context="$3"
+  shift 3
+  local ref
+  ref="$(full_name "$(image_tag "${name}")")"
+  log "${name}: building $(image_tag "${name}") (inputs ${hash})"
+  local started=${SECONDS}
+  pm build --pull=never --network=host --layers --label "cex.inputs=${hash}" \
+    -t "${ref}" -t "${ref}-${hash}" "$@" "${context}" >&2
+  log "${name}: built in $((SECONDS - started)) s, $(pm image inspect --format '{{.Size}}' "${ref}" | numfmt --to=iec) "
+  record "${name}" "${ref}-${hash}"
+}
+
+parent_hash() { image_inputs "$(full_name "$(image_tag "$1")")"; }
+
+# The host's extra certificate authorities (a proxy's, say), so builds inside reach package
+# registries the way the host does.
+host_cas() { find /usr/local/share/ca-certificates -type f -name '*.crt' 2>/dev/null | LC_ALL=C sort; }
+
+build_base() {
+  local mirror include="ca-certificates"
+  mirror="$(apt_mirror)"
+  local hash
+  # shellcheck disable=SC2046
+  hash="$( { echo "${CEX_IMAGES_SUITE} ${mirror} ${include}"; hash_paths "${BASH_SOURCE[0]}" $(host_cas); } | sha256sum | cut -c1-16)"
+  up_to_date base "${hash}" && return
+  local dir="${CEX_IMAGES_CACHE}/base" tarball
+  tarball="${dir}/${CEX_IMAGES_SUITE}-${hash}.tar"
+  if [[ ! -s "${tarball}" ]]; then
+    log "base: debootstrap --variant=minbase ${CEX_IMAGES_SUITE} from ${mirror} (once; cached in ${dir})"
+    local root="${dir}/rootfs.tmp"
+    rm -rf "${root}" && mkdir -p "${root}"
+    debootstrap --variant=minbase --include="${include}" "${CEX_IMAGES_SUITE}" "${root}" "${mirror}" >&2
+    # Like Docker's Debian images: no daemons started by package scripts, no docs or
+    # translations, no apt caches.
+    printf '#!/bin/sh\nexit 101\n' >"${root}/usr/sbin/policy-rc.d"
+    chmod 755 "${root}/usr/sbin/policy-rc.d"
+    cat >"${root}/etc/dpkg/dpkg.cfg.d/cex-slim" <<'DPKG'
+path-exclude /usr/share/doc/*
+path-include /usr/share/doc/*/copyright
+path-exclude /usr/share/man/*
+path-exclude /usr/share/info/*
+path-exclude /usr/share/locale/*
+path-include /usr/share/locale/locale.alias
+DPKG
+    echo 'APT::Install-Recommends "false"; APT::Install-Suggests "false";' >"${root}/etc/apt/apt.conf.d/90cex"
+    local ca
+    while read -r ca; do
+      [[ -n "${ca}" ]] && cp "${ca}" "${root}/usr/local/share/ca-certificates/"
+    done < <(host_cas)
+    chroot "${root}" update-ca-certificates >&2
+    rm -rf "${root}"/var/cache/apt/archives/*.deb "${root}"/var/lib/apt/lists/* \
+      "${root}"/usr/share/doc/* "${root}"/usr/share/man/* "${root}"/usr/share/locale/*
+    tar --numeric-owner -C "${root}" -cf "${tarball}.tmp" .
+    mv "${tarball}.tmp" "${tarball}"
+    rm -rf "${root}"
+    find "${dir}" -maxdepth 1 -name '*.tar' ! -path "${tarball}" -delete
+  fi
+  local ref
+  ref="$(full_name "$(image_tag base)")"
+  log "base: importing ${tarball##*/} into podman"
+  pm import --change "LABEL cex.inputs=${hash}" --change 'CMD ["bash"]' "${tarball}" "${ref}" >/dev/null
+  pm tag "${ref}" "${ref}-${hash}"
+  record base "${ref}-${hash}"
+}
+
+build_pause() {
+  local src
+  src="$(k8s_module_dir)/build/pause/linux/pause.c"
+  [[ -f "${src}" ]] || die "no ${src}"
+  local hash
+  hash="$(hash_paths "${src}" "${CEX_IMAGES_DIR}/pause")"
+  up_to_date pause "${hash}" && return
+  local ctx
+  ctx="$(mktemp -d)"
+  # shellcheck disable=SC2064
+  trap "rm -rf '${ctx}'" RETURN
+  cp "${CEX_IMAGES_DIR}/pause/Containerfile" "${ctx}/"
+  gcc -Os -Wall -Werror -static -DVERSION="v$(pause_version)-cex" -o "${ctx}/pause" "${src}"
+  strip "${ctx}/pause"
+  podman_build pause "${hash}" "${ctx}" -f "${ctx}/Containerfile"
+}
+
+# An image of scripts/images/NAME/ (its Containerfile and files) FROM the base image.
+build_from_base() {
+  local name="$1"
+  shift
+  local base
+  base="$(parent_hash base)"
+  [[ -n "${base}" ]] || die "no base image; build it first (scripts/images/build.sh base)"
+  local hash
+  hash="$( { echo "${base}"; hash_paths "${CEX_IMAGES_DIR}/${name}" "$@"; } | sha256sum | cut -c1-16)"
+  up_to_date "${name}" "${hash}" && return
+  podman_build "${name}" "${hash}" "${CEX_IMAGES_DIR}/${name}" \
+    --build-arg "BASE=$(full_name "$(image_tag base)")"
+}
+
+build_python() { build_from_base python; }
+build_postgres() { build_from_base postgres; }
+build_redis() { build_from_base redis; }
+
+build_kafka() {
+  [[ -f "${CEX_KAFKA_HOME}/.installed" ]] ||
+    die "no Kafka jars in ${CEX_KAFKA_HOME}; run \`make up\` once (the local stack fetches them)"
+  local base hash
+  base="$(parent_hash base)"
+  [[ -n "${base}" ]] || die "no base image; build it first (scripts/images/build.sh base)"
+  hash="$( { echo "${base}"; hash_paths "${CEX_IMAGES_DIR}/kafka" "${CEX_KAFKA_HOME}/libs"; } | sha256sum | cut -c1-16)"
+  up_to_date kafka "${hash}" && return
+  local ctx
+  ctx="$(mktemp -d)"
+  # shellcheck disable=SC2064
+  trap "rm -rf '${ctx}'" RETURN
+  cp -r "${CEX_IMAGES_DIR}/kafka/." "${ctx}/"
+  cp -rl "${CEX_KAFKA_HOME}/libs" "${ctx}/libs" 2>/dev/null || cp -r "${CEX_KAFKA_HOME}/libs" "${ctx}/libs"
+  podman_build kafka "${hash}" "${ctx}" --build-arg "BASE=$(full_name "$(image_tag base)")"
+}
+
+build_cex() {
+  local python hash
+  python="$(parent_hash python)"
+  [[ -n "${python}" ]] || die "no python image; build it first (scripts/images/build.sh python)"
+  cd "${CEX_REPO_ROOT}"
+  # What the Dockerfile copies (.dockerignore keeps the build context to these).
+  hash="$( { echo "${python}"; hash_paths Dockerfile .dockerignore pyproject.toml uv.lock README.md \
+    services/cex operator; } | sha256sum | cut -c1-16)"
+  up_to_date cex "${hash}" && return
+  podman_build cex "${hash}" "${CEX_REPO_ROOT}" -f Dockerfile \
+    --build-arg "PYTHON_VERSION=${CEX_IMAGES_PYTHON}"
+  pm run --rm "$(full_name "$(image_tag cex)")" --help >/dev/null
+}
+
+build_web() {
+  local dockerfile="${CEX_REPO_ROOT}/services/web/Dockerfile"
+  if [[ ! -f "${dockerfile}" ]]; then
+    log "web: no services/web/Dockerfile yet; skipped"
+    return
+  fi
+  log "web: not wired yet; skipped"
+}
+
+main() {
+  local wanted=("$@")
+  ((${#wanted[@]})) || wanted=("${CEX_IMAGES[@]}")
+  install_tools
+  podman_conf
+  local name
+  for name in "${wanted[@]}"; do
+    image_tag "${name}" >/dev/null
+    "build_${name}"
+  done
+}
+
+main "$@"
