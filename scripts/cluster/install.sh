@@ -18,7 +18,7 @@ export CGO_ENABLED=0
 K8S_MINOR="$(echo "${K8S_VERSION}" | cut -d. -f2)"
 K8S_PATCH="$(echo "${K8S_VERSION}" | cut -d. -f3)"
 STAGING_VERSION="v0.${K8S_MINOR}.${K8S_PATCH}"
-K8S_COMMANDS=(kube-apiserver kube-controller-manager kube-scheduler kubectl)
+K8S_COMMANDS=(kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet kube-proxy)
 
 # A stamp file records which version a binary was built from, so a changed version rebuilds.
 stamp_ok() { [[ -x "${CEX_K8S_BIN}/$1" && "$(cat "${CEX_K8S_BIN}/.$1.version" 2>/dev/null)" == "$2" ]]; }
@@ -76,14 +76,14 @@ build_kubernetes() {
   local out="${CEX_K8S_CACHE}/build.tmp"
   rm -rf "${out}" && mkdir -p "${out}"
   local targets=()
-  for c in "${K8S_COMMANDS[@]}"; do targets+=("k8s.io/kubernetes/cmd/${c}"); done
+  for c in "${missing[@]}"; do targets+=("k8s.io/kubernetes/cmd/${c}"); done
   (cd "${mod_dir}" && go build -trimpath -ldflags "${ldflags}" -o "${out}/" "${targets[@]}")
-  for c in "${K8S_COMMANDS[@]}"; do
+  for c in "${missing[@]}"; do
     mv -f "${out}/${c}" "${CEX_K8S_BIN}/${c}"
     stamp "$c" "${K8S_VERSION}"
   done
   rmdir "${out}"
-  "${CEX_K8S_BIN}/kube-apiserver" --version >&2
+  "${CEX_K8S_BIN}/${missing[0]}" --version >&2
 }
 
 go_install() { # name package version [extra ldflags]

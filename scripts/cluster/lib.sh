@@ -14,6 +14,7 @@ CEX_REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 K8S_VERSION="${CEX_K8S_VERSION:-v1.33.13}"
 KWOK_VERSION="${CEX_KWOK_VERSION:-v0.7.0}"
 HELM_VERSION="${CEX_HELM_VERSION:-v3.21.4}"
+COREDNS_VERSION="${CEX_COREDNS_VERSION:-v1.12.4}"
 # prometheus-operator release whose ServiceMonitor and PrometheusRule CRDs the chart tests
 # apply (they come from the Go module proxy, like the binaries above).
 PROMETHEUS_OPERATOR_VERSION="${CEX_PROMETHEUS_OPERATOR_VERSION:-v0.85.0}"
@@ -35,8 +36,50 @@ CEX_KWOK_PORT="${CEX_KWOK_PORT:-20280}"
 CEX_SERVICE_CIDR="${CEX_SERVICE_CIDR:-10.96.0.0/16}"
 CEX_NODE_NAME="${CEX_NODE_NAME:-cex-node-0}"
 
+# The real node beside kwok's fake one: containerd (Debian's, with runc and the CNI plugins),
+# kubelet, kube-proxy, CoreDNS and a relay that lets pods reach the loopback API server.
+# CEX_REAL_NODE=false gives the control plane with the fake node only. Only one real node
+# can run on a host: kube-proxy's iptables chains are host-wide.
+CEX_REAL_NODE="${CEX_REAL_NODE:-true}"
+# Named by the host name, so the API server and kubectl find it as users expect.
+CEX_REAL_NODE_NAME="${CEX_REAL_NODE_NAME:-$(hostname | tr '[:upper:]' '[:lower:]')}"
+# The node's address, added to the loopback interface: pods reach it through their bridge's
+# gateway, nothing outside the host does. The kubelet, CoreDNS and the API server relay
+# listen on it; it is the API server's advertised address (the `kubernetes` Service's
+# endpoint).
+CEX_NODE_IP="${CEX_NODE_IP:-10.250.0.1}"
+CEX_POD_CIDR="${CEX_POD_CIDR:-10.244.0.0/24}"
+CEX_CLUSTER_DNS="${CEX_CLUSTER_DNS:-10.96.0.10}"
+CEX_CNI_BRIDGE="${CEX_CNI_BRIDGE:-cex-br0}"
+CEX_CNI_NETWORK=cex
+CEX_CNI_BIN_DIR="${CEX_CNI_BIN_DIR:-/usr/lib/cni}"
+CEX_KUBELET_PORT="${CEX_KUBELET_PORT:-20250}"
+CEX_KUBELET_HEALTHZ_PORT="${CEX_KUBELET_HEALTHZ_PORT:-20248}"
+CEX_KUBE_PROXY_HEALTHZ_PORT="${CEX_KUBE_PROXY_HEALTHZ_PORT:-20256}"
+CEX_KUBE_PROXY_METRICS_PORT="${CEX_KUBE_PROXY_METRICS_PORT:-20249}"
+CEX_COREDNS_PORT="${CEX_COREDNS_PORT:-20053}"
+CEX_COREDNS_READY_PORT="${CEX_COREDNS_READY_PORT:-20181}"
+# containerd's CRI socket and the namespace the kubelet's images live in: import images
+# with `ctr --address "${CEX_CONTAINERD_SOCKET}" -n k8s.io images import <oci-archive>`.
+CEX_CONTAINERD_SOCKET="${CEX_CLUSTER_DIR}/run/containerd/containerd.sock"
+CEX_CONTAINERD_NAMESPACE=k8s.io
+# The pod sandbox image (pause.c of the Kubernetes release, built by install.sh) and a
+# busybox image for smoke tests; both are OCI archives cached here and imported by up.sh.
+CEX_NODE_IMAGES_DIR="${CEX_NODE_IMAGES_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/cex/node-images/${K8S_VERSION}}"
+CEX_PAUSE_IMAGE="${CEX_PAUSE_IMAGE:-localhost/cex/pause:${K8S_VERSION}}"
+CEX_BUSYBOX_IMAGE="${CEX_BUSYBOX_IMAGE:-localhost/cex/busybox:e2e}"
+# Namespaces run their pods on the node their annotation selects; those without it (every
+# test namespace of the kwok-based tests) get kwok's fake node. up.sh annotates default and
+# kube-system for the real node; annotate another one with
+#   kubectl annotate namespace NAME scheduler.alpha.kubernetes.io/node-selector=cex.dev/node=real
+CEX_REAL_NODE_SELECTOR="cex.dev/node=real"
+CEX_FAKE_NODE_SELECTOR="type=kwok"
+
 # Start order; down.sh stops them in reverse.
 CEX_COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok)
+if [[ "${CEX_REAL_NODE}" == true ]]; then
+  CEX_COMPONENTS+=(containerd apiserver-relay coredns kube-proxy kubelet)
+fi
 
 log() { printf '[cluster] %s\n' "$*" >&2; }
 die() { printf '[cluster] ERROR: %s\n' "$*" >&2; exit 1; }
@@ -49,6 +92,10 @@ component_ports() {
     kube-controller-manager) echo "${CEX_KCM_PORT}" ;;
     kube-scheduler) echo "${CEX_SCHEDULER_PORT}" ;;
     kwok) echo "${CEX_KWOK_PORT}" ;;
+    kubelet) echo "${CEX_KUBELET_PORT} ${CEX_KUBELET_HEALTHZ_PORT}" ;;
+    kube-proxy) echo "${CEX_KUBE_PROXY_HEALTHZ_PORT} ${CEX_KUBE_PROXY_METRICS_PORT}" ;;
+    coredns) echo "${CEX_COREDNS_PORT} ${CEX_COREDNS_READY_PORT}" ;;
+    # containerd listens on a socket; the relay shares the API server's port on another address.
   esac
 }
 
