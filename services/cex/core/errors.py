@@ -17,6 +17,7 @@ retryable/permanent split (Kafka, Postgres, Redis) define their retryable errors
     │   └── AmountOutOfBounds      outside the configured [minimum, maximum]
     ├── MarketConfigError (ValueError)   a market configuration that cannot be traded
     ├── SchemaError (ValueError)   bytes that are not a valid command / event / snapshot
+    │   └── SnapshotError          an engine snapshot that cannot be restored
     ├── InvalidTransition          an order state transition the state machine forbids
     └── EngineStateError           the engine's invariants are broken (a bug, never input)
 
@@ -41,6 +42,7 @@ __all__ = [
     "NegativeAmount",
     "OffGridAmount",
     "SchemaError",
+    "SnapshotError",
     "TooManyDigits",
     "ZeroAmount",
 ]
@@ -89,6 +91,11 @@ class MarketConfigError(CoreError, ValueError):
 
 class SchemaError(CoreError, ValueError):
     """Bytes that do not decode to a known command, event or snapshot of this version."""
+
+
+class SnapshotError(SchemaError):
+    """An engine snapshot that does not decode or contradicts itself: the engine's state must
+    then be rebuilt from its input instead (it is only ever a shortcut)."""
 
 
 class InvalidTransition(CoreError):
