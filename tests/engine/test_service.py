@@ -6,9 +6,11 @@ from __future__ import annotations
 import asyncio
 import random
 
+import msgspec
 import pytest
 import redis.asyncio as aioredis
 from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
 
 from cex.bench.engine_service import workload
 from cex.core.engine import MatchingEngine
@@ -167,4 +169,75 @@ async def test_a_malformed_command_is_rejected_and_the_market_goes_on(topo: Topo
     assert all(e.reason is RejectReason.MALFORMED_COMMAND for e in rejected)
     assert max(e.offset for e in outputs) == 302  # the commands after them were matched
     assert await engine.metric("cex_engine_malformed_commands_total") == 3
+    assert await engine.stop() == 0, engine.tail()
+
+
+async def test_a_snapshot_that_does_not_restore_means_a_full_replay(
+    topo: Topology, redis_client: aioredis.Redis
+) -> None:
+    """The fall-back to a full replay is decided by the snapshot's own error type: a stored
+    snapshot whose engine state is garbage is replaced by a replay from the partition's
+    start (it used to end the process with a SchemaError, at every restart)."""
+    config = market_config()
+    payloads = encode_commands(workload(config, 400, seed=6))
+    engine = EngineProcess(topo)
+    await engine.wait_ready()
+    await produce(topo, payloads[:300])
+    await wait_caught_up(topo, engine)
+    assert await engine.stop() == 0, engine.tail()
+
+    corrupt = keys.EngineSnapshot(
+        market="btc-usdt",
+        partition=topo.partition,
+        next_offset=100,
+        next_seq=1,
+        book_seq=0,
+        engine=b"\x92\xa4junk\x01",
+    )
+    await redis_client.delete(keys.snapshot_key(topo.prefix, "btc-usdt"))
+    await redis_client.hset(
+        keys.snapshot_key(topo.prefix, "btc-usdt"),
+        mapping={"next_offset": 100, "data": msgspec.msgpack.encode(corrupt)},
+    )
+    await produce(topo, payloads[300:])
+    engine = EngineProcess(topo)
+    await engine.wait_ready()
+    assert await engine.metric("cex_engine_replayed_commands_total") == 300
+    await wait_caught_up(topo, engine)
+    await assert_exactly_once(topo, config)
+    assert await engine.stop() == 0, engine.tail()
+
+
+async def _offset_commit(topo: Topology) -> tuple[int, str]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=topo.bootstrap)
+    await admin.start()
+    try:
+        offsets = await admin.list_consumer_group_offsets(topo.group, partitions=[topo.tp_orders])
+    finally:
+        await admin.close()
+    meta = offsets[topo.tp_orders]
+    return meta.offset, meta.metadata
+
+
+async def test_a_quiet_market_keeps_committing_its_offset(topo: Topology) -> None:
+    """With no input, the engine commits its input offset again in offsets-only transactions,
+    so Kafka's offset retention never forgets where a quiet market is."""
+    config = market_config()
+    engine = EngineProcess(topo, CEX_ENGINE_OFFSET_REFRESH_S="0.5")
+    await engine.wait_ready()
+    await produce(topo, encode_commands(workload(config, 50, seed=2)))
+    await wait_caught_up(topo, engine)
+    offset, first = await _offset_commit(topo)
+    assert offset == 50
+    stamps = {first}
+    async with asyncio.timeout(20):
+        while len(stamps) < 3:
+            await asyncio.sleep(0.3)
+            again, metadata = await _offset_commit(topo)
+            assert again == offset  # the same position, committed again
+            stamps.add(metadata)
+    assert all(s.startswith("committed_at_ms=") for s in stamps)
+    assert await engine.metric("cex_engine_offset_refreshes_total") >= 2
+    # Those transactions produced nothing: the output is still exactly the input's.
+    await assert_exactly_once(topo, config)
     assert await engine.stop() == 0, engine.tail()

@@ -79,7 +79,7 @@ from typing import Any, Final
 
 import msgspec
 
-from cex.core.errors import EngineStateError, MarketConfigError, SchemaError
+from cex.core.errors import EngineStateError, MarketConfigError, SnapshotError
 from cex.core.events import (
     BookDelta,
     CancelAll,
@@ -481,7 +481,7 @@ class MatchingEngine:
         try:
             snap = _snapshot_decoder.decode(data)
         except (msgspec.DecodeError, ValueError) as exc:
-            raise SchemaError(f"not an engine snapshot: {exc}") from exc
+            raise SnapshotError(f"not an engine snapshot: {exc}") from exc
         engine = cls(snap.config)
         engine._seq = snap.next_seq - 1
         engine._trade_id = snap.next_trade_id - 1
@@ -499,7 +499,7 @@ class MatchingEngine:
             o.working = s.working
             o.opened = s.opened
             if o.id in engine._orders:
-                raise SchemaError(f"snapshot lists order {o.id} twice")
+                raise SnapshotError(f"snapshot lists order {o.id} twice")
             engine._register(o)
             if o.working:
                 engine._insert(o, [])  # its BookDelta is not output

@@ -39,3 +39,8 @@ RECOVERY_SECONDS = Gauge("cex_engine_recovery_seconds", "Duration of the last re
 REDIS_ERRORS = Counter(
     "cex_engine_redis_errors", "Failed Redis writes (book, pub/sub, snapshot)", ["market"]
 )
+OFFSET_REFRESHES = Counter(
+    "cex_engine_offset_refreshes",
+    "Offsets-only transactions of a quiet market (they keep its committed offset alive)",
+    ["market"],
+)

@@ -14,6 +14,11 @@ Kafka transaction of its transactional producer:
    (``send_offsets_to_transaction``);
 4. commits.
 
+With no input for ``engine_offset_refresh_s``, it commits the same input position again in
+a transaction of its own (offsets only): the group never has a member, so Kafka would
+otherwise drop its committed offset ``offsets.retention.minutes`` after the last commit,
+and the next recovery would replay from the partition's start.
+
 Only then does the batch go to Redis (book, pub/sub, sometimes a snapshot), in order, by
 :class:`~cex.engine.publisher.RedisPublisher`. Any Kafka error (including being fenced by
 a newer instance) ends the process: restarting and recovering is the one error path, so it
@@ -54,10 +59,10 @@ from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.structs import ConsumerRecord
+from aiokafka.structs import ConsumerRecord, OffsetAndMetadata
 
 from cex.core.engine import MatchingEngine
-from cex.core.errors import SchemaError
+from cex.core.errors import SchemaError, SnapshotError
 from cex.core.events import BookDelta, Event, Side, decode_command, decode_event, encode
 from cex.core.market import MarketConfig
 from cex.engine import metrics
@@ -74,6 +79,12 @@ log = logging.getLogger(__name__)
 class RecoveryError(RuntimeError):
     """The stored state does not agree with Kafka; the engine refuses to go live (permanent:
     restarting gives the same answer until someone looks)."""
+
+
+class SnapshotUnusable(RecoveryError):
+    """The snapshot cannot be restored, or the state it leads to disagrees with Kafka. Only
+    this error makes recovery fall back to a full replay: the snapshot is a shortcut, Kafka
+    the truth."""
 
 
 @dataclass(frozen=True)
@@ -169,9 +180,7 @@ class EngineRunner:
         snapshot is not trusted: recover again by a full replay (Kafka is the truth)."""
         try:
             return await self._recover(consumer, redis, use_snapshot=True)
-        except RecoveryError as exc:
-            if "snapshot" not in str(exc):
-                raise
+        except SnapshotUnusable as exc:
             log.error("recovery from the snapshot failed, replaying everything: %s", exc)
             return await self._recover(consumer, redis, use_snapshot=False)
 
@@ -205,10 +214,13 @@ class EngineRunner:
             await delete_snapshot(redis, self.infra.redis_prefix, self.market)
             snap = None
         if snap is not None:
-            engine = MatchingEngine.restore(snap.engine)
+            try:
+                engine = MatchingEngine.restore(snap.engine)
+            except SnapshotError as exc:
+                raise SnapshotUnusable(f"the snapshot does not restore: {exc}") from exc
             start, book_seq = snap.next_offset, snap.book_seq
             if engine.next_seq != snap.next_seq:
-                raise RecoveryError(
+                raise SnapshotUnusable(
                     f"the snapshot restores to next seq {engine.next_seq}, it recorded "
                     f"{snap.next_seq}"
                 )
@@ -242,7 +254,7 @@ class EngineRunner:
             except RecoveryError as exc:
                 if snap is None:
                     raise
-                raise RecoveryError(f"after replay from the snapshot: {exc}") from exc
+                raise SnapshotUnusable(f"after replay from the snapshot: {exc}") from exc
         return Recovered(engine, committed, book_seq, replayed, snap is not None)
 
     async def _verify_output(self, engine: MatchingEngine, committed: int) -> None:
@@ -293,6 +305,15 @@ class EngineRunner:
             batch += got.get(tp, [])
         return batch
 
+    def _offset_commit(self, next_offset: int) -> dict[TopicPartition, OffsetAndMetadata]:
+        """The input position to commit, stamped with the wall time of the commit (metadata
+        for humans: it shows that a quiet market still refreshes its offset)."""
+        return {
+            self.tp_in: OffsetAndMetadata(
+                next_offset, f"committed_at_ms={time.time_ns() // 1_000_000}"
+            )
+        }
+
     async def live(
         self,
         ctx: WorkerContext,
@@ -314,6 +335,9 @@ class EngineRunner:
         last_snapshot = time.monotonic()
         every = self.settings.engine_snapshot_every
         interval = self.settings.engine_snapshot_interval_s
+        refresh = self.settings.engine_offset_refresh_s
+        m_refresh = metrics.OFFSET_REFRESHES.labels(market)
+        last_commit = time.monotonic()
 
         while not ctx.stopping.is_set():
             batch = await self._next_batch(consumer, ctx)
@@ -331,9 +355,12 @@ class EngineRunner:
                 started = time.perf_counter()
                 await producer.begin_transaction()
                 await kafka.send_records(producer, out_topic, self.partition, records)
-                await producer.send_offsets_to_transaction({tp: next_offset}, self.group_id)
+                await producer.send_offsets_to_transaction(
+                    self._offset_commit(next_offset), self.group_id
+                )
                 await producer.commit_transaction()
                 m_txn.observe(time.perf_counter() - started)
+                last_commit = time.monotonic()
 
                 self.next_offset = next_offset
                 m_commands.inc(len(batch))
@@ -348,6 +375,15 @@ class EngineRunner:
                 since_snapshot += len(batch)
 
             now = time.monotonic()
+            if not batch and now - last_commit >= refresh:
+                # A quiet market: commit the same offset again so Kafka keeps it.
+                await producer.begin_transaction()
+                await producer.send_offsets_to_transaction(
+                    self._offset_commit(self.next_offset), self.group_id
+                )
+                await producer.commit_transaction()
+                last_commit = now
+                m_refresh.inc()
             snapshot = None
             if since_snapshot and (since_snapshot >= every or now - last_snapshot >= interval):
                 snapshot = EngineSnapshot(

@@ -9,6 +9,10 @@
 ``CEX_ENGINE_BATCH_LINGER_MS``   how long a batch may wait for more commands once it has one
 ``CEX_ENGINE_SNAPSHOT_EVERY``    snapshot after this many commands ...
 ``CEX_ENGINE_SNAPSHOT_INTERVAL_S``  ... or this many seconds with at least one command
+``CEX_ENGINE_OFFSET_REFRESH_S`` with no input for this long, commit the input offset again
+                                 (an offsets-only transaction), so that the group's offset
+                                 never outlives Kafka's ``offsets.retention.minutes``
+                                 (default 7 days) while the market is quiet
 ``CEX_ENGINE_VERIFY_OUTPUT``     at recovery, check the replayed state against the last
                                  committed event of ``executions`` (default on)
 ``CEX_METRICS_PORT``             probes and metrics (default 9400)
@@ -35,6 +39,7 @@ class EngineSettings(BaseSettings):
     engine_batch_linger_ms: float = 1.0
     engine_snapshot_every: int = 100_000
     engine_snapshot_interval_s: float = 30.0
+    engine_offset_refresh_s: float = 3600.0
     engine_verify_output: bool = True
 
 
