@@ -1,5 +1,7 @@
 """The outbox relay on real Postgres and Kafka: every command reaches its market's
-partition exactly once and in command order, across crashes and with two relays."""
+partition exactly once and in command order, across crashes and with two relays; one
+market's backlog never holds back another's commands; published rows are pruned after
+their retention."""
 
 from __future__ import annotations
 
@@ -19,19 +21,26 @@ from cex.core.events import decode_command
 from cex.infra import accounts, kafka, outbox
 from cex.infra.service import WorkerContext
 from cex.infra.settings import InfraSettings
-from cex.relay.service import run_relay
+from cex.relay.service import Publisher, RelaySettings, run_relay
 from cex.trading.store import OrderStore
 from cex.trading.validation import OrderRequest, validate
 
 USDT = 1_000_000
 
 
-async def place_orders(order_store: OrderStore, count: int, prefix: str) -> None:
+def relay_settings(exchange_settings: InfraSettings, **relay: float) -> RelaySettings:
+    return RelaySettings(**exchange_settings.model_dump(), **relay)
+
+
+async def place_orders(
+    order_store: OrderStore, count: int, prefix: str, only: str | None = None
+) -> None:
+    """`count` orders of a new user: in `only` (a symbol), else two of three in BTCUSDT."""
     async with order_store.pool.acquire() as conn:
         user = await accounts.create_user(conn, f"{prefix}@example.com")
         await accounts.deposit(conn, user, "USDT", 10_000_000 * USDT, f"dep-{prefix}")
     for i in range(count):
-        symbol = "BTCUSDT" if i % 3 else "ETHUSDT"
+        symbol = only or ("BTCUSDT" if i % 3 else "ETHUSDT")
         request = OrderRequest(
             user_id=user, symbol=symbol, side="BUY", type="LIMIT",
             newClientOrderId=f"{prefix}-{i}", timeInForce="GTC", quantity="0.01", price="1000",
@@ -79,7 +88,7 @@ async def test_publishes_every_command_once_in_order(
 ) -> None:
     await place_orders(order_store, 30, "a")
     ctx = WorkerContext("relay")
-    relay = asyncio.create_task(run_relay(ctx, exchange_settings))
+    relay = asyncio.create_task(run_relay(ctx, relay_settings(exchange_settings)))
     try:
         await wait_published(order_store.pool)
         await place_orders(order_store, 30, "b")  # woken by NOTIFY while running
@@ -121,7 +130,7 @@ async def test_rows_sent_before_a_crash_are_not_sent_again(
     assert await order_store.pool.fetchval("SELECT count(*) FROM outbox WHERE published") == 0
 
     ctx = WorkerContext("relay")
-    relay = asyncio.create_task(run_relay(ctx, exchange_settings))
+    relay = asyncio.create_task(run_relay(ctx, relay_settings(exchange_settings)))
     try:
         await wait_published(order_store.pool)
     finally:
@@ -137,11 +146,11 @@ async def test_two_relays_one_publishes_the_other_takes_over(
     exchange_settings: InfraSettings, order_store: OrderStore
 ) -> None:
     first_ctx, second_ctx = WorkerContext("relay-1"), WorkerContext("relay-2")
-    first = asyncio.create_task(run_relay(first_ctx, exchange_settings))
+    first = asyncio.create_task(run_relay(first_ctx, relay_settings(exchange_settings)))
     async with asyncio.timeout(20):
         while not first_ctx.readiness.ready:
             await asyncio.sleep(0.05)
-    second = asyncio.create_task(run_relay(second_ctx, exchange_settings))
+    second = asyncio.create_task(run_relay(second_ctx, relay_settings(exchange_settings)))
     await place_orders(order_store, 20, "d")
     await wait_published(order_store.pool)
     assert not second_ctx.readiness.ready, "the second relay waits while the first publishes"
@@ -221,7 +230,7 @@ async def test_reports_how_long_the_oldest_command_waited(
 
     ctx = WorkerContext("relay")
     watcher = asyncio.create_task(watch())
-    relay = asyncio.create_task(run_relay(ctx, exchange_settings))
+    relay = asyncio.create_task(run_relay(ctx, relay_settings(exchange_settings)))
     try:
         await wait_published(order_store.pool)
         await asyncio.sleep(0.3)  # the next, empty, round resets it
@@ -231,3 +240,95 @@ async def test_reports_how_long_the_oldest_command_waited(
         watcher.cancel()
     assert max(seen) >= 3600
     assert seen[-1] == 0.0
+
+
+async def test_a_backlog_in_one_market_does_not_hold_back_another(
+    exchange_settings: InfraSettings, order_store: OrderStore
+) -> None:
+    await place_orders(order_store, 40, "backlog", only="BTCUSDT")
+    await place_orders(order_store, 1, "other", only="ETHUSDT")
+    producer = kafka.producer(
+        exchange_settings,
+        transactional_id=outbox.publisher_transactional_id(exchange_settings.orders_topic),
+    )
+    await producer.start()
+    try:
+        publisher = Publisher(
+            order_store.pool, producer, exchange_settings.orders_topic,
+            {"btc-usdt": 0, "eth-usdt": 1},
+        )  # fmt: skip
+        first = await publisher.publish_batch(limit=10)
+        # The ETHUSDT command is in the first batch, beside the oldest BTCUSDT commands.
+        assert [r["market"] for r in first] == ["btc-usdt"] * 5 + ["eth-usdt"]
+        assert [r["command_seq"] for r in first[:5]] == [1, 2, 3, 4, 5]
+        assert await read_partition(exchange_settings, 1) == await expected(
+            order_store.pool, "eth-usdt"
+        )
+        # The backlog follows at the full batch size, in order, each command once.
+        assert len(await publisher.publish_batch(limit=10)) == 10
+        while await publisher.publish_batch(limit=10):
+            pass
+    finally:
+        await producer.stop()
+    assert await read_partition(exchange_settings, 0) == await expected(
+        order_store.pool, "btc-usdt"
+    )
+    assert len(await read_partition(exchange_settings, 0)) == 40
+
+
+async def test_published_rows_are_pruned_after_their_retention_in_bounded_rounds(
+    exchange_settings: InfraSettings, order_store: OrderStore
+) -> None:
+    pool = order_store.pool
+    await place_orders(order_store, 12, "p")
+    await pool.execute(
+        "UPDATE outbox SET published = true, created_at = now() - interval '2 hours'"
+        " WHERE command_seq <= 5"
+    )
+    # Old but not published yet: kept whatever its age.
+    await pool.execute(
+        "UPDATE outbox SET created_at = now() - interval '2 hours' WHERE command_seq = 6"
+    )
+    # Published but within the retention: kept.
+    await pool.execute("UPDATE outbox SET published = true WHERE command_seq = 7")
+    before = await pool.fetch("SELECT market, command_seq FROM outbox ORDER BY 1, 2")
+
+    assert await outbox.prune_published(pool, 3600, batch=2) == 9  # rounds of 2 per market
+
+    after = await pool.fetch("SELECT market, command_seq FROM outbox ORDER BY 1, 2")
+    assert [(r["market"], r["command_seq"]) for r in after] == [
+        (r["market"], r["command_seq"]) for r in before if r["command_seq"] > 5
+    ]
+    assert await outbox.prune_published(pool, 3600) == 0
+
+
+async def test_the_relay_prunes_while_it_publishes(
+    exchange_settings: InfraSettings, order_store: OrderStore
+) -> None:
+    pool = order_store.pool
+    await place_orders(order_store, 30, "q")
+    await pool.execute("UPDATE outbox SET created_at = now() - interval '2 hours'")
+    settings = relay_settings(
+        exchange_settings, outbox_retention_s=3600, outbox_prune_interval_s=0.05
+    )
+    ctx = WorkerContext("relay")
+    relay = asyncio.create_task(run_relay(ctx, settings))
+    try:
+        await wait_published(pool)
+        async with asyncio.timeout(10):
+            while await pool.fetchval("SELECT count(*) FROM outbox"):
+                await asyncio.sleep(0.05)  # the old rows go once published
+        await place_orders(order_store, 30, "r")  # new rows: published, kept
+        await wait_published(pool)
+        await asyncio.sleep(0.3)  # a few pruning rounds
+    finally:
+        ctx.stopping.set()
+        await relay
+
+    kept = await pool.fetch("SELECT market, command_seq FROM outbox WHERE published")
+    assert len(kept) == 30
+    btc = await read_partition(exchange_settings, 0)
+    eth = await read_partition(exchange_settings, 1)
+    assert len(btc) + len(eth) == 60
+    assert [seq for seq, _ in btc] == list(range(1, len(btc) + 1))
+    assert [seq for seq, _ in eth] == list(range(1, len(eth) + 1))

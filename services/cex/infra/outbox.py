@@ -15,6 +15,12 @@ Exactly-once publication without a distributed transaction:
   (:func:`reconcile`): rows sent just before a crash, but not yet marked, are not sent twice.
 * The command numbers are allocated under the market row's lock in the transaction that
   writes the row, so their order is the commit order and rows are published in it.
+
+Fairness: a batch (:func:`next_batch`) gives every market with waiting commands an equal
+share, each market's oldest first, so one market's backlog never holds back another's
+commands. Published rows are kept for a retention period, then deleted in bounded rounds
+(:func:`prune_published`); Kafka keeps every command, and the rows are numbered by
+`markets.next_command_seq`, never by what is left in the table.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from cex.core.events import Command, command_kind, encode
+from cex.infra.transactions import retrying
 
 PUBLISHER_LOCK = 0x63657801  # "cex\1"
 COMMAND_SEQ_HEADER = "cex-command-seq"
@@ -108,3 +115,79 @@ async def reconcile(
                 seq,
             )
     return last
+
+
+# The markets with waiting commands share the batch equally (at least one command each);
+# within a market, command order. A market with less waiting than its share leaves that
+# part of the batch unused: the next batch follows at once. Each market's rows come from
+# its own range of the `outbox_unpublished` index, so a large backlog costs only its share.
+_NEXT_BATCH = """
+WITH waiting AS (
+    SELECT m.name FROM markets m
+    WHERE EXISTS (SELECT 1 FROM outbox o WHERE o.market = m.name AND NOT o.published)
+), share AS (
+    SELECT greatest(1, $1::int / greatest(count(*), 1)) AS n FROM waiting
+)
+SELECT b.market, b.command_seq, b.payload,
+       extract(epoch FROM now() - b.created_at)::float8 AS age_s
+FROM waiting w CROSS JOIN share CROSS JOIN LATERAL (
+    SELECT o.market, o.command_seq, o.payload, o.created_at FROM outbox o
+    WHERE o.market = w.name AND NOT o.published
+    ORDER BY o.command_seq LIMIT share.n
+) b
+ORDER BY b.market, b.command_seq
+"""
+
+
+async def next_batch(conn: asyncpg.Connection | asyncpg.Pool, limit: int) -> list[asyncpg.Record]:
+    """The next unpublished commands, at most about `limit` (one more per waiting market
+    when there are more markets than `limit`): `market`, `command_seq`, `payload` and
+    `age_s` (seconds since the row was written), by market and command number."""
+    rows: list[asyncpg.Record] = await conn.fetch(_NEXT_BATCH, limit)
+    return rows
+
+
+async def mark_published(
+    conn: asyncpg.Connection | asyncpg.Pool, rows: list[asyncpg.Record]
+) -> None:
+    """Mark `rows` (from :func:`next_batch`) as published, once Kafka committed them.
+    Idempotent, so a conflict or a lost connection is retried (`cex.infra.transactions`)."""
+    async for attempt in retrying(idempotent=True):
+        with attempt:
+            await conn.execute(
+                "UPDATE outbox o SET published = true FROM unnest($1::text[], $2::bigint[])"
+                " p(market, seq) WHERE o.market = p.market AND o.command_seq = p.seq",
+                [r["market"] for r in rows],
+                [r["command_seq"] for r in rows],
+            )
+
+
+# Each round looks at most `batch` rows at the head (lowest numbers) of each market's
+# outbox and deletes the published ones older than the retention. Published rows are a
+# prefix of each market's numbers, so the head is where they are; looking no further keeps
+# a round short when nothing is old enough. Only published rows are touched, which no
+# publisher writes again: deleting them never waits for, or holds up, publishing.
+_PRUNE_ROUND = """
+DELETE FROM outbox o
+USING markets m CROSS JOIN LATERAL (
+    SELECT h.command_seq FROM outbox h WHERE h.market = m.name
+    ORDER BY h.command_seq LIMIT $2
+) head
+WHERE o.market = m.name AND o.command_seq = head.command_seq
+  AND o.published AND o.created_at < now() - make_interval(secs => $1)
+"""
+
+
+async def prune_published(pool: asyncpg.Pool, retention_s: float, *, batch: int = 5000) -> int:
+    """Delete published rows written more than `retention_s` seconds ago, in rounds of at
+    most `batch` rows per market, each its own short transaction, until a round finds none;
+    returns how many were deleted."""
+    deleted = 0
+    while True:
+        async for attempt in retrying(idempotent=True):
+            with attempt:
+                status = await pool.execute(_PRUNE_ROUND, float(retention_s), batch)
+        count = int(status.split()[-1])  # "DELETE <n>"
+        if count == 0:
+            return deleted
+        deleted += count

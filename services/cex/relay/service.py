@@ -3,9 +3,21 @@
 Standby until it holds the publisher lock (two relays at once: one publishes, the other
 waits, so a market's commands are never reordered); then fences older producers,
 reconciles with what Kafka already has, and publishes batches: one Kafka transaction per
-batch, then the rows are marked published. A batch is read in (market, command number)
-order; the trading API's `NOTIFY cex_outbox` wakes the relay, a short poll covers a
-missed notification.
+batch, then the rows are marked published. Every market with waiting commands gets an equal
+share of a batch, in command order within each market (`cex.infra.outbox.next_batch`), so
+one market's backlog never holds back another's commands. The trading API's
+`NOTIFY cex_outbox` wakes the relay, a short poll covers a missed notification. Meanwhile
+published rows older than `CEX_OUTBOX_RETENTION_S` are deleted in bounded rounds.
+
+Settings (environment, besides `cex.infra.settings`):
+
+=================================  ================================================
+``CEX_RELAY_BATCH_LIMIT``          commands per Kafka transaction at most (5000)
+``CEX_OUTBOX_RETENTION_S``         how long published outbox rows are kept (3600 s;
+                                   Kafka keeps every command, the rows only help
+                                   to debug)
+``CEX_OUTBOX_PRUNE_INTERVAL_S``    how often old published rows are deleted (60 s)
+=================================  ================================================
 """
 
 from __future__ import annotations
@@ -14,10 +26,13 @@ import asyncio
 import contextlib
 import logging
 import time
+from dataclasses import dataclass
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
 from prometheus_client import Counter, Gauge, Histogram
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
 
 from cex.infra import kafka, outbox, registry
 from cex.infra.service import WorkerContext, metrics_port, run_worker
@@ -36,13 +51,22 @@ OLDEST = Gauge(
     "Age of the oldest outbox row in the batch being published (0 when the outbox is empty)",
 )
 
-BATCH_LIMIT = 5000
+PRUNED = Counter("cex_relay_outbox_pruned_total", "Published outbox rows deleted after retention")
+
 POLL_S = 0.05
 
 
-async def run_relay(ctx: WorkerContext, settings: InfraSettings) -> None:
+class RelaySettings(InfraSettings):
+    model_config = SettingsConfigDict(env_prefix="CEX_", frozen=True, extra="ignore")
+
+    relay_batch_limit: int = Field(default=5000, ge=1)
+    outbox_retention_s: float = Field(default=3600.0, ge=0)
+    outbox_prune_interval_s: float = Field(default=60.0, gt=0)
+
+
+async def run_relay(ctx: WorkerContext, settings: RelaySettings) -> None:
     lock_conn = await asyncpg.connect(settings.postgres_dsn)
-    pool = await asyncpg.create_pool(settings.postgres_dsn, min_size=1, max_size=2)
+    pool = await asyncpg.create_pool(settings.postgres_dsn, min_size=1, max_size=3)
     assert pool is not None
     try:
         ctx.readiness.set_not_ready("standby: another relay holds the publisher lock")
@@ -63,51 +87,77 @@ async def run_relay(ctx: WorkerContext, settings: InfraSettings) -> None:
 
 async def _publish_forever(
     ctx: WorkerContext,
-    settings: InfraSettings,
+    settings: RelaySettings,
     pool: asyncpg.Pool,
     lock_conn: asyncpg.Connection,
 ) -> None:
     wake = asyncio.Event()
-    await lock_conn.add_listener("cex_outbox", lambda *_: wake.set())
+    await lock_conn.add_listener(outbox.OUTBOX_CHANNEL, lambda *_: wake.set())
     producer = kafka.producer(
         settings, transactional_id=outbox.publisher_transactional_id(settings.orders_topic)
     )
     await producer.start()  # initialises the transactional id: older producers are fenced
     consumer = kafka.consumer(settings)
     await consumer.start()
+    pruning: asyncio.Task[None] | None = None
     try:
-        partitions = await _partitions(pool)
+        publisher = Publisher(pool, producer, settings.orders_topic, await _partitions(pool))
         async with pool.acquire() as conn:
-            last = await outbox.reconcile(conn, consumer, settings.orders_topic, partitions)
+            last = await outbox.reconcile(
+                conn, consumer, settings.orders_topic, publisher.partitions
+            )
         log.info("relay reconciled with Kafka", extra={"last_published": last})
+        pruning = asyncio.create_task(_prune_forever(ctx, settings, pool))
         ctx.readiness.set_ready()
         while not ctx.stopping.is_set():
-            rows = await pool.fetch(
-                "SELECT market, command_seq, payload,"
-                " extract(epoch FROM now() - created_at)::float8 AS age_s"
-                " FROM outbox WHERE NOT published ORDER BY market, command_seq LIMIT $1",
-                BATCH_LIMIT,
-            )
-            OLDEST.set(max((r["age_s"] for r in rows), default=0.0))
-            if not rows:
+            if not await publisher.publish_batch(settings.relay_batch_limit):
                 wake.clear()
                 await _wait(wake, POLL_S)
-                continue
-            if any(r["market"] not in partitions for r in rows):
-                partitions = await _partitions(pool)
-            started = time.perf_counter()
-            await _publish(producer, settings.orders_topic, partitions, rows)
-            await pool.execute(
-                "UPDATE outbox o SET published = true FROM unnest($1::text[], $2::bigint[])"
-                " p(market, seq) WHERE o.market = p.market AND o.command_seq = p.seq",
-                [r["market"] for r in rows],
-                [r["command_seq"] for r in rows],
-            )
-            LATENCY.observe(time.perf_counter() - started)
-            BATCH.observe(len(rows))
     finally:
+        if pruning is not None:
+            pruning.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await pruning
         await consumer.stop()
         await producer.stop()
+
+
+@dataclass
+class Publisher:
+    """Publishes the outbox's next batch in one Kafka transaction, then marks it. Only
+    while holding `outbox.PUBLISHER_LOCK`, with the publisher's transactional producer."""
+
+    pool: asyncpg.Pool
+    producer: AIOKafkaProducer
+    topic: str
+    partitions: dict[str, int]  # market → partition, refreshed when a new market appears
+
+    async def publish_batch(self, limit: int) -> list[asyncpg.Record]:
+        """Publish up to about `limit` waiting commands, shared fairly by the markets;
+        returns the rows published (none when nothing waits)."""
+        rows = await outbox.next_batch(self.pool, limit)
+        OLDEST.set(max((r["age_s"] for r in rows), default=0.0))
+        if not rows:
+            return rows
+        if any(r["market"] not in self.partitions for r in rows):
+            self.partitions = await _partitions(self.pool)
+        started = time.perf_counter()
+        await _publish(self.producer, self.topic, self.partitions, rows)
+        await outbox.mark_published(self.pool, rows)
+        LATENCY.observe(time.perf_counter() - started)
+        BATCH.observe(len(rows))
+        return rows
+
+
+async def _prune_forever(ctx: WorkerContext, settings: RelaySettings, pool: asyncpg.Pool) -> None:
+    """Delete published rows past retention every interval. A failure (the database away)
+    is logged and tried again at the next interval: publishing does not depend on it."""
+    while not ctx.stopping.is_set():
+        try:
+            PRUNED.inc(await outbox.prune_published(pool, settings.outbox_retention_s))
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            log.warning("pruning the outbox failed: %s", exc)
+        await _sleep_or_stop(ctx, settings.outbox_prune_interval_s)
 
 
 async def _publish(
@@ -150,7 +200,7 @@ async def _sleep_or_stop(ctx: WorkerContext, seconds: float) -> None:
 
 def serve(market: str | None = None) -> None:
     del market  # one relay serves every market
-    settings = InfraSettings()
+    settings = RelaySettings()
 
     async def main(ctx: WorkerContext) -> None:
         await run_relay(ctx, settings)
