@@ -22,15 +22,25 @@ import asyncpg
 from prometheus_client import Counter
 from pydantic_settings import SettingsConfigDict
 
-from cex.core.events import OrderExpire, encode
+from cex.core.events import OrderExpire, OrderStatus, encode
+from cex.core.orders import TRANSITIONS, Trigger
 from cex.infra import kafka, outbox, registry
 from cex.infra.service import WorkerContext, metrics_port, run_worker
 from cex.infra.settings import InfraSettings
+from cex.infra.transactions import RowLocks, is_retryable, retrying
 
 log = logging.getLogger(__name__)
 
 EXPIRE_SENT = Counter("cex_lifecycle_expire_commands_total", "ORDER_EXPIRE commands sent")
 STALE_EXPIRED = Counter("cex_lifecycle_stale_pending_expired_total", "Stale PENDING expired")
+
+#: The states a GTT order is expired from through the engine: open there. A PENDING order
+#: has not reached the engine; it expires there on arrival if it is due by then.
+_EXPIRABLE = [
+    s.value
+    for s in OrderStatus
+    if s is not OrderStatus.PENDING and (s, Trigger.EXPIRE) in TRANSITIONS
+]
 
 
 class LifecycleSettings(InfraSettings):
@@ -46,33 +56,40 @@ def wall_clock_ms() -> int:
 
 async def send_due_expiries(pool: asyncpg.Pool, now_ms: int, limit: int = 1000) -> int:
     """ORDER_EXPIRE for open GTT orders past their time; returns how many were sent."""
+    return await retrying()(_send_due_expiries, pool, now_ms, limit)
+
+
+async def _send_due_expiries(pool: asyncpg.Pool, now_ms: int, limit: int) -> int:
     async with pool.acquire() as conn, conn.transaction():
         due = await conn.fetch(
-            "SELECT id, market FROM orders WHERE expire_at <= $1"
-            " AND status IN ('NEW', 'PARTIALLY_FILLED') AND NOT expire_requested"
-            " ORDER BY market, id LIMIT $2",
+            "SELECT id FROM orders WHERE expire_at <= $1 AND status = ANY($2::text[])"
+            " AND NOT expire_requested ORDER BY id LIMIT $3",
             now_ms,
+            _EXPIRABLE,
             limit,
         )
         if not due:
             return 0
-        markets = sorted({r["market"] for r in due})
-        # Markets first (by name), as every writer of the outbox does.
-        rows = await conn.fetch(
-            "SELECT name, symbol, next_command_seq FROM markets WHERE name = ANY($1::text[])"
-            " ORDER BY name FOR UPDATE",
-            markets,
+        # The lock order (cex.infra.transactions): the orders, re-checked once locked (one
+        # may have filled meanwhile), then their markets, which number the commands.
+        locks = RowLocks(conn)
+        orders = await locks.orders(
+            [r["id"] for r in due],
+            "id, market",
+            where="expire_at <= $2 AND NOT expire_requested AND status = ANY($3::text[])",
+            args=(now_ms, _EXPIRABLE),
         )
+        if not orders:
+            return 0
+        rows = await locks.markets({r["market"] for r in orders}, "name, symbol, next_command_seq")
         seq = {r["name"]: int(r["next_command_seq"]) for r in rows}
         symbol = {r["name"]: r["symbol"] for r in rows}
-        marked = await conn.fetch(
-            "UPDATE orders SET expire_requested = true WHERE id = ANY($1::bigint[])"
-            " AND NOT expire_requested AND status IN ('NEW', 'PARTIALLY_FILLED')"
-            " RETURNING id, market",
-            [r["id"] for r in due],
+        await conn.execute(
+            "UPDATE orders SET expire_requested = true WHERE id = ANY($1::bigint[])",
+            [r["id"] for r in orders],
         )
         records = []
-        for row in sorted(marked, key=lambda r: (r["market"], r["id"])):
+        for row in sorted(orders, key=lambda r: (r["market"], r["id"])):
             market = row["market"]
             command = OrderExpire(market=symbol[market], ts=now_ms, order_id=row["id"])
             records.append((market, seq[market], "ORDER_EXPIRE", row["id"], encode(command)))
@@ -124,7 +141,9 @@ async def expire_stale_pending(
                 await outbox.reconcile(lock_conn, consumer, settings.orders_topic, partitions)
             finally:
                 await consumer.stop()
-            expired = await _expire_unpublished(pool, [r["id"] for r in stale])
+            expired: list[int] = await retrying()(
+                _expire_unpublished, pool, [r["id"] for r in stale]
+            )
         finally:
             await lock_conn.execute("SELECT pg_advisory_unlock($1)", outbox.PUBLISHER_LOCK)
     STALE_EXPIRED.inc(len(expired))
@@ -133,20 +152,12 @@ async def expire_stale_pending(
 
 async def _expire_unpublished(pool: asyncpg.Pool, order_ids: list[int]) -> list[int]:
     async with pool.acquire() as conn, conn.transaction():
-        candidates = await conn.fetch(
-            "SELECT id, user_id, locked_asset, locked_remaining FROM orders"
-            " WHERE id = ANY($1::bigint[]) AND status = 'PENDING'",
-            order_ids,
+        # The lock order (cex.infra.transactions): the orders, then their balances.
+        locks = RowLocks(conn)
+        candidates = await locks.orders(
+            order_ids, "id, user_id, locked_asset, locked_remaining", where="status = 'PENDING'"
         )
-        keys = sorted({(r["user_id"], r["locked_asset"]) for r in candidates})
-        # Balances first (by user, asset), as the other writers of balances do.
-        await conn.execute(
-            "SELECT 1 FROM balances b JOIN unnest($1::bigint[], $2::text[]) k(user_id, asset)"
-            " ON b.user_id = k.user_id AND b.asset = k.asset"
-            " ORDER BY b.user_id, b.asset FOR UPDATE OF b",
-            [k[0] for k in keys],
-            [k[1] for k in keys],
-        )
+        await locks.balances((r["user_id"], r["locked_asset"]) for r in candidates)
         deleted = await conn.fetch(
             "DELETE FROM outbox WHERE kind = 'ORDER_CREATE' AND NOT published"
             " AND order_id = ANY($1::bigint[]) RETURNING order_id",
@@ -197,8 +208,10 @@ async def run_lifecycle(
                 expired = await expire_stale_pending(pool, settings, now, settings.stale_pending_ms)
                 if expired:
                     log.warning("expired stale PENDING orders", extra={"order_ids": expired})
-            except (asyncpg.DeadlockDetectedError, asyncpg.SerializationError):
-                log.info("lifecycle pass conflicted with another writer; retrying next pass")
+            except Exception as exc:
+                if not is_retryable(exc):
+                    raise
+                log.warning("lifecycle pass kept conflicting with other writers: %s", exc)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(ctx.stopping.wait(), settings.lifecycle_interval_s)
     finally:
