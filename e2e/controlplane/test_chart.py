@@ -6,7 +6,9 @@ NetworkPolicy included) passes the API server's validation (`kubectl apply --dry
 the public API reaches the trading Service and reads its secrets from Secrets, and the
 NetworkPolicy admits only it to the trading pods; the candle aggregator, the candle persister
 and the WebSocket gateway get the shared environment, their ports and probes, and the Ingress
-sends `/ws` and `/stream` to the gateway, everything else to the public API;
+sends `/ws` and `/stream` to the gateway, `/` to the web UI (its own image, probes, read-only
+root, the release's API and gateway as its rewrites' targets) and the API's own prefixes to the
+public API;
 `helm install --wait` brings the release up on the kwok node (the migration hook's Job
 completes, the Deployments, the gateways and the candle services included, become ready), with
 the CRDs installed, and RBAC that grants the operator what it needs and nothing else;
@@ -503,7 +505,7 @@ def ingress_routes(docs: list[dict[str, Any]]) -> list[dict[str, tuple[str, list
             ]  # fmt: skip
             (container,) = target["spec"]["template"]["spec"]["containers"]
             assert port["targetPort"] in {p["name"] for p in container["ports"]}
-            route[path["path"]] = (backend["name"], container["args"])
+            route[path["path"]] = (backend["name"], container.get("args"))
         routes.append(route)
     return routes
 
@@ -522,7 +524,9 @@ def test_ingress_routes_streams_to_the_gateway_and_the_rest_to_the_public_api(
     assert [r["host"] for r in spec["rules"]] == ["api.example.com", "api2.example.com"]
     api = ("rel-cex-api", ["serve", "api"])
     gateway = ("rel-cex-gateway", ["serve", "gateway"])
-    expected = {"/ws-api": api, "/ws": gateway, "/stream": gateway, "/": api}
+    web = ("rel-cex-web", None)
+    expected = {"/ws-api": api, "/ws": gateway, "/stream": gateway, "/api": api, "/sapi": api,
+                "/cex": api, "/openapi.json": api, "/docs": api, "/": web}  # fmt: skip
     assert ingress_routes(docs) == [expected, expected]
     # The WebSocket API (/ws-api/v3) is the public API's, even for a controller that matches
     # plain string prefixes: its own path is longer than /ws.
@@ -541,7 +545,54 @@ def test_ingress_routes_streams_to_the_gateway_and_the_rest_to_the_public_api(
         "rel", CHART, "-f", EXTERNAL, "--set", "ingress.enabled=true",
         "--set", "components.gateway.enabled=false",
     )  # fmt: skip
-    assert ingress_routes(docs) == [{"/ws-api": api, "/": api}]
+    assert ingress_routes(docs) == [{k: v for k, v in expected.items()
+                                     if k not in ("/ws", "/stream")}]  # fmt: skip
+    # Without the web UI the public API answers at `/`, as before it existed.
+    docs = helm.template(
+        "rel", CHART, "-f", EXTERNAL, "--set", "ingress.enabled=true", "--set", "web.enabled=false",
+    )  # fmt: skip
+    assert ingress_routes(docs) == [{"/ws-api": api, "/ws": gateway, "/stream": gateway, "/": api}]
+
+
+def test_web_ui_has_its_image_probes_and_the_release_services_as_targets(helm: Helm) -> None:
+    docs = helm.template(
+        "rel", CHART, "-n", "exchange", "-f", EXTERNAL,
+        "--set", "web.image.repository=registry.example/cex-web", "--set", "web.image.tag=1.2.3",
+        "--set", "web.replicas=3", "--set", "web.env.NEXT_TELEMETRY_DISABLED=1",
+    )  # fmt: skip
+    web = by_kind(docs, "Deployment")["rel-cex-web"]
+    spec = web["spec"]["template"]["spec"]
+    assert web["spec"]["replicas"] == 3
+    assert web["spec"]["selector"]["matchLabels"]["app.kubernetes.io/component"] == "web"
+    (container,) = spec["containers"]
+    assert container["image"] == "registry.example/cex-web:1.2.3"
+    env = {e["name"]: e["value"] for e in container["env"]}
+    api_port = by_kind(docs, "Service")["rel-cex-api"]["spec"]["ports"][0]["port"]
+    gateway_port = by_kind(docs, "Service")["rel-cex-gateway"]["spec"]["ports"][0]["port"]
+    assert env == {
+        "HOSTNAME": "0.0.0.0", "PORT": "3000", "NEXT_TELEMETRY_DISABLED": "1",
+        "CEX_API_URL": f"http://rel-cex-api:{api_port}",
+        "CEX_GATEWAY_URL": f"http://rel-cex-gateway:{gateway_port}",
+    }  # fmt: skip
+    assert container["ports"] == [{"name": "http", "containerPort": 3000, "protocol": "TCP"}]
+    for probe in ("livenessProbe", "readinessProbe"):
+        assert container[probe]["httpGet"] == {"path": "/healthz", "port": "http"}
+    # Like every cex container: non-root, nothing to escalate, a read-only root with only
+    # /tmp and Next's cache writable.
+    assert spec["securityContext"]["runAsNonRoot"] is True
+    assert spec["automountServiceAccountToken"] is False
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+    assert {m["mountPath"] for m in container["volumeMounts"]} == {"/tmp", "/app/.next/cache"}
+    assert container["resources"]["limits"]["memory"] == "512Mi"
+    service = by_kind(docs, "Service")["rel-cex-web"]
+    assert service["spec"]["ports"] == [
+        {"name": "http", "port": 3000, "targetPort": "http", "protocol": "TCP"}
+    ]
+
+    docs = helm.template("rel", CHART, "-f", EXTERNAL, "--set", "web.enabled=false")
+    assert "rel-cex-web" not in by_kind(docs, "Deployment")
+    assert "rel-cex-web" not in by_kind(docs, "Service")
 
 
 # --------------------------------------------------------------------------- market data
@@ -739,7 +790,7 @@ def test_install_upgrade_uninstall(
     deployments = {
         d["metadata"]["name"]: d for d in control_plane.get_json("deployments", "-n", ns)["items"]
     }
-    assert set(deployments) == {f"{full}-{c}" for c in (*SERVICES, "operator")}
+    assert set(deployments) == {f"{full}-{c}" for c in (*SERVICES, "operator", "web")}
     for name, deployment in deployments.items():
         status = deployment["status"]
         assert status.get("readyReplicas") == deployment["spec"]["replicas"], name
@@ -762,6 +813,13 @@ def test_install_upgrade_uninstall(
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
     assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
     assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+
+    # The web UI: two ready replicas of its own image, behind a Service on its port.
+    web = deployments[f"{full}-web"]
+    assert web["status"].get("readyReplicas") == 2
+    assert web["spec"]["template"]["spec"]["containers"][0]["image"].startswith("cex-web:")
+    web_service = control_plane.get_json("service", f"{full}-web", "-n", ns)
+    assert web_service["spec"]["ports"][0]["targetPort"] == "http"
 
     # The public API: two ready replicas, pointed at the trading Service, secrets from Secrets.
     api = deployments[f"{full}-api"]

@@ -375,3 +375,24 @@ and is its app.kubernetes.io/component label and its job (candlePersist → cand
 {{- $_ := set $seen $id $name -}}
 {{- end -}}
 {{- end -}}
+
+{{/*
+The web UI (web.*): where its own rewrites send the API's and the gateway's paths. Its value
+if set, else this release's Service (an empty string when that component is disabled: the
+Ingress routes those paths anyway).
+*/}}
+{{- define "cex.web.apiUrl" -}}
+{{- if .Values.web.apiUrl -}}
+{{- .Values.web.apiUrl -}}
+{{- else if (include "cex.api.enabled" .) -}}
+{{- printf "http://%s:%v" (include "cex.componentName" (list . "api")) .Values.components.api.port -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "cex.web.gatewayUrl" -}}
+{{- if .Values.web.gatewayUrl -}}
+{{- .Values.web.gatewayUrl -}}
+{{- else if (dig "gateway" "enabled" false .Values.components) -}}
+{{- printf "http://%s:%v" (include "cex.componentName" (list . "gateway")) .Values.components.gateway.port -}}
+{{- end -}}
+{{- end -}}
