@@ -1,0 +1,11 @@
+# Images the cluster runs, built locally with podman from a cached debootstrap base
+# (scripts/images/, no registry): pause, cex, web, kafka, postgres, redis.
+
+.PHONY: images images-import
+
+images: ## Build the images (cached: only what changed is rebuilt); import them if the node is up
+	@scripts/images/build.sh
+	@if [[ -S "$${CEX_CONTAINERD_ADDRESS:-/run/containerd/containerd.sock}" ]]; then scripts/images/import.sh; fi
+
+images-import: ## Import the built images into the node's containerd
+	@scripts/images/import.sh
