@@ -60,9 +60,6 @@ FIELD_MANAGER = "cex-operator"
 OBSERVE_INTERVAL_S = 5.0
 RETRY_DELAY_S = 10.0
 DRAIN_POLL_S = 3.0
-#: While draining, CANCEL_ALL is sent again every this many polls (orders that were PENDING
-#: when it was first sent are cancelled by then; repeating it is harmless).
-DRAIN_RESEND_EVERY = 10
 
 ClusterKopfPeering = create_global_resource(
     "kopf.dev", "v1", "ClusterKopfPeering", "clusterkopfpeerings"
@@ -341,14 +338,21 @@ async def drain(
         if await registry.market_owner(rt.pool, name) not in (None, owner):
             remaining = 0  # a duplicate that was refused: the registered market is not ours
         else:
-            if retry % DRAIN_RESEND_EVERY == 0:
-                queued = await provisioning.begin_drain(rt.infra, name, owner=owner)
-                if retry == 0:
-                    kopf.info(
-                        body,
-                        reason="Draining",
-                        message=f"cancel-only; CANCEL_ALL queued for {queued or 0} user(s)",
-                    )
+            # Every poll: CANCEL_ALL only for an open order none queued so far reaches (one
+            # cancelled by the engine but not yet settled gets no other).
+            queued = await provisioning.begin_drain(rt.infra, name, owner=owner)
+            if retry == 0:
+                kopf.info(
+                    body,
+                    reason="Draining",
+                    message=f"cancel-only; CANCEL_ALL queued for {queued or 0} user(s)",
+                )
+            elif queued:
+                kopf.info(
+                    body,
+                    reason="Draining",
+                    message=f"CANCEL_ALL queued for {queued} user(s) with orders placed since",
+                )
             remaining = await provisioning.open_orders(rt.infra, name)
     except Exception as exc:
         raise kopf.TemporaryError(f"draining failed: {exc!r}", delay=RETRY_DELAY_S) from exc

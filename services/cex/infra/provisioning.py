@@ -25,6 +25,7 @@ from cex.core.events import CancelAll
 from cex.core.market import MarketConfig
 from cex.infra import outbox, registry
 from cex.infra.settings import InfraSettings
+from cex.infra.transactions import RowLocks
 
 TOPIC_ALREADY_EXISTS = TopicAlreadyExistsError.errno
 
@@ -104,33 +105,69 @@ async def ensure_partitions(bootstrap: str, topics: tuple[str, ...], count: int)
 
 OPEN_STATUSES = ("PENDING", "NEW", "PARTIALLY_FILLED")
 
+# Users with an open order that no CANCEL_ALL of this drain reaches: none was queued for
+# the user yet, or the order's ORDER_CREATE is numbered after the last one (the engine
+# applies a market's commands in number order). The look-up of creates covers only the
+# commands after the user's CANCEL_ALL, a short range of the outbox's primary key in a
+# draining market; a create pruned from the outbox (older than its retention) counts as
+# reached: it was numbered after CANCEL_ONLY, and the engine refused it.
+_USERS_TO_CANCEL = """
+SELECT DISTINCT o.user_id FROM orders o
+LEFT JOIN drain_cancels d ON d.market = o.market AND d.user_id = o.user_id
+WHERE o.market = $1 AND o.status = ANY($2::text[])
+  AND (d.command_seq IS NULL OR EXISTS (
+      SELECT 1 FROM outbox b WHERE b.market = o.market AND b.command_seq > d.command_seq
+        AND b.kind = 'ORDER_CREATE' AND b.order_id = o.id))
+ORDER BY o.user_id
+"""
+
 
 async def begin_drain(
     settings: InfraSettings, name: str, *, owner: str | None = None
 ) -> int | None:
     """Mark market `name` DELETED (its engine goes cancel-only) and queue a CANCEL_ALL for
-    every user with an open order in it; returns how many were queued, or None if there is
-    nothing of `owner`'s to drain (never registered, or provisioned by someone else)."""
+    every user with an open order that no CANCEL_ALL of this drain reaches yet; returns how
+    many were queued, or None if there is nothing of `owner`'s to drain (never registered,
+    or provisioned by someone else).
+
+    Meant to be called on every poll of a drain: an order the engine cancelled stays open
+    here until settlement books it, and is not sent another CANCEL_ALL meanwhile. All in
+    one transaction holding the market row's lock, so no command is numbered meanwhile:
+    every order accepted before is seen here, any accepted after (a trading API that had
+    not yet seen DELETED) is numbered after CANCEL_ONLY and refused by the engine."""
     conn = await asyncpg.connect(settings.postgres_dsn)
     try:
-        stored = await conn.fetchrow("SELECT spec, owner FROM markets WHERE name = $1", name)
-        if stored is None or (owner is not None and stored["owner"] not in (None, owner)):
-            return None
-        spec = json.loads(stored["spec"])
-        config = MarketConfig.from_spec(name, spec)
-        await registry.register_market(conn, config, spec, status=registry.DELETED, owner=owner)
         async with conn.transaction():
-            users = await conn.fetch(
-                "SELECT DISTINCT user_id FROM orders WHERE market = $1"
-                " AND status = ANY($2::text[]) ORDER BY user_id",
-                name,
-                list(OPEN_STATUSES),
+            stored = await conn.fetchrow(
+                "SELECT spec, owner, status FROM markets WHERE name = $1", name
             )
+            if stored is None or (owner is not None and stored["owner"] not in (None, owner)):
+                return None
+            spec = json.loads(stored["spec"])
+            config = MarketConfig.from_spec(name, spec)
+            await registry.register_market(conn, config, spec, status=registry.DELETED, owner=owner)
+            if stored["status"] != registry.DELETED:
+                # A new drain (the market may have been re-created since the last one).
+                await conn.execute("DELETE FROM drain_cancels WHERE market = $1", name)
+            await RowLocks(conn).markets([name])
+            users = [
+                r["user_id"] for r in await conn.fetch(_USERS_TO_CANCEL, name, list(OPEN_STATUSES))
+            ]
             ts = int(time.time() * 1000)
-            for row in users:
+            seqs = [
                 await outbox.append_command(
-                    conn, name, CancelAll(market=config.symbol, ts=ts, user_id=row["user_id"])
+                    conn, name, CancelAll(market=config.symbol, ts=ts, user_id=user_id)
                 )
+                for user_id in users
+            ]
+            await conn.execute(
+                "INSERT INTO drain_cancels (market, user_id, command_seq)"
+                " SELECT $1, * FROM unnest($2::bigint[], $3::bigint[])"
+                " ON CONFLICT (market, user_id) DO UPDATE SET command_seq = EXCLUDED.command_seq",
+                name,
+                users,
+                seqs,
+            )
         return len(users)
     finally:
         await conn.close()
