@@ -28,7 +28,7 @@ lint: bootstrap ## ruff, mypy (strict on cex.core), import-linter layer rules
 	$(VENV)/mypy
 	$(VENV)/lint-imports
 
-test: lint ## Lint and run the whole suite on real Kafka, Postgres and Redis
+test: lint web-check ## Lint (Python and the web UI) and run the whole suite on real Kafka, Postgres, Redis and Chromium
 	$(VENV)/pytest
 
 unit: bootstrap ## Only the tests that need no infrastructure
