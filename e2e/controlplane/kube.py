@@ -23,6 +23,9 @@ from tests.sessions import SharedByTestSessions
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SCRIPTS = REPO_ROOT / "scripts" / "cluster"
+# The label of the real node and the namespace annotation that sends pods to it.
+REAL_NODE_SELECTOR = "cex.dev/node=real"
+NODE_SELECTOR_ANNOTATION = "scheduler.alpha.kubernetes.io/node-selector"
 
 
 class KubectlError(AssertionError):
@@ -122,6 +125,20 @@ class ControlPlane:
                 what=f"{name} to be served",
             )
         return names
+
+    def create_namespace(self, name: str, *, real_node: bool = False) -> None:
+        """Create a namespace whose pods run on kwok's fake node, or on the real node (the
+        API server's PodNodeSelector admission reads the annotation; scripts/cluster/README.md)."""
+        self.kubectl("create", "namespace", name)
+        if real_node:
+            self.kubectl(
+                "annotate", "namespace", name, f"{NODE_SELECTOR_ANNOTATION}={REAL_NODE_SELECTOR}"
+            )
+
+    def real_node(self) -> dict[str, Any] | None:
+        """The real node (kubelet on this host), or None if the cluster runs kwok's only."""
+        nodes = self.get_json("nodes", "-l", REAL_NODE_SELECTOR)["items"]
+        return nodes[0] if nodes else None
 
     def get_json(self, *args: str) -> Any:
         return json.loads(self.kubectl("get", "-o", "json", *args).stdout)

@@ -4,6 +4,11 @@
 #   kwok, helm                                                        (go install)
 #   etcd                                                              (Debian's etcd-server)
 #   prometheus-operator's ServiceMonitor and PrometheusRule CRDs      (for the chart's tests)
+# and for the real node (unless CEX_REAL_NODE=false):
+#   kubelet, kube-proxy                                               (from k8s.io/kubernetes)
+#   containerd, runc, the CNI plugins, socat, busybox-static          (Debian's packages)
+#   CoreDNS                                                           (go install)
+#   the pause image and a busybox image, as OCI archives              (pause.c, busybox-static)
 # Binaries go to ${XDG_CACHE_HOME:-$HOME/.cache}/cex/k8s/<version>/bin; a second run with the
 # same versions does nothing. Go's own module and build caches are left where Go keeps them.
 set -euo pipefail
@@ -18,7 +23,8 @@ export CGO_ENABLED=0
 K8S_MINOR="$(echo "${K8S_VERSION}" | cut -d. -f2)"
 K8S_PATCH="$(echo "${K8S_VERSION}" | cut -d. -f3)"
 STAGING_VERSION="v0.${K8S_MINOR}.${K8S_PATCH}"
-K8S_COMMANDS=(kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet kube-proxy)
+K8S_COMMANDS=(kube-apiserver kube-controller-manager kube-scheduler kubectl)
+[[ "${CEX_REAL_NODE}" == true ]] && K8S_COMMANDS+=(kubelet kube-proxy)
 
 # A stamp file records which version a binary was built from, so a changed version rebuilds.
 stamp_ok() { [[ -x "${CEX_K8S_BIN}/$1" && "$(cat "${CEX_K8S_BIN}/.$1.version" 2>/dev/null)" == "$2" ]]; }
@@ -99,6 +105,25 @@ go_install() { # name package version [extra ldflags]
   stamp "${name}" "${id}"
 }
 
+# apt_install PACKAGE...: install the Debian packages that are missing (apt-get update once
+# if the package lists are too old to know them).
+apt_install() {
+  local missing=() p
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  [[ ${#missing[@]} -eq 0 ]] && return
+  command -v apt-get >/dev/null 2>&1 || die "missing packages ${missing[*]} and apt-get is not available"
+  log "installing Debian's ${missing[*]}"
+  local sudo=()
+  [[ "$(id -u)" -eq 0 ]] || sudo=(sudo)
+  export DEBIAN_FRONTEND=noninteractive
+  if ! "${sudo[@]}" apt-get install -y --no-install-recommends "${missing[@]}"; then
+    "${sudo[@]}" apt-get update
+    "${sudo[@]}" apt-get install -y --no-install-recommends "${missing[@]}"
+  fi
+}
+
 install_etcd() {
   if etcd_bin >/dev/null; then
     log "etcd: $("$(etcd_bin)" --version 2>/dev/null | head -1)"
@@ -148,11 +173,48 @@ fetch_prometheus_crds() {
   done
 }
 
+# The node's images: the pod sandbox's pause (the release's pause.c, static) and busybox (for
+# smoke tests), each a FROM-scratch OCI archive that up.sh imports into containerd.
+build_node_images() {
+  local pause_tar="${CEX_NODE_IMAGES_DIR}/pause.tar" busybox_tar="${CEX_NODE_IMAGES_DIR}/busybox.tar"
+  local id="${CEX_PAUSE_IMAGE} ${CEX_BUSYBOX_IMAGE}"
+  if [[ -s "${pause_tar}" && -s "${busybox_tar}" && "$(cat "${CEX_NODE_IMAGES_DIR}/.version" 2>/dev/null)" == "${id}" ]]; then
+    log "node images: cached"
+    return
+  fi
+  log "node images: building ${CEX_PAUSE_IMAGE} and ${CEX_BUSYBOX_IMAGE}"
+  command -v gcc >/dev/null 2>&1 || apt_install gcc libc6-dev
+  local src tmp
+  src="$(go mod download -json "k8s.io/kubernetes@${K8S_VERSION}" |
+    sed -n 's/^[[:space:]]*"Dir": "\(.*\)",\{0,1\}$/\1/p')/build/pause/linux/pause.c"
+  [[ -f "${src}" ]] || die "no build/pause/linux/pause.c in k8s.io/kubernetes@${K8S_VERSION}"
+  tmp="$(mktemp -d)"
+  mkdir -p "${tmp}/pause" "${tmp}/busybox/bin" "${tmp}/busybox/tmp" "${tmp}/busybox/etc"
+  gcc -Os -Wall -static -DVERSION="${K8S_VERSION}" -o "${tmp}/pause/pause" "${src}"
+  "$(dirname "${BASH_SOURCE[0]}")/oci-archive.sh" "${CEX_PAUSE_IMAGE}" "${tmp}/pause" "${pause_tar}" '["/pause"]'
+  cp /bin/busybox "${tmp}/busybox/bin/busybox"
+  ln -s busybox "${tmp}/busybox/bin/sh"
+  chmod 1777 "${tmp}/busybox/tmp"
+  "$(dirname "${BASH_SOURCE[0]}")/oci-archive.sh" "${CEX_BUSYBOX_IMAGE}" "${tmp}/busybox" "${busybox_tar}" '["/bin/busybox"]'
+  rm -rf "${tmp}"
+  echo "${id}" >"${CEX_NODE_IMAGES_DIR}/.version"
+}
+
 install_etcd
 build_kubernetes
 go_install kwok sigs.k8s.io/kwok/cmd/kwok "${KWOK_VERSION}"
-# Without these helm reports only its minor version.
+# The version flags of helm's own release build: without them helm reports only its minor
+# version, and `helm template` assumes Kubernetes v1.20 (so a chart's kubeVersion fails).
+K8S_MINOR_NUMBER="$(echo "${K8S_VERSION}" | cut -d. -f2)"
 go_install helm helm.sh/helm/v3/cmd/helm "${HELM_VERSION}" \
-  "-X helm.sh/helm/v3/internal/version.version=${HELM_VERSION} -X helm.sh/helm/v3/internal/version.gitTreeState=clean"
+  "-X helm.sh/helm/v3/internal/version.version=${HELM_VERSION} -X helm.sh/helm/v3/internal/version.gitTreeState=clean \
+   -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=${K8S_MINOR_NUMBER} \
+   -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor=${K8S_MINOR_NUMBER}"
 fetch_prometheus_crds
+if [[ "${CEX_REAL_NODE}" == true ]]; then
+  apt_install containerd runc containernetworking-plugins socat busybox-static iptables
+  go_install coredns github.com/coredns/coredns "${COREDNS_VERSION}"
+  mkdir -p "${CEX_NODE_IMAGES_DIR}"
+  build_node_images
+fi
 log "binaries in ${CEX_K8S_BIN}; prometheus-operator CRDs in ${CEX_PROMETHEUS_CRDS_DIR}"

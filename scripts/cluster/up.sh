@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Start a local Kubernetes control plane on 127.0.0.1 (no containers, no kubelet):
+# Start a local Kubernetes control plane on 127.0.0.1:
 #   etcd, kube-apiserver, kube-controller-manager, kube-scheduler and kwok, which plays the
-#   kubelet of a fake Node so scheduled pods become Running and Ready.
+#   kubelet of a fake Node so scheduled pods become Running and Ready,
+# and, unless CEX_REAL_NODE=false, a real node beside it (node.sh): containerd, kubelet,
+# kube-proxy, CoreDNS and a relay from the node's address to the API server.
 # Runtime data (certificates, tokens, etcd data, logs, pid files) lives in .cex/cluster/.
 # Components already running are left alone, so running it twice is harmless.
 # Binaries come from install.sh. On success it prints, on stdout:
@@ -12,7 +14,9 @@ set -euo pipefail
 # shellcheck source=scripts/cluster/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-for c in kube-apiserver kube-controller-manager kube-scheduler kubectl kwok; do
+node_bins=()
+[[ "${CEX_REAL_NODE}" == true ]] && node_bins=(kubelet kube-proxy coredns)
+for c in kube-apiserver kube-controller-manager kube-scheduler kubectl kwok "${node_bins[@]}"; do
   [[ -x "${CEX_K8S_BIN}/${c}" ]] || die "${CEX_K8S_BIN}/${c} is missing; run scripts/cluster/install.sh first"
 done
 ETCD="$(etcd_bin)" || die "etcd is missing; run scripts/cluster/install.sh first"
@@ -34,6 +38,12 @@ make_pki() {
     openssl req -x509 -newkey rsa:2048 -nodes -sha256 -days 3650 \
       -keyout "${PKI}/ca.key" -out "${PKI}/ca.crt" -subj "/CN=cex-local-ca" 2>/dev/null
   fi
+  if [[ -s "${PKI}/apiserver.crt" ]] &&
+    ! openssl x509 -noout -ext subjectAltName -in "${PKI}/apiserver.crt" 2>/dev/null | grep -qF "IP Address:${CEX_NODE_IP}"; then
+    component_pid kube-apiserver >/dev/null &&
+      die "the API server's certificate lacks the node address ${CEX_NODE_IP}; stop the control plane (scripts/cluster/down.sh) and run up.sh again"
+    rm -f "${PKI}/apiserver.crt"
+  fi
   if [[ ! -s "${PKI}/apiserver.crt" ]]; then
     log "pki: creating the API server serving certificate"
     # The first address of the service range is the in-cluster `kubernetes` Service.
@@ -43,7 +53,7 @@ make_pki() {
 basicConstraints=CA:FALSE
 keyUsage=critical,digitalSignature,keyEncipherment
 extendedKeyUsage=serverAuth
-subjectAltName=IP:127.0.0.1,IP:${svc_ip},DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local
+subjectAltName=IP:127.0.0.1,IP:${svc_ip},IP:${CEX_NODE_IP},DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local
 EOF
     openssl req -newkey rsa:2048 -nodes -sha256 -keyout "${PKI}/apiserver.key" \
       -out "${PKI}/apiserver.csr" -subj "/CN=kube-apiserver" 2>/dev/null
@@ -69,20 +79,48 @@ EOF
     openssl rsa -in "${PKI}/sa.key" -pubout -out "${PKI}/sa.pub" 2>/dev/null
   fi
   # Static bearer tokens: one user per component, all in system:masters (a local test plane).
-  if [[ ! -s "${PKI}/tokens.csv" ]]; then
-    log "pki: creating bearer tokens"
-    local user
-    : >"${PKI}/tokens.csv.tmp"
-    for user in admin kube-controller-manager kube-scheduler kwok; do
-      printf '%s,%s,%s,"system:masters"\n' "$(openssl rand -hex 24)" "cex-${user}" "cex-${user}" \
-        >>"${PKI}/tokens.csv.tmp"
-    done
-    mv "${PKI}/tokens.csv.tmp" "${PKI}/tokens.csv"
+  local user added=false
+  touch "${PKI}/tokens.csv"
+  cp "${PKI}/tokens.csv" "${PKI}/tokens.csv.tmp"
+  for user in admin kube-controller-manager kube-scheduler kwok kubelet kube-proxy coredns; do
+    [[ -n "$(token_of "${user}")" ]] && continue
+    printf '%s,%s,%s,"system:masters"\n' "$(openssl rand -hex 24)" "cex-${user}" "cex-${user}" \
+      >>"${PKI}/tokens.csv.tmp"
+    added=true
+  done
+  mv "${PKI}/tokens.csv.tmp" "${PKI}/tokens.csv"
+  if ${added}; then
+    log "pki: created bearer tokens"
+    if component_pid kube-apiserver >/dev/null; then
+      die "new bearer tokens need an API server restart: scripts/cluster/down.sh, then up.sh again"
+    fi
   fi
+  # The API server's client certificate towards the kubelet.
+  if [[ ! -s "${PKI}/apiserver-kubelet-client.crt" ]]; then
+    log "pki: creating the API server's kubelet client certificate"
+    printf 'basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=clientAuth\n' \
+      >"${PKI}/apiserver-kubelet-client.ext"
+    openssl req -newkey rsa:2048 -nodes -sha256 -keyout "${PKI}/apiserver-kubelet-client.key" \
+      -out "${PKI}/apiserver-kubelet-client.csr" -subj "/O=system:masters/CN=cex-apiserver-kubelet-client" 2>/dev/null
+    openssl x509 -req -sha256 -days 3650 -in "${PKI}/apiserver-kubelet-client.csr" -CA "${PKI}/ca.crt" \
+      -CAkey "${PKI}/ca.key" -CAcreateserial -out "${PKI}/apiserver-kubelet-client.crt" \
+      -extfile "${PKI}/apiserver-kubelet-client.ext" 2>/dev/null
+  fi
+  # Which node a namespace's pods go to: those of a namespace without the annotation go to
+  # kwok's fake node (README: the real node).
+  cat >"${PKI}/admission.yaml" <<EOF
+apiVersion: apiserver.config.k8s.io/v1
+kind: AdmissionConfiguration
+plugins:
+  - name: PodNodeSelector
+    path: ${PKI}/podnodeselector.yaml
+EOF
+  printf 'podNodeSelectorPluginConfig:\n  clusterDefaultNodeSelector: "%s"\n' "${CEX_FAKE_NODE_SELECTOR}" \
+    >"${PKI}/podnodeselector.yaml"
   chmod 600 "${PKI}"/*.key "${PKI}/tokens.csv"
 }
 
-token_of() { awk -F, -v u="cex-$1" '$2 == u {print $1}' "${PKI}/tokens.csv"; }
+token_of() { awk -F, -v u="cex-$1" '$2 == u {print $1}' "${PKI}/tokens.csv"* | head -1; }
 
 write_kubeconfig() { # user file
   local tmp="$2.tmp"
@@ -201,12 +239,24 @@ start_etcd() {
 }
 
 start_apiserver() {
-  # A loopback advertise address cannot be an Endpoints address, so the `kubernetes` Service
-  # gets no endpoints (--endpoint-reconciler-type=none); nothing here runs real pods anyway.
+  # With the real node the API server advertises the node's address: the `kubernetes`
+  # Service's endpoint, where the relay passes connections on to the loopback listener.
+  # Without it, a loopback advertise address cannot be an Endpoints address, so the Service
+  # gets no endpoints (--endpoint-reconciler-type=none).
+  local advertise=("--advertise-address=${CEX_HOST}" --endpoint-reconciler-type=none)
+  if [[ "${CEX_REAL_NODE}" == true ]]; then
+    advertise=("--advertise-address=${CEX_NODE_IP}" --endpoint-reconciler-type=lease)
+  fi
   start kube-apiserver "${CEX_K8S_BIN}/kube-apiserver" \
     --etcd-servers="http://${CEX_HOST}:${CEX_ETCD_CLIENT_PORT}" \
     --bind-address="${CEX_HOST}" \
-    --advertise-address="${CEX_HOST}" \
+    "${advertise[@]}" \
+    --enable-admission-plugins=PodNodeSelector \
+    --admission-control-config-file="${PKI}/admission.yaml" \
+    --kubelet-client-certificate="${PKI}/apiserver-kubelet-client.crt" \
+    --kubelet-client-key="${PKI}/apiserver-kubelet-client.key" \
+    --kubelet-certificate-authority="${PKI}/ca.crt" \
+    --kubelet-preferred-address-types=InternalIP,Hostname \
     --secure-port="${CEX_APISERVER_PORT}" \
     --cert-dir="${PKI}" \
     --tls-cert-file="${PKI}/apiserver.crt" \
@@ -227,7 +277,6 @@ start_apiserver() {
     --requestheader-extra-headers-prefix=X-Remote-Extra- \
     --proxy-client-cert-file="${PKI}/front-proxy-client.crt" \
     --proxy-client-key-file="${PKI}/front-proxy-client.key" \
-    --endpoint-reconciler-type=none \
     --profiling=false \
     --v=1
   wait_for kube-apiserver 90 api_get /readyz
@@ -283,7 +332,8 @@ start_kwok() {
   # it is marked not ready, for good (kwok never sets them ready again).
   start kwok env HOME="${D}/kwok-home" "${CEX_K8S_BIN}/kwok" \
     --kubeconfig="${kc}" \
-    --manage-all-nodes=true \
+    --manage-all-nodes=false \
+    --manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake \
     --node-lease-duration-seconds=40 \
     --server-address="${CEX_HOST}:${CEX_KWOK_PORT}" \
     --node-ip="${CEX_HOST}" \
@@ -347,6 +397,11 @@ wait_for kwok 60 node_ready
 # Pods are refused until the service-account controller has made the namespace's default
 # ServiceAccount, so wait for it before calling the cluster usable.
 wait_for kube-controller-manager 60 default_service_account
+if [[ "${CEX_REAL_NODE}" == true ]]; then
+  # shellcheck source=scripts/cluster/node.sh
+  source "$(dirname "${BASH_SOURCE[0]}")/node.sh"
+  start_real_node
+fi
 
 log "control plane ready in $((SECONDS - started_at))s: ${SERVER} (logs in ${D}/logs)"
 echo "export KUBECONFIG=${KUBECONFIG_CEX}"
