@@ -5,7 +5,10 @@ faucet on, OTP codes written to `.cex/otp.jsonl` instead of mailed, and an opera
 `.cex/operator-token`), the trading API on `TRADING_PORT`, and the relay, settlement and
 lifecycle workers and the candle aggregator and persister, with their probes and metrics
 on `WORKER_PORTS`, and the WebSocket gateway on `GATEWAY_PORT` (streams, probes and metrics
-on one port; per-IP limits raised, every local client being 127.0.0.1).
+on one port; per-IP limits raised, every local client being 127.0.0.1), and the web UI on
+``WEB_PORT`` (``next start`` of its production build, rebuilt when its sources changed; see
+:mod:`cex.stack.web`), whose rewrites send ``/api``, ``/cex``, ``/ws-api`` to the API and
+``/ws``, ``/stream`` to the gateway.
 
 Matching engines: one program ``engine-<market>`` per example market (``examples/*.yaml``).
 Each market is provisioned first by :func:`cex.infra.provisioning.provision_market`, the
@@ -32,6 +35,7 @@ from cex.infra.manifests import example_markets, market_document
 from cex.infra.settings import InfraSettings
 from cex.stack.components import Program
 from cex.stack.settings import StackSettings
+from cex.stack.web import program as web_program
 
 if TYPE_CHECKING:
     from cex.infra.registry import Registration
@@ -138,6 +142,12 @@ def shared_programs(settings: StackSettings) -> tuple[list[Program], dict[str, s
     )
     endpoints["ws"] = f"ws://{host}:{GATEWAY_PORT}"
     endpoints["gateway-metrics"] = f"http://{host}:{GATEWAY_PORT}/metrics"
+    web = web_program(
+        host, endpoints["api"], f"http://{host}:{GATEWAY_PORT}", settings.log_dir / "web-build.log"
+    )
+    if web is not None:
+        programs.append(web[0])
+        endpoints["web"] = web[1]
     return programs, endpoints
 
 

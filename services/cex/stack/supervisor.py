@@ -250,12 +250,15 @@ def _wait_programs_running(s: StackSettings, names: list[str]) -> None:
 
 
 def _wait_services_ready(s: StackSettings, endpoints: dict[str, str]) -> None:
-    """Every service answers 200 on /readyz (engines: after their recovery)."""
+    """Every service answers 200 on /readyz (engines: after their recovery), the web UI on
+    its /healthz."""
     probes = {
         name.removesuffix("-metrics"): url.removesuffix("/metrics") + "/readyz"
         for name, url in endpoints.items()
         if url.endswith("/metrics")
     }
+    if "web" in endpoints:
+        probes["web"] = endpoints["web"] + "/healthz"
     deadline = time.monotonic() + s.ready_timeout_s
     while probes:
         for name, url in list(probes.items()):
