@@ -30,7 +30,7 @@ import asyncpg
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from cex.core.engine import MatchingEngine
+from cex.core.matching import MatchingEngine
 from cex.core.events import OrderCreate, OrderType, Side, StpMode, TimeInForce, encode
 from cex.core.market import MarketConfig
 from cex.infra import registry
@@ -230,7 +230,8 @@ async def _lock(
 async def _measure(
     infra: InfraSettings, settings: SettlementSettings, events: int
 ) -> dict[str, Any]:
-    worker = SettlementWorker(infra, settings)
+    latencies: list[float] = []
+    worker = SettlementWorker(infra, settings, observe_batch=latencies.append)
     ctx = WorkerContext("settlement-bench")
     task = asyncio.create_task(worker.run(ctx))
     conn = await asyncpg.connect(infra.postgres_dsn)
@@ -251,7 +252,7 @@ async def _measure(
         ctx.stopping.set()
         await task
         await conn.close()
-    latencies = sorted(worker.batch_seconds)
+    latencies.sort()
     n = len(latencies)
     return {
         "benchmark": "settlement",

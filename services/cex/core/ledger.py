@@ -30,6 +30,12 @@ Rules
 
   The locked asset is the quote for a buy and the base for a sell.
 
+* ``ORDER_LOCK`` (an order placed, or an amend raising what it needs), ``DEPOSIT`` and
+  ``WITHDRAWAL`` (the world outside is the ``EXTERNAL`` account)::
+
+      user AVAILABLE asset  -amount      EXTERNAL asset -amount      user AVAILABLE -amount
+      user LOCKED    asset  +amount      user AVAILABLE +amount      EXTERNAL asset +amount
+
 Every journal built here sums to zero per asset by construction; :func:`imbalances` and
 :func:`check_balanced` verify it for any list of postings (settlement calls it on every
 journal before writing, ``cex check`` on every stored journal).
@@ -61,13 +67,17 @@ __all__ = [
     "LedgerError",
     "MarketAssets",
     "Posting",
+    "amend_lock_reference",
     "balance_deltas",
     "check_balanced",
     "imbalances",
     "journal_for",
     "locked_asset",
+    "move_journal",
+    "order_lock_journal",
     "release_journal",
     "trade_journal",
+    "transfer_journal",
 ]
 
 
@@ -162,6 +172,58 @@ def trade_journal(trade: TradeExecuted, market: MarketAssets, fee_user_id: int) 
         JournalKind.TRADE,
         trade_reference(trade.market, trade.trade_id),
         tuple(p for p in candidates if p.amount),
+    )
+
+
+def move_journal(
+    kind: JournalKind,
+    reference: str,
+    user_id: int,
+    asset: str,
+    amount: int,
+    source: Bucket,
+    target: Bucket,
+) -> Journal:
+    """A journal moving ``amount`` (positive) of ``asset`` between two of a user's buckets."""
+    if amount <= 0:
+        raise LedgerError(f"journal {reference}: an amount must be positive, got {amount}")
+    return Journal(
+        kind,
+        reference,
+        (Posting(user_id, source, asset, -amount), Posting(user_id, target, asset, amount)),
+    )
+
+
+def order_lock_journal(reference: str, user_id: int, asset: str, amount: int) -> Journal:
+    """``ORDER_LOCK``: what an order (or an amend raising it) needs, available → locked.
+    References: ``order:<id>`` at entry, ``amend:<order id>:<command seq>`` for an amend."""
+    return move_journal(JournalKind.ORDER_LOCK, reference, user_id, asset, amount,
+                        _AVAILABLE, _LOCKED)  # fmt: skip
+
+
+def amend_lock_reference(order_id: int, command_seq: int) -> str:
+    return f"amend:{order_id}:{command_seq}"
+
+
+def transfer_journal(kind: JournalKind, external_id: str, user_id: int, asset: str,
+                     amount: int) -> Journal:  # fmt: skip
+    """``DEPOSIT`` (the world → the user's available funds) or ``WITHDRAWAL`` (back), the
+    reference being the transfer's external id."""
+    if amount <= 0:
+        raise LedgerError(f"{kind.value.lower()} {external_id!r}: amount must be positive")
+    if kind is JournalKind.DEPOSIT:
+        sign = 1
+    elif kind is JournalKind.WITHDRAWAL:
+        sign = -1
+    else:
+        raise LedgerError(f"{kind} is not a transfer")
+    return Journal(
+        kind,
+        external_id,
+        (
+            Posting(None, Bucket.EXTERNAL, asset, -sign * amount),
+            Posting(user_id, _AVAILABLE, asset, sign * amount),
+        ),
     )
 
 

@@ -5,68 +5,41 @@ Per batch::
     1. lock the markets' progress rows      settlement_progress, by market name
     2. drop what is already applied          seq <= last_seq; a gap is an error
     3. lock the orders the events name       orders, by id                 (FOR UPDATE)
-    4. replay the events in Python           state machine, funds, ledger postings
+    4. replay the events                     cex.core.settlement.replay: state machine,
+                                             funds, ledger journals (pure)
     5. lock the balances to change           balances, by (user_id, asset) (FOR UPDATE)
     6. write                                 balances: one UPDATE … FROM unnest
                                              orders:   one UPDATE … FROM unnest
                                              trades, journals, entries,
                                              prevented matches: COPY
+                                             markets:  status (MARKET_STATUS_CHANGED)
                                              progress: last_seq, next_offset
 
 Idempotency: the progress row is written in the same transaction as the effects, so a
 batch is applied entirely or not at all, and a redelivered event (seq <= last_seq) is
 skipped. Two settlement processes on the same market serialise on the progress row.
 
-A MATCH_PREVENTED (self-trade prevention) moves no money and changes no order: it becomes
-one ``prevented_matches`` row (id = its seq), checked against the orders it names.
-
-Lock order: orders before balances, each sorted. The trading API locks markets then
-balances and only *inserts* orders, so no cycle can form with it.
-
-Locked funds of an order move with the same deltas as the ``LOCKED`` balance they come
-from: a trade spends ``quote_amount`` (buyer) or ``base_amount`` (seller), an event's
-``released`` returns that much. So "locked == sum of open orders' locked_remaining" holds
-by construction. The engine's own ``locked_remaining`` is checked against the result: the
-database may hold *more* (an amend's additional lock the trading API has added and the
-engine has not seen yet) but never less.
+Locks follow the one order of ``cex.infra.transactions``: orders, balances, markets. Every
+money rule is ``cex.core.settlement``'s; this module loads rows and writes the result.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import asyncpg
 
-from cex.core.events import (
-    CommandRejected,
-    Event,
-    MatchPrevented,
-    OrderCancelled,
-    OrderExpired,
-    OrderOpened,
-    OrderRejected,
-    OrderStatus,
-    OrderUpdated,
-    Side,
-    TradeExecuted,
-    UpdateCause,
-)
-from cex.core.ledger import Journal, balance_deltas, check_balanced, journal_for, locked_asset
-from cex.core.orders import TERMINAL, transition, trigger_of
-from cex.settlement.errors import (
-    InconsistentEvent,
-    SequenceGap,
-    UnknownMarket,
-    UnknownOrder,
-)
+from cex.core.events import Event, OrderStatus, Side
+from cex.core.ledger import JournalKind, balance_deltas
+from cex.core.settlement import OrderState, check_leftovers, order_ids_of, replay
+from cex.infra.registry import MARKETS_CHANNEL
+from cex.infra.transactions import RowLocks
+from cex.settlement.errors import InconsistentDatabase, SequenceGap, UnknownMarket
 
 __all__ = ["BatchResult", "Delivered", "MarketInfo", "Settler", "load_fee_user", "load_markets"]
-
-OrderEvent = OrderOpened | OrderUpdated | OrderCancelled | OrderExpired | OrderRejected
-_ORDER_EVENTS = (OrderOpened, OrderUpdated, OrderCancelled, OrderExpired, OrderRejected)
 
 
 @dataclass(frozen=True)
@@ -105,35 +78,21 @@ class BatchResult:
     orders: dict[int, tuple[int, str, int, int]] = field(default_factory=dict)
 
 
-class _Order:
-    __slots__ = (
-        "cumulative_quote",
-        "filled_qty",
-        "id",
-        "locked_asset",
-        "locked_remaining",
-        "market",
-        "price",
-        "quantity",
-        "reason",
-        "side",
-        "status",
-        "user_id",
-    )
+#: The order columns settlement reads and writes (cex.core.settlement.OrderState).
+ORDER_STATE_COLUMNS = (
+    "id, market, user_id, side, status, locked_asset, locked_remaining, filled_qty,"
+    " cumulative_quote, reason, price, quantity"
+)
 
-    def __init__(self, row: asyncpg.Record) -> None:
-        self.id: int = row["id"]
-        self.market: str = row["market"]
-        self.user_id: int = row["user_id"]
-        self.side = Side(row["side"])
-        self.status = OrderStatus(row["status"])
-        self.locked_asset: str = row["locked_asset"]
-        self.locked_remaining = int(row["locked_remaining"])
-        self.filled_qty: int = row["filled_qty"]
-        self.cumulative_quote = int(row["cumulative_quote"])
-        self.reason: str | None = row["reason"]
-        self.price: int | None = row["price"]
-        self.quantity: int | None = row["quantity"]
+
+def order_state(row: asyncpg.Record) -> OrderState:
+    return OrderState(
+        id=row["id"], market=row["market"], user_id=row["user_id"], side=Side(row["side"]),
+        status=OrderStatus(row["status"]), locked_asset=row["locked_asset"],
+        locked_remaining=int(row["locked_remaining"]), filled_qty=row["filled_qty"],
+        cumulative_quote=int(row["cumulative_quote"]), reason=row["reason"],
+        price=row["price"], quantity=row["quantity"],
+    )  # fmt: skip
 
 
 async def load_markets(conn: asyncpg.Connection | asyncpg.Pool) -> dict[str, MarketInfo]:
@@ -149,7 +108,7 @@ async def load_fee_user(conn: asyncpg.Connection | asyncpg.Pool) -> int:
     """The id of the fee account (the one user of kind FEE)."""
     ids = await conn.fetch("SELECT id FROM users WHERE kind = 'FEE' ORDER BY id")
     if len(ids) != 1:
-        raise InconsistentEvent(f"expected exactly one FEE user, found {len(ids)}")
+        raise InconsistentDatabase(f"expected exactly one FEE user, found {len(ids)}")
     return int(ids[0]["id"])
 
 
@@ -230,99 +189,50 @@ class Settler:
         result.next_offset = next_offset
 
         # 3. the orders, locked
-        order_ids: set[int] = set()
-        for _, event in todo:
-            if isinstance(event, TradeExecuted | MatchPrevented):
-                order_ids.add(event.maker_order_id)
-                order_ids.add(event.taker_order_id)
-            elif isinstance(event, _ORDER_EVENTS):
-                order_ids.add(event.order_id)
-            elif isinstance(event, CommandRejected) and event.released:
-                if event.order_id is None:
-                    raise InconsistentEvent(f"{event.market}:{event.seq}: release without order")
-                order_ids.add(event.order_id)
-        orders: dict[int, _Order] = {}
+        locks = RowLocks(conn)
+        order_ids = order_ids_of(event for _, event in todo)
+        orders: dict[int, OrderState] = {}
         if order_ids:
-            for row in await conn.fetch(
-                "SELECT id, market, user_id, side, status, locked_asset, locked_remaining,"
-                " filled_qty, cumulative_quote, reason, price, quantity FROM orders"
-                " WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE",
-                sorted(order_ids),
-            ):
-                orders[row["id"]] = _Order(row)
+            for row in await locks.orders(order_ids, ORDER_STATE_COLUMNS):
+                orders[row["id"]] = order_state(row)
         t1 = time.perf_counter()
 
-        # 4. replay in Python
-        journals: list[Journal] = []
-        trade_rows: list[tuple[object, ...]] = []
-        prevented_rows: list[tuple[object, ...]] = []
-        changed: set[int] = set()
-        fee_user = self.fee_user_id
-        for market, event in todo:
-            if isinstance(event, TradeExecuted):
-                self._trade(market, event, orders)
-                changed.add(event.maker_order_id)
-                changed.add(event.taker_order_id)
-                trade_rows.append(
-                    (
-                        market.name, event.trade_id, event.price, event.qty, event.quote_amount,
-                        event.base_amount, event.taker_side.value, event.maker_order_id,
-                        event.taker_order_id, event.maker_user_id, event.taker_user_id,
-                        event.maker_fee, event.taker_fee, event.seq, event.ts,
-                    )
-                )  # fmt: skip
-                journal = journal_for(event, market, fee_user)
-            elif isinstance(event, _ORDER_EVENTS):
-                self._order_event(market, event, orders)
-                changed.add(event.order_id)
-                journal = journal_for(event, market, fee_user)
-            elif isinstance(event, MatchPrevented):
-                self._prevented(market, event, orders)
-                prevented_rows.append(
-                    (
-                        market.name, event.seq, event.taker_user_id, event.taker_order_id,
-                        event.maker_order_id, event.price, event.prevented_qty,
-                        event.stp_mode.value, event.ts,
-                    )
-                )  # fmt: skip
-                journal = None  # no money moves
-            elif isinstance(event, CommandRejected) and event.released:
-                assert event.order_id is not None
-                order = self._order(orders, event.order_id, market, event)
-                if order.user_id != event.user_id:
-                    raise InconsistentEvent(f"{event.market}:{event.seq}: user mismatch")
-                self._spend(order, event.released, event)
-                changed.add(order.id)
-                journal = journal_for(event, market, fee_user, order.side)
-            else:
-                journal = None  # book deltas, status and config changes: nothing to settle
-            if journal is not None:
-                check_balanced(journal)
-                journals.append(journal)
+        # 4. replay (the core's rules)
+        done = replay(todo, orders, self.fee_user_id)
+        if done.leftovers:
+            check_leftovers(done.leftovers, await _amend_locks(conn, done.leftovers))
+        journals = done.journals
+        trade_rows = [
+            (
+                market.name, e.trade_id, e.price, e.qty, e.quote_amount, e.base_amount,
+                e.taker_side.value, e.maker_order_id, e.taker_order_id, e.maker_user_id,
+                e.taker_user_id, e.maker_fee, e.taker_fee, e.seq, e.ts,
+            )
+            for market, e in done.trades
+        ]  # fmt: skip
+        prevented_rows = [
+            (
+                market.name, e.seq, e.taker_user_id, e.taker_order_id, e.maker_order_id,
+                e.price, e.prevented_qty, e.stp_mode.value, e.ts,
+            )
+            for market, e in done.prevented
+        ]  # fmt: skip
+        changed = done.changed
         deltas = balance_deltas(journals)
         t2 = time.perf_counter()
 
         # 5. balances, locked in (user_id, asset) order; rows created for new receivers
+        locked_balances = await locks.balances(
+            deltas, create=[k for k, d in deltas.items() if d[0] > 0 or d[1] > 0]
+        )
         if deltas:
             keys = sorted(deltas)
             users = [k[0] for k in keys]
             assets = [k[1] for k in keys]
-            receivers = [k for k in keys if deltas[k][0] > 0 or deltas[k][1] > 0]
-            if receivers:
-                await conn.execute(
-                    "INSERT INTO balances (user_id, asset)"
-                    " SELECT * FROM unnest($1::bigint[], $2::text[]) ORDER BY 1, 2"
-                    " ON CONFLICT (user_id, asset) DO NOTHING",
-                    [k[0] for k in receivers],
-                    [k[1] for k in receivers],
+            if len(locked_balances) != len(keys):
+                raise InconsistentDatabase(
+                    f"balance rows missing: {len(locked_balances)} for {len(keys)} keys"
                 )
-            await conn.execute(
-                "SELECT 1 FROM balances b JOIN unnest($1::bigint[], $2::text[]) k(user_id, asset)"
-                " ON b.user_id = k.user_id AND b.asset = k.asset"
-                " ORDER BY b.user_id, b.asset FOR UPDATE OF b",
-                users,
-                assets,
-            )
             # 6. writes
             updated = await conn.fetch(
                 "UPDATE balances b SET available = b.available + d.available,"
@@ -336,10 +246,6 @@ class Settler:
                 [deltas[k][0] for k in keys],
                 [deltas[k][1] for k in keys],
             )
-            if len(updated) != len(keys):
-                raise InconsistentEvent(
-                    f"balance rows missing: {len(updated)} for {len(keys)} keys"
-                )
             result.balances = {
                 (r["user_id"], r["asset"]): (int(r["available"]), int(r["locked"])) for r in updated
             }
@@ -399,6 +305,19 @@ class Settler:
                 records=entries,
                 columns=("journal_id", "user_id", "bucket", "asset", "amount"),
             )
+        if done.statuses:
+            # The registry's status follows the engine's; a deleted market stays deleted.
+            await locks.markets(done.statuses)
+            changed_markets = await conn.fetch(
+                "UPDATE markets m SET status = s.status, updated_at = now()"
+                " FROM unnest($1::text[], $2::text[]) s(name, status)"
+                " WHERE m.name = s.name AND m.status NOT IN (s.status, 'DELETED')"
+                " RETURNING m.name",
+                list(done.statuses),
+                [status.value for status in done.statuses.values()],
+            )
+            for row in changed_markets:
+                await conn.execute("SELECT pg_notify($1, $2)", MARKETS_CHANNEL, row["name"])
         await conn.execute(
             "UPDATE settlement_progress p SET last_seq = u.last_seq, next_offset = u.next_offset"
             " FROM unnest($1::text[], $2::bigint[], $3::bigint[]) u(market, last_seq, next_offset)"
@@ -420,95 +339,18 @@ class Settler:
             "ledger_copy_progress": t4 - t_trades,
         }
 
-    # ------------------------------------------------------------------ replay
 
-    @staticmethod
-    def _order(
-        orders: dict[int, _Order], order_id: int, market: MarketInfo, event: Event
-    ) -> _Order:
-        order = orders.get(order_id)
-        if order is None:
-            raise UnknownOrder(f"{event.market}:{event.seq}: no order {order_id} in the database")
-        if order.market != market.name:
-            raise InconsistentEvent(
-                f"{event.market}:{event.seq}: order {order_id} belongs to {order.market}"
-            )
-        if order.locked_asset != locked_asset(order.side, market):
-            raise InconsistentEvent(f"order {order_id} locks {order.locked_asset}")
-        return order
-
-    @staticmethod
-    def _spend(order: _Order, amount: int, event: Event) -> None:
-        order.locked_remaining -= amount
-        if order.locked_remaining < 0:
-            raise InconsistentEvent(
-                f"{event.market}:{event.seq}: order {order.id} would lock"
-                f" {order.locked_remaining} (< 0)"
-            )
-
-    def _trade(self, market: MarketInfo, event: TradeExecuted, orders: dict[int, _Order]) -> None:
-        maker = self._order(orders, event.maker_order_id, market, event)
-        taker = self._order(orders, event.taker_order_id, market, event)
-        if maker.user_id != event.maker_user_id or taker.user_id != event.taker_user_id:
-            raise InconsistentEvent(f"{event.market}:{event.seq}: trade users mismatch")
-        if taker.side is not event.taker_side or maker.side is event.taker_side:
-            raise InconsistentEvent(f"{event.market}:{event.seq}: trade sides mismatch")
-        for order in (maker, taker):
-            if order.status in TERMINAL:
-                raise InconsistentEvent(
-                    f"{event.market}:{event.seq}: trade on order {order.id} in {order.status}"
-                )
-            order.cumulative_quote += event.quote_amount
-            spent = event.quote_amount if order.side is Side.BUY else event.base_amount
-            self._spend(order, spent, event)
-
-    def _prevented(
-        self, market: MarketInfo, event: MatchPrevented, orders: dict[int, _Order]
-    ) -> None:
-        """A prevented match must name two open orders of its user on opposite sides (the
-        taker may still be PENDING: its first event comes later in the command)."""
-        maker = self._order(orders, event.maker_order_id, market, event)
-        taker = self._order(orders, event.taker_order_id, market, event)
-        if not maker.user_id == taker.user_id == event.maker_user_id == event.taker_user_id:
-            raise InconsistentEvent(f"{event.market}:{event.seq}: prevented match users mismatch")
-        if maker.side is taker.side:
-            raise InconsistentEvent(f"{event.market}:{event.seq}: prevented match sides mismatch")
-        for order in (maker, taker):
-            if order.status in TERMINAL:
-                raise InconsistentEvent(
-                    f"{event.market}:{event.seq}: prevented match on order {order.id}"
-                    f" in {order.status}"
-                )
-
-    def _order_event(
-        self, market: MarketInfo, event: OrderEvent, orders: dict[int, _Order]
-    ) -> None:
-        order = self._order(orders, event.order_id, market, event)
-        if order.user_id != event.user_id or order.side is not event.side:
-            raise InconsistentEvent(
-                f"{event.market}:{event.seq}: order {order.id} user/side mismatch"
-            )
-        new = transition(order.status, trigger_of(event))
-        if new is not event.status:
-            raise InconsistentEvent(
-                f"{event.market}:{event.seq}: order {order.id} {order.status} → {new}"
-                f" but the event says {event.status}"
-            )
-        if event.filled_qty < order.filled_qty:
-            raise InconsistentEvent(f"{event.market}:{event.seq}: filled_qty went down")
-        order.status = new
-        order.filled_qty = event.filled_qty
-        self._spend(order, event.released, event)
-        if order.locked_remaining < event.locked_remaining:
-            raise InconsistentEvent(
-                f"{event.market}:{event.seq}: order {order.id} has {order.locked_remaining}"
-                f" locked, the engine counts {event.locked_remaining}"
-            )
-        if isinstance(event, OrderCancelled | OrderExpired | OrderRejected):
-            order.reason = event.reason.value
-        elif isinstance(event, OrderUpdated) and event.cause is UpdateCause.AMEND:
-            order.price = event.price
-            order.quantity = event.filled_qty + event.remaining_qty
+async def _amend_locks(conn: asyncpg.Connection, orders: Iterable[int]) -> dict[int, int]:
+    """Per order, the funds its amends locked (their ORDER_LOCK journals)."""
+    rows = await conn.fetch(
+        "SELECT o.id, coalesce(sum(e.amount), 0) AS locked FROM unnest($1::bigint[]) o(id)"
+        " JOIN journals j ON j.kind = $2 AND j.reference LIKE 'amend:' || o.id || ':%'"
+        " JOIN ledger_entries e ON e.journal_id = j.id AND e.bucket = 'LOCKED'"
+        " GROUP BY o.id",
+        sorted(orders),
+        JournalKind.ORDER_LOCK.value,
+    )
+    return {r["id"]: int(r["locked"]) for r in rows}
 
 
 _TRADE_COLUMNS = (

@@ -6,9 +6,9 @@
   transaction as the effects, and the consumer seeks there on start.
 * Each ``getmany`` result (up to ``CEX_SETTLEMENT_BATCH_MAX`` events) is one batch, applied
   in one transaction by :class:`cex.settlement.batch.Settler`. Transient database errors
-  (deadlock, serialization failure, lost connection) retry the batch; anything else stops
-  the service with an error — a gap in seq or an event contradicting the database needs a
-  human, never a guess.
+  (``cex.infra.transactions.is_retryable``: deadlock, serialization failure, lost
+  connection) retry the batch; anything else stops the service with an error — a gap in
+  seq or an event contradicting the database needs a human, never a guess.
 * The registry is re-read every ``CEX_SETTLEMENT_REGISTRY_REFRESH_S`` seconds; new markets
   get their partition assigned.
 
@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 
 import asyncpg
 import redis.asyncio as aioredis
@@ -32,9 +33,11 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from redis.exceptions import RedisError
 
 from cex.core.events import TradeExecuted, decode_event
+from cex.infra import kafka
 from cex.infra import redis as keys
 from cex.infra.service import WorkerContext, metrics_port, run_worker
 from cex.infra.settings import InfraSettings
+from cex.infra.transactions import is_retryable, retrying
 from cex.settlement.batch import BatchResult, Delivered, MarketInfo, Settler, load_fee_user
 from cex.settlement.batch import load_markets as load_registry
 from cex.settlement.errors import RetryableSettlementError
@@ -57,15 +60,6 @@ PUBLISH_ERRORS = Counter(
     "cex_settlement_publish_errors_total", "Batches whose user updates could not be published"
 )
 
-_RETRYABLE_DB = (
-    asyncpg.DeadlockDetectedError,
-    asyncpg.SerializationError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.InterfaceError,
-    ConnectionError,
-    OSError,
-)
-
 
 class SettlementSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CEX_SETTLEMENT_", frozen=True, extra="ignore")
@@ -85,7 +79,11 @@ class SettlementWorker:
         infra: InfraSettings | None = None,
         settings: SettlementSettings | None = None,
         market: str | None = None,
+        observe_batch: Callable[[float], None] | None = None,
     ) -> None:
+        """``observe_batch`` gets each batch's seconds as well as the histogram (a
+        benchmark's own measurement)."""
+        self.observe_batch = observe_batch
         self.infra = infra or InfraSettings()
         self.settings = settings or SettlementSettings()
         self.only_market = market
@@ -96,8 +94,8 @@ class SettlementWorker:
         self.settler: Settler | None = None
         self.assigned: dict[int, MarketInfo] = {}  # partition → market
         self.last_result = BatchResult()
-        # For the benchmark: per-batch latency, seconds per phase, events read.
-        self.batch_seconds: list[float] = []
+        # For the benchmark: seconds per phase, events read (per-batch latency is the
+        # cex_settlement_batch_seconds histogram).
         self.phase_seconds: dict[str, float] = {}
         self.events_seen = 0
         self.first_batch_at: float | None = None
@@ -163,9 +161,11 @@ class SettlementWorker:
             if not markets:
                 raise RuntimeError(f"market {self.only_market!r} is not in the registry")
         existing = self.consumer.partitions_for_topic(self.topic) or set()
-        if not existing:
-            await self.consumer._client.force_metadata_update()
-            existing = self.consumer.partitions_for_topic(self.topic) or set()
+        if any(m.partition not in existing for m in markets.values()):
+            # The consumer's metadata lags a topic it does not read yet, or new partitions:
+            # ask the cluster (the consumer refreshes its own once they are assigned).
+            counts = await kafka.partition_counts(self.infra.kafka_bootstrap, [self.topic])
+            existing = set(range(counts.get(self.topic, 0)))
         wanted = {m.partition: m for m in markets.values() if m.partition in existing}
         for m in markets.values():
             if m.partition not in existing:
@@ -188,30 +188,30 @@ class SettlementWorker:
         log.info("settling markets %s", sorted(m.name for m in wanted.values()))
 
     async def _apply(self, batch: list[Delivered]) -> None:
-        assert self.settler is not None
         started = time.perf_counter()
-        for attempt in range(self.settings.max_retries + 1):
-            try:
-                if self.conn is None or self.conn.is_closed():
-                    self.conn = await asyncpg.connect(self.infra.postgres_dsn)
-                result = await self.settler.apply(self.conn, batch)
-                break
-            except _RETRYABLE_DB as exc:
-                RETRIES.inc()
-                if attempt == self.settings.max_retries:
-                    raise RetryableSettlementError(f"batch failed {attempt + 1} times") from exc
-                log.warning("batch failed (%s), retrying", exc)
-                await asyncio.sleep(min(0.05 * 2**attempt, 5))
-                if self.conn is not None and not self.conn.is_closed():
-                    continue
-                self.conn = None
+        try:
+            # Settling is idempotent (progress in the same transaction): a batch whose
+            # commit is unknown after a lost connection is simply applied again.
+            result: BatchResult = await retrying(
+                attempts=self.settings.max_retries + 1,
+                idempotent=True,
+                initial_wait=0.05,
+                on_retry=lambda _: RETRIES.inc(),
+            )(self._apply_once, batch)
+        except Exception as exc:
+            if is_retryable(exc, idempotent=True):
+                raise RetryableSettlementError(
+                    f"batch failed {self.settings.max_retries + 1} times"
+                ) from exc
+            raise
         elapsed = time.perf_counter() - started
-        self.batch_seconds.append(elapsed)
         self.last_result = result
         for phase, seconds in result.timings.items():
             self._add_phase(phase, seconds)
         self._add_phase("commit_and_overhead", elapsed - sum(result.timings.values()))
         BATCH_SECONDS.observe(elapsed)
+        if self.observe_batch is not None:
+            self.observe_batch(elapsed)
         BATCHES.inc()
         SKIPPED.inc(result.skipped)
         per_market: dict[str, int] = {}
@@ -227,6 +227,12 @@ class SettlementWorker:
         for name, seq in result.last_seq.items():
             LAST_SEQ.labels(name).set(seq)
         await self._publish(batch, result)
+
+    async def _apply_once(self, batch: list[Delivered]) -> BatchResult:
+        assert self.settler is not None
+        if self.conn is None or self.conn.is_closed():
+            self.conn = await asyncpg.connect(self.infra.postgres_dsn)
+        return await self.settler.apply(self.conn, batch)
 
     async def _publish(self, batch: list[Delivered], result: BatchResult) -> None:
         """Each user's settled changes, now that they are committed (DESIGN.md §6): the
