@@ -30,9 +30,9 @@ import asyncpg
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from cex.core.matching import MatchingEngine
 from cex.core.events import OrderCreate, OrderType, Side, StpMode, TimeInForce, encode
 from cex.core.market import MarketConfig
+from cex.core.matching import MatchingEngine
 from cex.infra import registry
 from cex.infra.postgres import migrate
 from cex.infra.service import WorkerContext
