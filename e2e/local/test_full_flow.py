@@ -22,7 +22,7 @@ import pytest
 import redis.asyncio as aioredis
 from tests.fixtures import REPO, NewTopicFactory
 
-from cex.core.engine import MatchingEngine
+from cex.core.matching import MatchingEngine
 from cex.engine.publisher import load_snapshot
 from cex.infra import accounts
 

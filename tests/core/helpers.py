@@ -6,7 +6,6 @@ from typing import Any
 
 import msgspec
 
-from cex.core.engine import MatchingEngine
 from cex.core.events import (
     CancelAll,
     Command,
@@ -24,6 +23,7 @@ from cex.core.events import (
     TimeInForce,
 )
 from cex.core.market import MarketConfig
+from cex.core.matching import MatchingEngine
 
 SYMBOL = "BTCUSDT"
 TS = 1_000

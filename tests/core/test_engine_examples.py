@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from cex.core.engine import MatchingEngine
 from cex.core.events import (
     MarketControlAction,
     MarketStatus,
@@ -13,6 +12,7 @@ from cex.core.events import (
     StpMode,
     TimeInForce,
 )
+from cex.core.matching import MatchingEngine
 
 from .expect import (
     cancelled,

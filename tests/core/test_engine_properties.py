@@ -8,7 +8,6 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cex.core.engine import MatchingEngine
 from cex.core.events import (
     Command,
     Event,
@@ -21,6 +20,7 @@ from cex.core.events import (
     TradeExecuted,
     encode,
 )
+from cex.core.matching import MatchingEngine
 
 from .helpers import (
     SYMBOL,

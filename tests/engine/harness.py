@@ -17,10 +17,10 @@ import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from cex.core.engine import MatchingEngine
 from cex.core.errors import SchemaError
 from cex.core.events import Command, decode_command, decode_event, encode
 from cex.core.market import MarketConfig
+from cex.core.matching import MatchingEngine
 from cex.engine.settings import group_id
 from cex.infra.manifests import find_market_file, load_market
 

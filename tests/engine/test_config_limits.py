@@ -8,7 +8,6 @@ from typing import Any
 
 import asyncpg
 
-from cex.core.engine import MatchingEngine
 from cex.core.events import (
     ConfigUpdatedV2,
     OrderCreate,
@@ -22,6 +21,7 @@ from cex.core.events import (
     decode_command,
 )
 from cex.core.market import MarketConfig, config_update
+from cex.core.matching import MatchingEngine
 from cex.core.money import parse_units
 from cex.infra import registry
 from tests.fixtures import example_specs

@@ -13,8 +13,8 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 
 from cex.bench.engine_service import workload
-from cex.core.engine import MatchingEngine
 from cex.core.events import CommandKind, CommandRejected, RejectReason, Side, decode_event
+from cex.core.matching import MatchingEngine
 from cex.infra import redis as keys
 from tests.engine.harness import (
     EngineProcess,

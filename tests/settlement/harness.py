@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from cex.core.engine import MatchingEngine
 from cex.core.events import Event, decode_command, encode
+from cex.core.matching import MatchingEngine
 from cex.infra import accounts, registry
 from cex.infra.postgres import create_pool
 from cex.infra.service import WorkerContext

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from cex.core.engine import MatchingEngine
+from cex.core.matching import MatchingEngine
 
 __all__ = ["Violation", "audit", "run"]
 

@@ -1,6 +1,6 @@
 """``cex bench engine``: the pure matching core on one CPU core.
 
-Two workloads, each on a fresh :class:`~cex.core.engine.MatchingEngine` with every feature
+Two workloads, each on a fresh :class:`~cex.core.matching.MatchingEngine` with every feature
 active (self-trade prevention on every order, resting stop orders, GTT orders, maker/taker
 fees, locked-funds accounting, events as msgspec Structs):
 
@@ -37,7 +37,6 @@ from collections.abc import Callable, Iterator
 from functools import partial
 from typing import Any
 
-from cex.core.engine import MatchingEngine
 from cex.core.events import (
     Command,
     Event,
@@ -59,6 +58,7 @@ from cex.core.events import (
     encode,
 )
 from cex.core.market import MarketConfig
+from cex.core.matching import MatchingEngine
 
 __all__ = ["describe", "run"]
 

@@ -8,6 +8,7 @@ The import-linter contract in ``.importlinter`` enforces it.
 * ``market``  — ``MarketConfig``: the grid, bounds, fees and status of one market.
 * ``events``  — every command and event schema, versioned, with the msgpack codec.
 * ``orders``  — the order state machine, as a (state, trigger) → state table.
-* ``engine``  — ``MatchingEngine``: the book and matching of one market, with snapshots.
+* ``matching`` — ``MatchingEngine``: the book and matching of one market, with snapshots.
+* ``order_rules`` — the order shapes and bounds the trading API and the engine share.
 * ``ledger``  — double-entry postings for the engine's events (settlement's money rules).
 """

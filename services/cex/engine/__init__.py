@@ -1,4 +1,4 @@
-"""The matching engine service: one process per market around ``cex.core.engine``.
+"""The matching engine service: one process per market around ``cex.core.matching``.
 
 ``cex serve engine --market btc-usdt`` runs :func:`cex.engine.service.serve`. See
 :mod:`cex.engine.runner` for the Kafka loop, exactly-once and recovery, and

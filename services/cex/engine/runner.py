@@ -61,10 +61,10 @@ import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.structs import ConsumerRecord, OffsetAndMetadata
 
-from cex.core.engine import MatchingEngine
 from cex.core.errors import SchemaError, SnapshotError
 from cex.core.events import BookDelta, Event, Side, decode_command, decode_event, encode
 from cex.core.market import MarketConfig
+from cex.core.matching import MatchingEngine
 from cex.engine import metrics
 from cex.engine.publisher import Committed, RedisPublisher, delete_snapshot, load_snapshot
 from cex.engine.settings import EngineSettings, group_id, transactional_id
