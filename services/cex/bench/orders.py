@@ -31,6 +31,7 @@ from typing import Any
 import aiohttp
 import asyncpg
 import yaml
+from prometheus_client import REGISTRY
 
 from cex.bench.figures import latency_ms
 from cex.core.market import MarketConfig
@@ -151,6 +152,7 @@ async def _bench_store(dsn: str, requests: list[OrderRequest], concurrency: int)
     pool = await create_pool(dsn, max_size=4)
     store = OrderStore(pool)
     await store.start()
+    orders_before, batches_before = _batch_totals()
     try:
         config = store.market_for_symbol("BTCUSDT")
 
@@ -162,8 +164,17 @@ async def _bench_store(dsn: str, requests: list[OrderRequest], concurrency: int)
         await store.stop()
         await pool.close()
     result = _summary("store", elapsed, latencies, concurrency)
-    result["mean_batch"] = round(sum(store.batch_sizes) / max(1, len(store.batch_sizes)), 1)
+    orders, batches = _batch_totals()
+    result["mean_batch"] = round((orders - orders_before) / max(1, batches - batches_before), 1)
     return result
+
+
+def _batch_totals() -> tuple[float, float]:
+    """Orders and batches the store committed so far (its cex_trading_batch_orders)."""
+    return (
+        REGISTRY.get_sample_value("cex_trading_batch_orders_sum") or 0.0,
+        REGISTRY.get_sample_value("cex_trading_batch_orders_count") or 0.0,
+    )
 
 
 async def _bench_http(dsn: str, requests: list[OrderRequest], concurrency: int) -> dict[str, Any]:

@@ -2,14 +2,14 @@
 
 Concurrent requests queue up while a transaction is in flight and the next transaction
 takes them all (up to `max_batch`): one round of locks and one commit for many orders.
-Within a batch, rows are locked in a fixed order — markets by name, then balances by
-(user, asset) — the same order every writer of those rows uses, so batches never
-deadlock. Funds are checked in arrival order against the locked balances, so concurrent
-orders can never spend the same funds; an order that cannot be funded is refused alone
+Within a batch, rows are locked in the one order of `cex.infra.transactions` — balances by
+(user, asset), then markets by name — the order every writer of those rows uses, so
+batches never deadlock. Funds are checked in arrival order against the locked balances,
+so concurrent orders can never spend the same funds; an order that cannot be funded is refused alone
 and the others of its batch go on.
 
-Per order, in its batch's one transaction: funds `available → locked` (with an ORDER_LOCK
-journal in the ledger), the order inserted as PENDING, its ORDER_CREATE appended to the
+Per order, in its batch's one transaction: funds `available → locked` (with the ORDER_LOCK
+journal of `cex.core.ledger`), the order inserted as PENDING, its ORDER_CREATE appended to the
 outbox under the market's next command number. A client order id is unique among the
 user's open orders (Binance): reusing the id of an open order is refused as a duplicate,
 reusing a closed order's id is allowed.
@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
+from prometheus_client import Histogram
 
 from cex.core.events import (
     CancelAll,
@@ -40,8 +41,10 @@ from cex.core.events import (
     Side,
     encode,
 )
+from cex.core.ledger import amend_lock_reference, order_lock_journal
 from cex.core.market import MarketConfig
 from cex.infra import registry
+from cex.infra.transactions import RowLocks, is_retryable, retrying
 from cex.trading import errors
 from cex.trading.validation import (
     LOCK_ALL_AVAILABLE,
@@ -55,6 +58,12 @@ log = logging.getLogger(__name__)
 
 #: The registry is reloaded on every change notification, and at least this often.
 REGISTRY_REFRESH_S = 30.0
+
+BATCH_ORDERS = Histogram(
+    "cex_trading_batch_orders",
+    "Orders committed together in one group-commit transaction",
+    buckets=(1, 2, 5, 10, 25, 50, 100, 250, 500, 1000),
+)
 
 OPEN_STATUSES = ("PENDING", "NEW", "PARTIALLY_FILLED")
 ORDER_COLUMNS = (
@@ -135,8 +144,7 @@ class OrderStore:
         self._worker_count = workers
         self._workers: list[asyncio.Task[None]] = []
         self._registry_follower: asyncio.Task[None] | None = None
-        self.batches = 0
-        self.batch_sizes: list[int] = []
+        self.batches = 0  # committed; their sizes are the cex_trading_batch_orders histogram
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -231,19 +239,23 @@ class OrderStore:
                 await self._commit_with_retry([pending])
             return
         self.batches += 1
-        self.batch_sizes.append(len(batch))
+        BATCH_ORDERS.observe(len(batch))
         _answer(batch, results)
 
     async def _commit_retrying(self, batch: list[_Pending]) -> list[Outcome]:
-        for attempt in range(5):
-            try:
-                return await self._commit(batch)
-            except (asyncpg.DeadlockDetectedError, asyncpg.SerializationError,
-                    asyncpg.UniqueViolationError, _MarketStatusChanged):  # fmt: skip
-                # A concurrent writer (another replica) got there first: retry; the
-                # duplicate check then sees its open orders.
-                await asyncio.sleep(0.005 * (attempt + 1))
-        raise errors.TradingError(-1008, "Server busy.", 503)
+        # Besides conflicts: a concurrent writer (another replica) inserted an open order
+        # with the same client order id first (the duplicate check then sees it), or a
+        # market stopped trading (the retry sees its status).
+        transient = (asyncpg.UniqueViolationError, _MarketStatusChanged)
+        try:
+            outcomes: list[Outcome] = await retrying(attempts=5, also=transient)(
+                self._commit, batch
+            )
+        except Exception as exc:
+            if is_retryable(exc) or isinstance(exc, transient):
+                raise errors.TradingError(-1008, "Server busy.", 503) from exc
+            raise
+        return outcomes
 
     async def _commit(self, batch: Sequence[_Pending]) -> list[Outcome]:
         """One transaction for the batch, in few round trips: duplicate check, balance
@@ -266,16 +278,11 @@ class OrderStore:
 
             # 2. Lock the balances (by user, asset); fund orders in arrival order. Of two
             # orders of the batch with one client order id, the first placed wins.
-            keys = sorted({(orders[i].user_id, orders[i].locked_asset) for i in todo})
-            rows = await conn.fetch(
-                "SELECT b.user_id, b.asset, b.available FROM balances b"
-                " JOIN unnest($1::bigint[], $2::text[]) k(user_id, asset)"
-                " ON b.user_id = k.user_id AND b.asset = k.asset"
-                " ORDER BY b.user_id, b.asset FOR UPDATE OF b",
-                [k[0] for k in keys],
-                [k[1] for k in keys],
+            row_locks = RowLocks(conn)
+            balances = await row_locks.balances(
+                (orders[i].user_id, orders[i].locked_asset) for i in todo
             )
-            available = {(r["user_id"], r["asset"]): int(r["available"]) for r in rows}
+            available = {key: pair[0] for key, pair in balances.items()}
             locks: dict[int, int] = {}
             placed: set[tuple[int, str]] = set()
             for i in todo:
@@ -300,10 +307,8 @@ class OrderStore:
             if accepted:
                 # 3. Lock the markets last (by name), so the lock that orders the outbox is
                 # held only for the final write and the commit. Re-check their status.
-                market_rows = await conn.fetch(
-                    "SELECT name, status, next_command_seq FROM markets"
-                    " WHERE name = ANY($1::text[]) ORDER BY name FOR UPDATE",
-                    sorted({orders[i].market for i in accepted}),
+                market_rows = await row_locks.markets(
+                    {orders[i].market for i in accepted}, "name, status, next_command_seq"
                 )
                 if any(r["status"] != "TRADING" for r in market_rows):
                     await self.refresh_markets()
@@ -332,6 +337,7 @@ class OrderStore:
         outbox: list[list[Any]] = [[], [], [], []]  # market, seq, order_id, payload
         entries: list[list[Any]] = [[], [], [], [], []]  # journal, user, bucket, asset, amount
         seq_used: dict[str, int] = {}
+        references: list[str] = []
         for id_row, i in zip(ids, accepted, strict=True):
             order_id, journal_id = id_row["order_id"], id_row["journal_id"]
             order, amount = orders[i], locks[i]
@@ -360,11 +366,14 @@ class OrderStore:
                 outbox, (order.market, seq, order_id, encode(command)), strict=True
             ):
                 column.append(value)
-            for journal_user_bucket_amount in (
-                (journal_id, order.user_id, "AVAILABLE", order.locked_asset, -amount),
-                (journal_id, order.user_id, "LOCKED", order.locked_asset, amount),
-            ):
-                for column, value in zip(entries, journal_user_bucket_amount, strict=True):
+            journal = order_lock_journal(
+                f"order:{order_id}", order.user_id, order.locked_asset, amount
+            )
+            references.append(journal.reference)
+            for p in journal.postings:
+                for column, value in zip(
+                    entries, (journal_id, p.user_id, p.bucket.value, p.asset, p.amount), strict=True
+                ):
                     column.append(value)
             results[i] = dict(zip(ORDER_COLUMNS, row, strict=True))
 
@@ -373,7 +382,7 @@ class OrderStore:
             [k[0] for k in deltas], [k[1] for k in deltas], list(deltas.values()),
             list(seq_used), list(seq_used.values()),
             *columns,
-            [r["journal_id"] for r in ids], [f"order:{r['order_id']}" for r in ids],
+            [r["journal_id"] for r in ids], references,
             *entries,
             *outbox,
         )  # fmt: skip
@@ -428,18 +437,28 @@ class OrderStore:
         applies. Returns the order as stored (its price and quantity change when the
         engine's answer is settled) and the additional lock.
 
-        Rows are locked as every other writer does: the order (settlement: orders, then
-        balances), its balance, then the market last (the batches: balances, then markets).
+        Rows are locked in the one order (`cex.infra.transactions`): the order, its
+        balance, then the market.
         """
         market = self.markets.get(amend.market)
         if market is None:
             raise errors.invalid_symbol()
         config = market.config
         async with self.pool.acquire() as conn, conn.transaction():
-            row = await _find_order(
+            found = await _find_order(
                 conn, amend.user_id, config.name, amend.order_id, amend.client_order_id,
-                open_only=True, for_update=True,
+                open_only=True,
             )  # fmt: skip
+            locks = RowLocks(conn)
+            locked = await locks.orders(
+                [found["id"]],
+                f"{', '.join(ORDER_COLUMNS)}, filled_qty, cumulative_quote, reason",
+                where="status = ANY($2::text[])",
+                args=(list(OPEN_STATUSES),),
+            )
+            if not locked:  # it closed meanwhile
+                raise errors.unknown_order()
+            row = dict(locked[0])
             additional = amend_lock(
                 amend, side=Side(row["side"]), order_type=OrderType(row["type"]),
                 price=row["price"], quantity=row["quantity"], filled=int(row["filled_qty"]),
@@ -452,14 +471,12 @@ class OrderStore:
                 # it would then be released a second time by the engine's refusal.
                 raise errors.amend_rejected("the order is not open yet; retry")
             if additional:
-                have = await conn.fetchval(
-                    "SELECT available FROM balances WHERE user_id = $1 AND asset = $2"
-                    " FOR UPDATE",
-                    amend.user_id, asset,
-                )  # fmt: skip
-                if have is None or int(have) < additional:
+                balance = (await locks.balances([(amend.user_id, asset)])).get(
+                    (amend.user_id, asset)
+                )
+                if balance is None or balance[0] < additional:
                     raise errors.insufficient_balance()
-            status, seq = await _lock_market_status(conn, config.name)
+            status, seq = await _lock_market_status(locks, config.name)
             decrease_only = amend.new_price in (None, row["price"]) and (
                 amend.new_quantity is None or amend.new_quantity < row["quantity"]
             )
@@ -472,13 +489,20 @@ class OrderStore:
                     " WHERE user_id = $1 AND asset = $2",
                     amend.user_id, asset, additional,
                 )  # fmt: skip
+                journal = order_lock_journal(
+                    amend_lock_reference(row["id"], seq), amend.user_id, asset, additional
+                )
                 await conn.execute(
-                    "WITH j AS (INSERT INTO journals (kind, reference)"
-                    " VALUES ('ORDER_LOCK', $1) RETURNING id)"
+                    "WITH j AS (INSERT INTO journals (kind, reference) VALUES ($1, $2)"
+                    " RETURNING id)"
                     " INSERT INTO ledger_entries (journal_id, user_id, bucket, asset, amount)"
-                    " SELECT j.id, $2, e.bucket, $3, e.amount FROM j, (VALUES"
-                    " ('AVAILABLE', -$4::numeric), ('LOCKED', $4::numeric)) e(bucket, amount)",
-                    f"amend:{row['id']}:{seq}", amend.user_id, asset, additional,
+                    " SELECT j.id, e.* FROM j, unnest($3::bigint[], $4::text[], $5::text[],"
+                    " $6::numeric[]) e",
+                    journal.kind.value, journal.reference,
+                    [p.user_id for p in journal.postings],
+                    [p.bucket.value for p in journal.postings],
+                    [p.asset for p in journal.postings],
+                    [p.amount for p in journal.postings],
                 )  # fmt: skip
                 await conn.execute(
                     "UPDATE orders SET locked = locked + $2, locked_remaining ="
@@ -583,22 +607,17 @@ async def _find_order(
     return dict(row)
 
 
-async def _lock_market_status(conn: asyncpg.Connection, market: str) -> tuple[str, int]:
-    row = await conn.fetchrow(
-        "SELECT status, next_command_seq FROM markets WHERE name = $1 FOR UPDATE", market
-    )
-    if row is None:
+async def _lock_market_status(locks: RowLocks, market: str) -> tuple[str, int]:
+    rows = await locks.markets([market], "status, next_command_seq")
+    if not rows:
         raise errors.invalid_symbol()
-    return str(row["status"]), int(row["next_command_seq"])
+    return str(rows[0]["status"]), int(rows[0]["next_command_seq"])
 
 
 async def _lock_market_for_command(conn: asyncpg.Connection, market: str) -> int:
-    seq = await conn.fetchval(
-        "SELECT next_command_seq FROM markets WHERE name = $1 FOR UPDATE", market
-    )
-    if seq is None:
-        raise errors.invalid_symbol()
-    return int(seq)
+    """The market's next command number, its row locked (the one lock of a cancel)."""
+    _, seq = await _lock_market_status(RowLocks(conn), market)
+    return seq
 
 
 async def _append_command(
