@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { assetPrecisions, balanceRows, checkAddress, checkAmount, checkAsset, checkKeyDraft, safeNext } from "./accountForms";
+import { assetPrecisions, balanceRows, checkAddress, checkAmount, checkAsset, checkKeyDraft, safeNext, showAmount } from "./accountForms";
 
 const precisions = assetPrecisions([
   { baseAsset: "BTC", quoteAsset: "USDT", baseAssetPrecision: 8, quoteAssetPrecision: 2 },
@@ -106,5 +106,13 @@ describe("balanceRows", () => {
 
   it("keeps zero balances when asked", () => {
     expect(balanceRows([{ asset: "ETH", free: "0", locked: "0" }], precisions, true)).toHaveLength(1);
+  });
+});
+
+describe("showAmount", () => {
+  it("groups and trims when the precision is known, else keeps the API's text", () => {
+    expect(showAmount("1000.000000", 6)).toBe("1,000");
+    expect(showAmount("12.500000", 6)).toBe("12.5");
+    expect(showAmount("12.500000", undefined)).toBe("12.500000");
   });
 });

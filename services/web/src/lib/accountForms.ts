@@ -125,3 +125,8 @@ export function balanceRows(balances: BalanceIn[], precisions: ReadonlyMap<strin
     .map((b) => ({ asset: b.asset, free: show(b.free, b.asset), locked: show(b.locked, b.asset), total: show(add(b.free, b.locked), b.asset) }))
     .sort((a, b) => a.asset.localeCompare(b.asset));
 }
+
+/** An amount for a sentence: grouped, trailing zeros dropped when the precision is known. */
+export function showAmount(amount: string, decimals: number | undefined): string {
+  return decimals === undefined ? amount : formatDecimal(amount, decimals, { trim: true });
+}

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { applyMiniTickers, change24h, filterMarkets, formatPrice, formatVolume, mergeNewer, tickersFromRest } from "./marketList";
+import { applyMiniTickers, change24h, filterMarkets, formatPrice, formatVolume, lastPriceOf, mergeNewer, tickersFromRest } from "./marketList";
 
 const rest = tickersFromRest([
   { symbol: "BTCUSDT", lastPrice: "101.00", openPrice: "100.00", volume: "2.000", quoteVolume: "201.00", closeTime: 1_000 },
@@ -93,5 +93,13 @@ describe("mergeNewer", () => {
     expect(merged.BTCUSDT!.lastPrice).toBe("99.00");
     expect(merged.ETHUSDT!.lastPrice).toBe("11.00");
     expect(mergeNewer(undefined, reloaded)).toBe(reloaded);
+  });
+});
+
+describe("lastPriceOf", () => {
+  it("has no price for a market that never traded", () => {
+    expect(lastPriceOf({ lastPrice: "0.00" })).toBeUndefined();
+    expect(lastPriceOf(undefined)).toBeUndefined();
+    expect(lastPriceOf({ lastPrice: "5.10" })).toBe("5.10");
   });
 });

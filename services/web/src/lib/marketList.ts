@@ -168,3 +168,8 @@ export function mergeNewer(current: TickerMap | undefined, incoming: TickerMap):
   }
   return out;
 }
+
+/** The last price to show: none for a market that never traded (the API says 0). */
+export function lastPriceOf(ticker: Pick<Ticker, "lastPrice"> | undefined): string | undefined {
+  return ticker && !isZero(ticker.lastPrice) ? ticker.lastPrice : undefined;
+}
