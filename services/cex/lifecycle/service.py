@@ -8,6 +8,9 @@
   create can never reach the engine afterwards. To be sure the row is not already in
   Kafka, the worker first takes the publisher lock, fences any relay producer and
   reconciles with Kafka's tail, exactly as a relay taking over would (`cex.infra.outbox`).
+  The release is `cex.core.settlement.expire_unpublished`'s.
+* Rows are locked in the one order of `cex.infra.transactions` (orders, then balances or
+  markets) and a conflicting pass is retried by its one predicate.
 """
 
 from __future__ import annotations
@@ -22,8 +25,10 @@ import asyncpg
 from prometheus_client import Counter
 from pydantic_settings import SettingsConfigDict
 
-from cex.core.events import OrderExpire, OrderStatus, encode
+from cex.core.events import OrderExpire, OrderStatus, Side, encode
+from cex.core.ledger import Journal, balance_deltas
 from cex.core.orders import TRANSITIONS, Trigger
+from cex.core.settlement import OrderState, expire_unpublished
 from cex.infra import kafka, outbox, registry
 from cex.infra.service import WorkerContext, metrics_port, run_worker
 from cex.infra.settings import InfraSettings
@@ -155,7 +160,10 @@ async def _expire_unpublished(pool: asyncpg.Pool, order_ids: list[int]) -> list[
         # The lock order (cex.infra.transactions): the orders, then their balances.
         locks = RowLocks(conn)
         candidates = await locks.orders(
-            order_ids, "id, user_id, locked_asset, locked_remaining", where="status = 'PENDING'"
+            order_ids,
+            "id, market, user_id, side, status, locked_asset, locked_remaining, filled_qty,"
+            " cumulative_quote",
+            where="status = 'PENDING'",
         )
         await locks.balances((r["user_id"], r["locked_asset"]) for r in candidates)
         deleted = await conn.fetch(
@@ -164,33 +172,56 @@ async def _expire_unpublished(pool: asyncpg.Pool, order_ids: list[int]) -> list[
             [r["id"] for r in candidates],
         )
         gone = {r["order_id"] for r in deleted}
-        expired = [r for r in candidates if r["id"] in gone]
-        for row in expired:
-            amount = int(row["locked_remaining"])
-            await conn.execute(
-                "UPDATE orders SET status = 'EXPIRED', locked_remaining = 0,"
-                " reason = 'STALE_PENDING', updated_at = now() WHERE id = $1",
-                row["id"],
-            )
-            await conn.execute(
-                "UPDATE balances SET available = available + $3, locked = locked - $3"
-                " WHERE user_id = $1 AND asset = $2",
-                row["user_id"],
-                row["locked_asset"],
-                amount,
-            )
-            journal = await conn.fetchval(
-                "INSERT INTO journals (kind, reference) VALUES ('ORDER_RELEASE', $1) RETURNING id",
-                f"order:{row['id']}:stale",
+        # The rule (state and release) is the core's; this writes what it says.
+        expired: list[OrderState] = []
+        journals: list[Journal] = []
+        for row in candidates:
+            if row["id"] in gone:
+                order = OrderState(
+                    id=row["id"], market=row["market"], user_id=row["user_id"],
+                    side=Side(row["side"]), status=OrderStatus(row["status"]),
+                    locked_asset=row["locked_asset"],
+                    locked_remaining=int(row["locked_remaining"]),
+                    filled_qty=row["filled_qty"], cumulative_quote=int(row["cumulative_quote"]),
+                )  # fmt: skip
+                journal = expire_unpublished(order)
+                expired.append(order)
+                if journal is not None:
+                    journals.append(journal)
+        await conn.execute(
+            "UPDATE orders o SET status = u.status, locked_remaining = u.locked_remaining,"
+            " reason = u.reason, updated_at = now()"
+            " FROM unnest($1::bigint[], $2::text[], $3::numeric[], $4::text[])"
+            " u(id, status, locked_remaining, reason) WHERE o.id = u.id",
+            [o.id for o in expired],
+            [o.status.value for o in expired],
+            [o.locked_remaining for o in expired],
+            [o.reason for o in expired],
+        )
+        deltas = balance_deltas(journals)
+        await conn.execute(
+            "UPDATE balances b SET available = b.available + d.available,"
+            " locked = b.locked + d.locked"
+            " FROM unnest($1::bigint[], $2::text[], $3::numeric[], $4::numeric[])"
+            " d(user_id, asset, available, locked)"
+            " WHERE b.user_id = d.user_id AND b.asset = d.asset",
+            [k[0] for k in deltas],
+            [k[1] for k in deltas],
+            [d[0] for d in deltas.values()],
+            [d[1] for d in deltas.values()],
+        )
+        for journal in journals:
+            journal_id = await conn.fetchval(
+                "INSERT INTO journals (kind, reference) VALUES ($1, $2) RETURNING id",
+                journal.kind.value,
+                journal.reference,
             )
             await conn.executemany(
                 "INSERT INTO ledger_entries (journal_id, user_id, bucket, asset, amount)"
                 " VALUES ($1, $2, $3, $4, $5)",
-                [
-                    (journal, row["user_id"], "LOCKED", row["locked_asset"], -amount),
-                    (journal, row["user_id"], "AVAILABLE", row["locked_asset"], amount),
-                ],
-            )
+                [(journal_id, p.user_id, p.bucket.value, p.asset, p.amount)
+                 for p in journal.postings],
+            )  # fmt: skip
         return sorted(gone)
 
 
