@@ -296,7 +296,14 @@ def check_balanced(journal: Journal) -> None:
         raise LedgerError(f"journal {journal.reference} does not balance: {unbalanced}")
 
 
-def balance_deltas(journals: Iterable[Journal]) -> dict[tuple[int, str], tuple[int, int]]:
+class Postings(Protocol):
+    """Anything made of postings: a :class:`Journal`, a withdrawal's journal."""
+
+    @property
+    def postings(self) -> tuple[Posting, ...]: ...
+
+
+def balance_deltas(journals: Iterable[Postings]) -> dict[tuple[int, str], tuple[int, int]]:
     """Aggregate user postings into ``(user_id, asset) → (available delta, locked delta)``.
 
     EXTERNAL postings have no balance row and are left out. Pairs whose deltas are both

@@ -7,7 +7,9 @@ external id (the chain transaction, the bank reference…): a repeat returns the
 Withdrawal *requests* (the public API's flow) go through an operator: requesting locks the
 funds (available → locked) and records the request as PENDING; completing it sends the
 locked funds out (a `withdrawals` row, external id ``withdrawal-request:<id>``), rejecting
-it gives them back. The rules (states, postings) are `cex.core.withdrawals`; this adapter
+it gives them back. The rules (states, postings) are `cex.core.withdrawals` and
+`cex.core.ledger` (deposits, withdrawals); balances are locked through
+`cex.infra.transactions`; this adapter
 loads rows, asks the core and writes what it says. `withdraw` (immediate, no request) stays
 for operators and older callers.
 """
@@ -18,8 +20,10 @@ from dataclasses import dataclass
 
 import asyncpg
 
+from cex.core import ledger
 from cex.core import withdrawals as rules
 from cex.core.errors import InvalidTransition
+from cex.infra.transactions import RowLocks
 
 
 class AccountError(ValueError):
@@ -146,38 +150,14 @@ async def _transfer(
                     f"{kind.lower()} {external_id!r} already exists with other values"
                 )
             return Transfer(seen["id"], external_id, user_id, asset, amount, created=False)
-        sign = 1 if kind == "DEPOSIT" else -1
-        await conn.execute(
-            "INSERT INTO balances (user_id, asset) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-            user_id,
-            asset,
+        journal = ledger.transfer_journal(
+            ledger.JournalKind(kind), external_id, user_id, asset, amount
         )
-        available = await conn.fetchval(
-            "SELECT available FROM balances WHERE user_id = $1 AND asset = $2 FOR UPDATE",
-            user_id,
-            asset,
-        )
-        if sign < 0 and available < amount:
+        key = (user_id, asset)
+        available, _ = (await RowLocks(conn).balances([key], create=[key]))[key]
+        if journal.postings[1].amount < 0 and available < amount:
             raise InsufficientFunds(f"available {available} < {amount}")
-        await conn.execute(
-            "UPDATE balances SET available = available + $3 WHERE user_id = $1 AND asset = $2",
-            user_id,
-            asset,
-            sign * amount,
-        )
-        journal_id = await conn.fetchval(
-            "INSERT INTO journals (kind, reference) VALUES ($1, $2) RETURNING id",
-            kind,
-            external_id,
-        )
-        await conn.executemany(
-            "INSERT INTO ledger_entries (journal_id, user_id, bucket, asset, amount)"
-            " VALUES ($1, $2, $3, $4, $5)",
-            [
-                (journal_id, None, "EXTERNAL", asset, -sign * amount),
-                (journal_id, user_id, "AVAILABLE", asset, sign * amount),
-            ],
-        )
+        journal_id = await _post(conn, journal)
         transfer_id = await conn.fetchval(
             f"INSERT INTO {table} (external_id, user_id, asset, amount, journal_id)"
             " VALUES ($1, $2, $3, $4, $5) RETURNING id",
@@ -241,7 +221,7 @@ def _request(row: asyncpg.Record, changed: bool = True) -> WithdrawalRequest:
     )  # fmt: skip
 
 
-async def _post(conn: asyncpg.Connection, journal: rules.WithdrawalJournal) -> int:
+async def _post(conn: asyncpg.Connection, journal: rules.WithdrawalJournal | ledger.Journal) -> int:
     """Write `journal` and apply it to the balances (their CHECKs refuse a negative)."""
     journal_id = await conn.fetchval(
         "INSERT INTO journals (kind, reference) VALUES ($1, $2) RETURNING id",
@@ -253,8 +233,7 @@ async def _post(conn: asyncpg.Connection, journal: rules.WithdrawalJournal) -> i
         " VALUES ($1, $2, $3, $4, $5)",
         [(journal_id, p.user_id, p.bucket.value, p.asset, p.amount) for p in journal.postings],
     )
-    asset = journal.postings[0].asset
-    for user_id, (available, locked) in journal.balance_deltas().items():
+    for (user_id, asset), (available, locked) in ledger.balance_deltas([journal]).items():
         await conn.execute(
             "UPDATE balances SET available = available + $3, locked = locked + $4"
             " WHERE user_id = $1 AND asset = $2",
@@ -313,14 +292,8 @@ async def request_withdrawal(
                         f"withdrawal {client_id!r} already exists with other values"
                     )
                 return _request(seen, changed=False)
-        await conn.execute(
-            "INSERT INTO balances (user_id, asset) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-            user_id, asset,
-        )  # fmt: skip
-        available = await conn.fetchval(
-            "SELECT available FROM balances WHERE user_id = $1 AND asset = $2 FOR UPDATE",
-            user_id, asset,
-        )  # fmt: skip
+        key = (user_id, asset)
+        available, _ = (await RowLocks(conn).balances([key], create=[key]))[key]
         if available < amount:
             raise InsufficientFunds(f"available {available} < {amount}")
         request_id = int(
