@@ -3,7 +3,9 @@
 Pure: no database, no clock (the caller passes `ts`). Parameter names follow the Binance
 Spot API so the public API passes requests through unchanged. What is checked here is
 what can be known without the book: grid, bounds, notional (at the limit price), the
-combination of fields each order type needs. Funds are checked under row locks in the store.
+combination of fields each order type needs — the rules of `cex.core.order_rules`, which
+the engine applies too; this module maps a breach to Binance's error for the parameter.
+Funds are checked under row locks in the store.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from cex.core.errors import (
 )
 from cex.core.events import OrderType, Side, StpMode, TimeInForce
 from cex.core.market import MAX_INT64, MarketConfig
+from cex.core.order_rules import SHAPES, OrderLimits, expiry_required, in_int64
 from cex.trading import errors
 
 #: The funds a market order by quantity needs are unknown before it matches: it locks the
@@ -89,12 +92,7 @@ class ValidOrder:
     lock: int  # smallest units of locked_asset, or LOCK_ALL_AVAILABLE
 
 
-_LIMIT_TYPES = {OrderType.LIMIT, OrderType.LIMIT_MAKER, OrderType.STOP_LOSS_LIMIT}
-_TIFS = {
-    OrderType.LIMIT: {"GTC", "IOC", "FOK", "GTT"},
-    OrderType.STOP_LOSS_LIMIT: {"GTC", "IOC", "FOK", "GTT"},
-    OrderType.LIMIT_MAKER: {"GTC", "GTT"},
-}
+_LIMIT_TYPES = frozenset(t for t, shape in SHAPES.items() if shape.limit_price)
 
 
 def validate(request: OrderRequest, config: MarketConfig) -> ValidOrder:
@@ -111,12 +109,14 @@ def validate(request: OrderRequest, config: MarketConfig) -> ValidOrder:
     if request.selfTradePreventionMode is not None:
         stp = _enum(StpMode, request.selfTradePreventionMode, "selfTradePreventionMode", -1171)
 
+    shape = SHAPES[order_type]
     price = stop = quantity = quote_qty = expire_at = None
-    if order_type in _LIMIT_TYPES:
-        if request.timeInForce is None and order_type is not OrderType.LIMIT_MAKER:
+    if shape.limit_price:  # the client names the time in force of the limit types
+        default_tif = shape.default_time_in_force
+        if request.timeInForce is None and default_tif is None:
             raise errors.mandatory("timeInForce")
-        tif_text = request.timeInForce or "GTC"
-        if tif_text not in _TIFS[order_type]:
+        tif_text = request.timeInForce or default_tif or TimeInForce.GTC  # "" counts as GTC
+        if tif_text not in shape.time_in_force:
             raise errors.invalid_enum(-1115, "timeInForce")
         tif = TimeInForce(tif_text)
         price = _price(request.price, config, "price")
@@ -127,7 +127,9 @@ def validate(request: OrderRequest, config: MarketConfig) -> ValidOrder:
     else:  # MARKET, STOP_LOSS: no price, one of quantity / quoteOrderQty
         if request.price is not None:
             raise errors.not_required("price", order_type.value)
-        tif = TimeInForce.IOC if order_type is OrderType.MARKET else TimeInForce.GTC
+        assert shape.by_quote
+        assert shape.default_time_in_force is not None
+        tif = shape.default_time_in_force
         if (request.quantity is None) == (request.quoteOrderQty is None):
             raise errors.mandatory("quantity' or 'quoteOrderQty")
         if request.quantity is not None:
@@ -135,13 +137,13 @@ def validate(request: OrderRequest, config: MarketConfig) -> ValidOrder:
         else:
             quote_qty = _amount(lambda: config.quote_to_units(request.quoteOrderQty or ""),
                                 "quoteOrderQty", "NOTIONAL")  # fmt: skip
-            if not config.min_notional_units <= quote_qty <= MAX_ORDER_AMOUNT:
+            if not _in_notional_bounds(quote_qty, config):
                 raise errors.filter_failure("NOTIONAL")
-    if order_type in (OrderType.STOP_LOSS, OrderType.STOP_LOSS_LIMIT):
+    if shape.stop_price:
         stop = _price(request.stopPrice, config, "stopPrice")
     elif request.stopPrice is not None:
         raise errors.not_required("stopPrice", order_type.value)
-    if tif is TimeInForce.GTT:
+    if expiry_required(tif):
         if request.goodTillDate is None:
             raise errors.mandatory("goodTillDate")
         if not 0 < request.goodTillDate <= MAX_INT64:
@@ -192,16 +194,23 @@ def check_user_id(user_id: int) -> None:
 def check_notional(price: int, quantity: int, config: MarketConfig) -> int:
     """``price × quantity`` in quote units, within ``[min_notional, MAX_ORDER_AMOUNT]``."""
     notional = config.notional(price, quantity)
-    if not config.min_notional_units <= notional <= MAX_ORDER_AMOUNT:
+    if not _in_notional_bounds(notional, config):
         raise errors.filter_failure("NOTIONAL")
     return notional
+
+
+def _in_notional_bounds(quote_units: int, config: MarketConfig) -> bool:
+    """At least the market's ``min_notional``, at most what fits the wire."""
+    return quote_units <= MAX_ORDER_AMOUNT and OrderLimits.of(config).meets_min_notional(
+        quote_units
+    )
 
 
 def _price(text: str | None, config: MarketConfig, param: str) -> int:
     """A price (or stop price) in ticks: on the tick grid, positive, a 64-bit integer."""
     ticks = _amount(lambda: config.price_to_ticks(_required(text, param), field=param),
                     param, "PRICE_FILTER")  # fmt: skip
-    if ticks > MAX_INT64:
+    if not in_int64(ticks):
         raise errors.filter_failure("PRICE_FILTER")
     return ticks
 

@@ -143,7 +143,14 @@ class Book:
         if level is None:
             levels[price] = {o.id: o}
             qtys[price] = qty = o.remaining
-            self._push_price(o.is_buy, price)
+            if o.is_buy:
+                heap = self.bid_heap
+                heapq.heappush(heap, -price)
+            else:
+                heap = self.ask_heap
+                heapq.heappush(heap, price)
+            if len(heap) > 2 * len(levels) + 64:  # too many stale prices: rebuild
+                self.rebuild_heap(o.is_buy)
         else:
             level[o.id] = o
             qtys[price] = qty = qtys[price] + o.remaining
@@ -168,10 +175,40 @@ class Book:
 
     def move(self, o: Order, new_price: int) -> tuple[int, int]:
         """Move ``o`` to the back of ``new_price``'s level (an amend loses priority); the new
-        quantities of its old and its new level."""
-        old = self.remove(o)
+        quantities of its old and its new level. (``remove`` + ``insert`` in one call: a
+        price move is the most frequent command of a busy market.)"""
+        price = o.price
+        assert price is not None
+        oid, remaining = o.id, o.remaining
+        if o.is_buy:
+            levels, qtys = self.bids, self.bid_qty
+        else:
+            levels, qtys = self.asks, self.ask_qty
+        level = levels[price]
+        del level[oid]
+        if level:
+            qtys[price] = old_qty = qtys[price] - remaining
+        else:
+            del levels[price]
+            del qtys[price]
+            old_qty = 0
         o.price = new_price
-        return old, self.insert(o)
+        target = levels.get(new_price)
+        if target is None:
+            levels[new_price] = {oid: o}
+            qtys[new_price] = new_qty = remaining
+            if o.is_buy:
+                heap = self.bid_heap
+                heapq.heappush(heap, -new_price)
+            else:
+                heap = self.ask_heap
+                heapq.heappush(heap, new_price)
+            if len(heap) > 2 * len(levels) + 64:
+                self.rebuild_heap(o.is_buy)
+        else:
+            target[oid] = o
+            qtys[new_price] = new_qty = qtys[new_price] + remaining
+        return old_qty, new_qty
 
     def reduce(self, o: Order, new_remaining: int) -> int:
         """Shrink ``o`` in place (it keeps its priority); the level's new quantity."""
@@ -181,16 +218,6 @@ class Book:
         qtys[price] = qty = qtys[price] - (o.remaining - new_remaining)
         o.remaining = new_remaining
         return qty
-
-    def _push_price(self, is_buy: bool, price: int) -> None:
-        if is_buy:
-            heap, levels = self.bid_heap, self.bids
-            heapq.heappush(heap, -price)
-        else:
-            heap, levels = self.ask_heap, self.asks
-            heapq.heappush(heap, price)
-        if len(heap) > 2 * len(levels) + 64:  # too many stale prices: rebuild
-            self.rebuild_heap(is_buy)
 
     def rebuild_heap(self, bids: bool) -> None:
         """Drop the stale prices of one side's heap (in place: the engine holds the list)."""
