@@ -219,9 +219,9 @@ def expire_unpublished(order: OrderState) -> Journal | None:
     """Expire a PENDING order whose create never reached the engine (``order`` is updated
     in place): everything it locks goes back to available. Returns the release journal,
     ``None`` if it locked nothing."""
+    if order.status is not OrderStatus.PENDING or order.filled_qty:
+        raise InconsistentEvent(f"order {order.id} is {order.status}: its create was not lost")
     order.status = transition(order.status, Trigger.EXPIRE)
-    if order.status is not OrderStatus.EXPIRED or order.filled_qty:
-        raise InconsistentEvent(f"order {order.id} was not waiting for its create")
     released, order.locked_remaining = order.locked_remaining, 0
     order.reason = STALE_PENDING
     if not released:
