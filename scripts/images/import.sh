@@ -7,12 +7,13 @@
 # Each image goes over as `podman save --format oci-archive` + `ctr images import`, under its
 # hashed name (`cex:0.1.0-<hash>`, what build.sh recorded), which is then tagged with the
 # chart's name (`cex:0.1.0`). An image containerd already has under its hashed name is not
-# copied again. CEX_CONTAINERD_ADDRESS is containerd's socket.
+# copied again. CEX_CONTAINERD_ADDRESS is containerd's socket, by default the node's that
+# scripts/cluster runs (.cex/cluster/run/containerd/containerd.sock).
 set -euo pipefail
 # shellcheck source=scripts/images/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-CEX_CONTAINERD_ADDRESS="${CEX_CONTAINERD_ADDRESS:-/run/containerd/containerd.sock}"
+CEX_CONTAINERD_ADDRESS="${CEX_CONTAINERD_ADDRESS:-$(node_containerd)}"
 # Images only other images are built from stay in podman.
 CEX_NODE_IMAGES=(pause cex web kafka postgres redis)
 

@@ -120,3 +120,6 @@ pause_version() {
   [[ -n "${_CEX_PAUSE_VERSION:-}" ]] || _CEX_PAUSE_VERSION="$(sed -n 's/^TAG ?= *//p' "$(k8s_module_dir)/build/pause/Makefile")"
   echo "${_CEX_PAUSE_VERSION}"
 }
+
+# The socket of the node's containerd (scripts/cluster/lib.sh: CEX_CONTAINERD_SOCKET).
+node_containerd() { echo "${CEX_CLUSTER_DIR:-${CEX_REPO_ROOT}/.cex/cluster}/run/containerd/containerd.sock"; }
