@@ -28,11 +28,14 @@ from cex.core.ledger import (
     JournalKind,
     LedgerError,
     Posting,
+    amend_lock_reference,
     balance_deltas,
     check_balanced,
     imbalances,
     journal_for,
+    order_lock_journal,
     trade_journal,
+    transfer_journal,
 )
 from cex.core.market import MarketConfig
 
@@ -228,3 +231,29 @@ def test_every_trade_journal_balances_per_asset(
     deltas = balance_deltas([journal])
     assert sum(a + lk for (_, asset), (a, lk) in deltas.items() if asset == "BTC") == 0
     assert sum(a + lk for (_, asset), (a, lk) in deltas.items() if asset == "USDT") == 0
+
+
+def test_the_trading_api_and_account_journals() -> None:
+    lock = order_lock_journal("order:7", 1, "USDT", 300)
+    check_balanced(lock)
+    assert (lock.kind, lock.reference) == (JournalKind.ORDER_LOCK, "order:7")
+    assert balance_deltas([lock]) == {(1, "USDT"): (-300, 300)}
+    assert order_lock_journal(amend_lock_reference(7, 12), 1, "USDT", 5).reference == ("amend:7:12")
+
+    deposit = transfer_journal(JournalKind.DEPOSIT, "tx-1", 1, "BTC", 10)
+    withdrawal = transfer_journal(JournalKind.WITHDRAWAL, "tx-2", 1, "BTC", 4)
+    for journal in (deposit, withdrawal):
+        check_balanced(journal)
+    assert deposit.postings == (
+        Posting(None, Bucket.EXTERNAL, "BTC", -10),
+        Posting(1, Bucket.AVAILABLE, "BTC", 10),
+    )
+    assert balance_deltas([deposit, withdrawal]) == {(1, "BTC"): (6, 0)}
+
+    for bad in (0, -1):
+        with pytest.raises(LedgerError):
+            order_lock_journal("order:8", 1, "USDT", bad)
+        with pytest.raises(LedgerError):
+            transfer_journal(JournalKind.DEPOSIT, "tx-3", 1, "BTC", bad)
+    with pytest.raises(LedgerError):
+        transfer_journal(JournalKind.TRADE, "tx-4", 1, "BTC", 1)

@@ -584,7 +584,6 @@ async def _find_order(
     client_order_id: str | None,
     *,
     open_only: bool = False,
-    for_update: bool = False,
 ) -> dict[str, Any]:
     """One order of `user_id` in `market`, never anyone else's: by `order_id` (which must
     then also carry `client_order_id` when both are given), else by `client_order_id`,
@@ -598,8 +597,7 @@ async def _find_order(
         " WHERE user_id = $1 AND market = $2"
         " AND ($3::bigint IS NULL OR id = $3) AND ($4::text IS NULL OR client_order_id = $4)"
         " AND (NOT $5 OR status = ANY($6::text[]))"
-        " ORDER BY status = ANY($6::text[]) DESC, id DESC LIMIT 1"
-        + (" FOR UPDATE" if for_update else ""),
+        " ORDER BY status = ANY($6::text[]) DESC, id DESC LIMIT 1",
         user_id, market, order_id, client_order_id or None, open_only, list(OPEN_STATUSES),
     )  # fmt: skip
     if row is None:
