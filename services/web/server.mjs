@@ -12,7 +12,8 @@
 //   /ws, /ws/*, /stream        → CEX_GATEWAY_URL  (default http://127.0.0.1:18300)
 //   everything else            → Next.js
 //
-// Usage: node server.mjs [--dev]; PORT (default 3000) and HOSTNAME (default 127.0.0.1).
+// Usage: node server.mjs [--dev]; PORT (default 3000) and HOSTNAME (default 127.0.0.1);
+// CEX_WEB_FORWARDED_ALLOW_IPS: comma-separated proxies whose X-Forwarded-* headers are kept.
 import http from "node:http";
 import { fileURLToPath } from "node:url";
 import httpProxy from "http-proxy";
@@ -34,8 +35,22 @@ function targetOf(url = "/") {
   return null;
 }
 
-// xfwd: the services see the browser's address in X-Forwarded-For (they trust it only
-// from the proxies they are told to trust).
+// The API and the gateway trust X-Forwarded-For from loopback (this server), so a header the
+// browser sent itself must not pass through: it would let anyone pick the IP address their
+// per-IP limits count. Only the proxies listed in CEX_WEB_FORWARDED_ALLOW_IPS (e.g. an
+// Ingress in front of this server) may have their forwarding headers kept; xfwd then adds
+// the peer's address.
+const trustedProxies = new Set(
+  (process.env.CEX_WEB_FORWARDED_ALLOW_IPS ?? "").split(",").map((ip) => ip.trim()).filter(Boolean),
+);
+const FORWARDING = ["forwarded", "x-forwarded-for", "x-forwarded-host", "x-forwarded-proto", "x-forwarded-port", "x-real-ip"];
+
+function dropUntrustedForwarding(req) {
+  const peer = (req.socket.remoteAddress ?? "").replace(/^::ffff:/, "");
+  if (trustedProxies.has(peer) || trustedProxies.has("*")) return;
+  for (const name of FORWARDING) delete req.headers[name];
+}
+
 const proxy = httpProxy.createProxyServer({ xfwd: true, changeOrigin: false, ws: true });
 proxy.on("error", (error, _req, res) => {
   if (res instanceof http.ServerResponse) {
@@ -54,12 +69,18 @@ const upgradeNext = dev ? app.getUpgradeHandler() : null; // hot reload in dev
 
 const server = http.createServer((req, res) => {
   const target = targetOf(req.url);
-  if (target) proxy.web(req, res, { target });
+  if (target) {
+    dropUntrustedForwarding(req);
+    proxy.web(req, res, { target });
+  }
   else void handle(req, res);
 });
 server.on("upgrade", (req, socket, head) => {
   const target = targetOf(req.url);
-  if (target) proxy.ws(req, socket, head, { target });
+  if (target) {
+    dropUntrustedForwarding(req);
+    proxy.ws(req, socket, head, { target });
+  }
   else if (upgradeNext) void upgradeNext(req, socket, head);
   else socket.destroy();
 });
