@@ -24,9 +24,10 @@ export function useAllTickers() {
       const rows = await apiGet<RestTicker[]>("/api/v3/ticker/24hr", { type: "MINI" });
       return mergeNewer(client.getQueryData<TickerMap>(tickerKeys.all24hr), tickersFromRest(rows));
     },
-    // The stream keeps it fresh; a slow reload still catches a quiet market's open moving.
+    // The stream keeps it fresh (it also pushes a quiet market whose 24 h open moved); a
+    // slow reload is only a safety net (all symbols cost REST weight 80).
     staleTime: Infinity,
-    refetchInterval: 60_000,
+    refetchInterval: 300_000,
   });
   useStream(
     "!miniTicker@arr",
