@@ -360,6 +360,10 @@ async def test_delete_drains_open_orders_behind_the_finalizer(
         market = await pool.fetchrow("SELECT status, partition FROM markets")
         assert tuple(market) == ("DELETED", 0)
         assert await pool.fetchval("SELECT count(*) FROM ledger_entries") > 0  # kept
+        # The order waited for settlement, already cancelled by the engine: no second
+        # CANCEL_ALL was sent for it meanwhile.
+        kinds = await pool.fetch("SELECT kind FROM outbox WHERE kind = 'CANCEL_ALL'")
+        assert len(kinds) == 1
     finally:
         await pool.close()
     events = await read_events(
