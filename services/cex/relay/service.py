@@ -116,8 +116,7 @@ async def _publish_forever(
     finally:
         if pruning is not None:
             pruning.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await pruning
+            await asyncio.gather(pruning, return_exceptions=True)
         await consumer.stop()
         await producer.stop()
 
