@@ -55,6 +55,23 @@ def _script_settings() -> dict[str, str]:
     return {"bin_dir": out[0], "kubeconfig": out[1], "cluster_dir": out[2]}
 
 
+def components() -> list[str]:
+    """The components up.sh starts (lib.sh's CEX_COMPONENTS: the real node's too, if on)."""
+    out = subprocess.run(
+        [
+            "bash",
+            "-c",
+            'source "$1"; echo "${CEX_COMPONENTS[*]}"',
+            "components",
+            str(SCRIPTS / "lib.sh"),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    return out.split()
+
+
 def _run_script(name: str, *args: str) -> None:
     proc = subprocess.run(
         [str(SCRIPTS / name), *args], capture_output=True, text=True, cwd=REPO_ROOT

@@ -82,30 +82,22 @@ CTR=(ctr --address "${CEX_CONTAINERD_SOCKET}" -n "${CEX_CONTAINERD_NAMESPACE}")
 # is stopped first so it restarts none). The next up.sh's kubelet makes the pods again.
 remove_containers() {
   [[ -S "${CEX_CONTAINERD_SOCKET}" ]] && component_pid containerd >/dev/null || return 0
-  local id ids
+  local ids
   ids="$("${CTR[@]}" tasks ls -q 2>/dev/null || true)"
-  for id in ${ids}; do
-    "${CTR[@]}" tasks kill -s SIGKILL "${id}" >/dev/null 2>&1 || true
-  done
-  for id in ${ids}; do
-    local i
-    for ((i = 0; i < 50; i++)); do
-      "${CTR[@]}" tasks delete "${id}" >/dev/null 2>&1 && break
-      sleep 0.1
-    done
-  done
+  # shellcheck disable=SC2086
+  [[ -z "${ids}" ]] || "${CTR[@]}" tasks delete --force ${ids} >/dev/null 2>&1 || true
   ids="$("${CTR[@]}" containers ls -q 2>/dev/null || true)"
-  [[ -n "${ids}" ]] && log "node: removing $(wc -w <<<"${ids}") containers"
-  for id in ${ids}; do
-    "${CTR[@]}" containers delete "${id}" >/dev/null 2>&1 || true
-  done
+  [[ -z "${ids}" ]] && return
+  log "node: removing $(wc -w <<<"${ids}") containers"
+  # shellcheck disable=SC2086
+  "${CTR[@]}" containers delete ${ids} >/dev/null 2>&1 || true
 }
 
 # Rules and chains in iptables' TABLE: lines of `iptables-save -t TABLE`.
 kube_chains() { iptables-save -t "$1" 2>/dev/null | sed -n 's/^:\(KUBE-[^ ]*\) .*/\1/p'; }
 cni_chains() { # table: the bridge plugin's chains of our network (rules commented name: "cex")
-  iptables-save -t "$1" 2>/dev/null |
-    grep -F "name: \"${CEX_CNI_NETWORK}\" id:" | grep -o -- '-j CNI-[0-9a-f]*' | cut -c4- | sort -u
+  iptables-save -t "$1" 2>/dev/null | { grep -F -- "name: \\\"${CEX_CNI_NETWORK}\\\" id:" || true; } |
+    sed -n 's/.* -j \(CNI-[0-9a-f]*\)$/\1/p' | sort -u
 }
 
 # drop_chains TABLE CHAIN...: delete every rule that jumps to one of CHAINs, then the chains.
@@ -116,7 +108,7 @@ drop_chains() {
   local pattern
   pattern="$(printf -- '-j %s( |$)|' "$@")"
   pattern="${pattern%|}"
-  iptables-save -t "${table}" | grep -E -- '^-A ' | grep -E -- "${pattern}" | while read -r rule; do
+  iptables-save -t "${table}" | { grep -E -- "^-A .*(${pattern})" || true; } | while read -r rule; do
     eval "iptables -t ${table} -D ${rule#-A }" 2>/dev/null || true
   done
   for chain in "$@"; do iptables -t "${table}" -F "${chain}" 2>/dev/null || true; done

@@ -177,7 +177,7 @@ fetch_prometheus_crds() {
 # smoke tests), each a FROM-scratch OCI archive that up.sh imports into containerd.
 build_node_images() {
   local pause_tar="${CEX_NODE_IMAGES_DIR}/pause.tar" busybox_tar="${CEX_NODE_IMAGES_DIR}/busybox.tar"
-  local id="${CEX_PAUSE_IMAGE} ${CEX_BUSYBOX_IMAGE}"
+  local id="${CEX_PAUSE_IMAGE} ${CEX_BUSYBOX_IMAGE} applets"
   if [[ -s "${pause_tar}" && -s "${busybox_tar}" && "$(cat "${CEX_NODE_IMAGES_DIR}/.version" 2>/dev/null)" == "${id}" ]]; then
     log "node images: cached"
     return
@@ -193,7 +193,11 @@ build_node_images() {
   gcc -Os -Wall -static -DVERSION="${K8S_VERSION}" -o "${tmp}/pause/pause" "${src}"
   "$(dirname "${BASH_SOURCE[0]}")/oci-archive.sh" "${CEX_PAUSE_IMAGE}" "${tmp}/pause" "${pause_tar}" '["/pause"]'
   cp /bin/busybox "${tmp}/busybox/bin/busybox"
-  ln -s busybox "${tmp}/busybox/bin/sh"
+  # Every applet by its name (wget runs ssl_client for https, for one).
+  local applet
+  for applet in $(/bin/busybox --list); do
+    [[ "${applet}" == busybox ]] || ln -s busybox "${tmp}/busybox/bin/${applet}"
+  done
   chmod 1777 "${tmp}/busybox/tmp"
   "$(dirname "${BASH_SOURCE[0]}")/oci-archive.sh" "${CEX_BUSYBOX_IMAGE}" "${tmp}/busybox" "${busybox_tar}" '["/bin/busybox"]'
   rm -rf "${tmp}"

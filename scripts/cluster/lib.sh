@@ -40,7 +40,7 @@ CEX_NODE_NAME="${CEX_NODE_NAME:-cex-node-0}"
 # kubelet, kube-proxy, CoreDNS and a relay that lets pods reach the loopback API server.
 # CEX_REAL_NODE=false gives the control plane with the fake node only. Only one real node
 # can run on a host: kube-proxy's iptables chains are host-wide.
-CEX_REAL_NODE="${CEX_REAL_NODE:-false}"
+CEX_REAL_NODE="${CEX_REAL_NODE:-true}"
 # Named by the host name, so the API server and kubectl find it as users expect.
 CEX_REAL_NODE_NAME="${CEX_REAL_NODE_NAME:-$(hostname | tr '[:upper:]' '[:lower:]')}"
 # The node's address, added to the loopback interface: pods reach it through their bridge's

@@ -4,14 +4,15 @@
 # kubelet, kube-proxy (iptables), CoreDNS as a host process behind the kube-dns Service, and
 # socat relaying the node's address to the loopback API server for pods. Everything it
 # changes on the host is undone by down.sh (node_teardown in node-down.sh):
-#   the node address on lo, sysctls (saved in run/sysctl.saved), cgroups under /cex,
+#   the node address on lo, the kubelet's sysctls (saved in run/sysctl.saved), cgroups under /cex,
 #   the bridge, iptables chains (kube-proxy's, the kubelet's canaries, the bridge plugin's).
 
 NODE="${D}/node"
 NODE_NAME="${CEX_REAL_NODE_NAME}"
-# Sysctls the node changes (ip_forward for pod traffic; the kubelet sets the others).
-NODE_SYSCTLS=(net.ipv4.ip_forward vm.overcommit_memory vm.panic_on_oom kernel.panic
-  kernel.panic_on_oops kernel.keys.root_maxkeys kernel.keys.root_maxbytes)
+# Sysctls the kubelet sets, restored by down.sh. net.ipv4.ip_forward (pod traffic) is turned
+# on and left on: every container tool on the host (podman's builds) needs it as well.
+NODE_SYSCTLS=(vm.overcommit_memory vm.panic_on_oom kernel.panic kernel.panic_on_oops
+  kernel.keys.root_maxkeys kernel.keys.root_maxbytes)
 
 prepare_host() {
   local k
@@ -38,10 +39,17 @@ prepare_host() {
   done
 }
 
+# write_if_changed FILE < content: kube-proxy exits when its configuration file changes, so a
+# second up.sh must leave identical files alone.
+write_if_changed() {
+  cat >"$1.tmp"
+  if cmp -s "$1.tmp" "$1"; then rm -f "$1.tmp"; else mv -f "$1.tmp" "$1"; fi
+}
+
 write_node_configs() {
   mkdir -p "${NODE}/cni/net.d" "${NODE}/kubelet" "${NODE}/pod-logs" "${NODE}/containerd" \
     "${D}/run/containerd"
-  cat >"${NODE}/containerd/config.toml" <<EOF
+  write_if_changed "${NODE}/containerd/config.toml" <<EOF
 version = 2
 root = "${NODE}/containerd/root"
 state = "${D}/run/containerd/state"
@@ -73,7 +81,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
     conf_dir = "${NODE}/cni/net.d"
 EOF
 
-  cat >"${NODE}/cni/net.d/10-${CEX_CNI_NETWORK}.conflist" <<EOF
+  write_if_changed "${NODE}/cni/net.d/10-${CEX_CNI_NETWORK}.conflist" <<EOF
 {
   "cniVersion": "1.0.0",
   "name": "${CEX_CNI_NETWORK}",
@@ -110,7 +118,7 @@ EOF
   fi
 
   write_kubeconfig kubelet "${NODE}/kubelet.kubeconfig"
-  cat >"${NODE}/kubelet.yaml" <<EOF
+  write_if_changed "${NODE}/kubelet.yaml" <<EOF
 apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
 address: ${CEX_NODE_IP}
@@ -147,7 +155,7 @@ maxPods: 110
 EOF
 
   write_kubeconfig kube-proxy "${NODE}/kube-proxy.kubeconfig"
-  cat >"${NODE}/kube-proxy.yaml" <<EOF
+  write_if_changed "${NODE}/kube-proxy.yaml" <<EOF
 apiVersion: kubeproxy.config.k8s.io/v1alpha1
 kind: KubeProxyConfiguration
 clientConnection:
@@ -168,7 +176,7 @@ conntrack:
 EOF
 
   write_kubeconfig coredns "${NODE}/coredns.kubeconfig"
-  cat >"${NODE}/Corefile" <<EOF
+  write_if_changed "${NODE}/Corefile" <<EOF
 .:${CEX_COREDNS_PORT} {
     bind ${CEX_NODE_IP}
     errors
@@ -190,12 +198,11 @@ ctr_k8s() { ctr --address "${CEX_CONTAINERD_SOCKET}" -n "${CEX_CONTAINERD_NAMESP
 start_containerd() {
   start containerd containerd --config "${NODE}/containerd/config.toml"
   wait_for containerd 30 ctr_k8s version
-  local ref tar
-  for ref in "${CEX_PAUSE_IMAGE}" "${CEX_BUSYBOX_IMAGE}"; do
-    ctr_k8s images ls -q | grep -qxF "${ref}" && continue
-    tar="${CEX_NODE_IMAGES_DIR}/$([[ "${ref}" == "${CEX_PAUSE_IMAGE}" ]] && echo pause || echo busybox).tar"
+  # Imported every time (a second or so): a rebuilt archive replaces the image.
+  local tar
+  for tar in pause busybox; do
+    tar="${CEX_NODE_IMAGES_DIR}/${tar}.tar"
     [[ -s "${tar}" ]] || die "${tar} is missing; run scripts/cluster/install.sh first"
-    log "containerd: importing ${ref}"
     ctr_k8s images import "${tar}" >/dev/null
   done
 }
@@ -245,9 +252,11 @@ EOF
   wait_for coredns 30 curl -fsS --max-time 2 "http://127.0.0.1:${CEX_COREDNS_READY_PORT}/ready"
 }
 
+kube_proxy_healthy() { curl -fsS --max-time 2 "http://127.0.0.1:${CEX_KUBE_PROXY_HEALTHZ_PORT}/healthz"; }
+
+# kube-proxy is healthy once it has synced its rules, which waits for the kubelet's Node.
 start_kube_proxy() {
   start kube-proxy "${CEX_K8S_BIN}/kube-proxy" --config="${NODE}/kube-proxy.yaml" --v=1
-  wait_for kube-proxy 30 curl -fsS --max-time 2 "http://127.0.0.1:${CEX_KUBE_PROXY_HEALTHZ_PORT}/healthz"
 }
 
 start_kubelet() {
@@ -277,6 +286,7 @@ start_real_node() {
   start_kube_proxy
   start_kubelet
   wait_for kubelet 90 real_node_ready
+  wait_for kube-proxy 60 kube_proxy_healthy
   # default and kube-system run on the real node; other namespaces on kwok's unless annotated.
   local ns
   for ns in default kube-system; do

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Show which control-plane components are running; exit 0 only if all of them are and the
-# API server answers /readyz.
+# Show which control-plane components are running, and the nodes; exit 0 only if all of them
+# are and the API server answers /readyz.
 set -euo pipefail
 # shellcheck source=scripts/cluster/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -20,6 +20,7 @@ if ${all} && [[ -s "${CEX_CLUSTER_DIR}/pki/tokens.csv" ]]; then
     -H "Authorization: Bearer ${token}" \
     "https://${CEX_HOST}:${CEX_APISERVER_PORT}/readyz" >/dev/null 2>&1; then
     echo "api server ready: https://${CEX_HOST}:${CEX_APISERVER_PORT}"
+    "${CEX_K8S_BIN}/kubectl" --kubeconfig="${KUBECONFIG_CEX}" get nodes -o wide 2>/dev/null || true
     echo "export KUBECONFIG=${KUBECONFIG_CEX}"
     exit 0
   fi
