@@ -121,6 +121,18 @@ export function onSnapshot(sync: BookSync, snapshot: DepthSnapshot): SyncOutcome
   return { sync: { status: "live", book, firstApplied }, resync: false };
 }
 
+/** Both sides of a book as sorted levels, best first (what the book and depth views draw). */
+export interface SortedBook {
+  lastUpdateId: number;
+  bids: Level[];
+  asks: Level[];
+}
+
+/** The book's sides sorted best first. */
+export function sortBook(book: Book): SortedBook {
+  return { lastUpdateId: book.lastUpdateId, bids: sortedLevels(book.bids, "bids"), asks: sortedLevels(book.asks, "asks") };
+}
+
 /** Bids best (highest) first, or asks best (lowest) first, as [price, quantity]. */
 export function sortedLevels(side: Map<string, string>, kind: "bids" | "asks"): Level[] {
   const levels = [...side.entries()].map(([p, q]) => ({ p, q, d: new Dec(p) }));

@@ -58,7 +58,7 @@ export function Header() {
           <NavLink href="/" active={path === "/"}>
             Markets
           </NavLink>
-          <NavLink href="/trade/BTCUSDT" active={path.startsWith("/trade")}>
+          <NavLink href="/trade" active={path.startsWith("/trade")}>
             Trade
           </NavLink>
           <NavLink href="/account" active={path.startsWith("/account")}>
