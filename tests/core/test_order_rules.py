@@ -2,26 +2,31 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pytest
 
 from cex.core.events import OrderType, TimeInForce
-from cex.core.order_rules import SHAPES, OrderLimits, in_int64, shape_breach
+from cex.core.order_rules import SHAPES, OrderLimits, in_int64, numbers_in_int64, shape_breach
 
 from .helpers import config
 
 GTC, IOC, FOK, GTT = TimeInForce.GTC, TimeInForce.IOC, TimeInForce.FOK, TimeInForce.GTT
 
 
+@dataclass(frozen=True)
+class _Order:
+    type: OrderType
+    time_in_force: TimeInForce
+    price: int | None = None
+    quantity: int | None = None
+    quote_order_qty: int | None = None
+    stop_price: int | None = None
+    expire_at: int | None = None
+
+
 def _breach(order_type: OrderType, tif: TimeInForce = GTC, **fields: int | None) -> str | None:
-    values: dict[str, int | None] = {
-        "price": None,
-        "quantity": None,
-        "quote_order_qty": None,
-        "stop_price": None,
-        "expire_at": None,
-    }
-    values.update(fields)
-    return shape_breach(order_type, tif, **values)
+    return shape_breach(_Order(order_type, tif, **fields))
 
 
 def test_every_order_type_has_a_shape() -> None:
@@ -69,6 +74,8 @@ def test_bounds() -> None:
     assert in_int64(2**63 - 1)
     assert not in_int64(0)
     assert not in_int64(2**63)
+    assert numbers_in_int64(_Order(OrderType.LIMIT, GTC, price=1, quantity=2**63 - 1))
+    assert not numbers_in_int64(_Order(OrderType.MARKET, IOC, quote_order_qty=0))
     limits = OrderLimits.of(config(min_qty="0.002", max_qty="1", min_notional="5"))
     assert (limits.min_qty_lots, limits.max_qty_lots, limits.min_notional_units) == (
         2,

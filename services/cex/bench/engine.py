@@ -318,9 +318,14 @@ def _result(
     }
 
 
-def _measure_stream(name: str, snapshot: bytes, commands: list[Command]) -> dict[str, Any]:
+def _measure_stream(
+    name: str,
+    snapshot: bytes,
+    commands: list[Command],
+    engine_class: type[MatchingEngine] = MatchingEngine,
+) -> dict[str, Any]:
     """Time every command; take the latency of every SAMPLE_EVERY-th one."""
-    engine = MatchingEngine.restore(snapshot)
+    engine = engine_class.restore(snapshot)
     apply = engine.apply
     pc = time.perf_counter_ns
     samples: list[int] = []
@@ -345,10 +350,13 @@ def _measure_stream(name: str, snapshot: bytes, commands: list[Command]) -> dict
 
 
 def _measure_sweeps(
-    name: str, snapshot: bytes, commands: list[tuple[bool, Command]]
+    name: str,
+    snapshot: bytes,
+    commands: list[tuple[bool, Command]],
+    engine_class: type[MatchingEngine] = MatchingEngine,
 ) -> dict[str, Any]:
     """Time the sweeping commands only (each one); refills in between run untimed."""
-    engine = MatchingEngine.restore(snapshot)
+    engine = engine_class.restore(snapshot)
     apply = engine.apply
     pc = time.perf_counter_ns
     samples: list[int] = []
@@ -398,12 +406,35 @@ def run(ops: int = 1_000_000, seed: int = 42, runs: int = RUNS) -> Iterator[dict
     result["mix"] = mix
     yield result
     del stream
-    sweep_snapshot, sweeps = _sweep_commands(max(1, ops // SWEEP_RATIO), seed)
-    compact = _compact([c for _, c in sweeps])
-    timed = [(t, c) for (t, _), c in zip(sweeps, compact, strict=True)]
+    sweep_snapshot, timed = sweep_workload(ops, seed)
     result = _median_of(runs, partial(_measure_sweeps, "deep-sweep", sweep_snapshot, timed))
     result["levels_per_sweep"] = SWEEP_LEVELS
     yield result
+
+
+def mix_workload(ops: int, seed: int) -> tuple[bytes, list[Command]]:
+    """The exchange-core mix: the pre-filled book's snapshot and the commands to time."""
+    snapshot, commands = _mix_commands(ops, seed)
+    return snapshot, _compact(commands)
+
+
+def sweep_workload(ops: int, seed: int) -> tuple[bytes, list[tuple[bool, Command]]]:
+    """The deep sweeps: the book's snapshot and ``(timed, command)`` pairs."""
+    snapshot, sweeps = _sweep_commands(max(1, ops // SWEEP_RATIO), seed)
+    compact = _compact([c for _, c in sweeps])
+    return snapshot, [(t, c) for (t, _), c in zip(sweeps, compact, strict=True)]
+
+
+def measure_mix(
+    snapshot: bytes, commands: list[Command], engine_class: type[MatchingEngine]
+) -> dict[str, Any]:
+    return _measure_stream("exchange-core-mix", snapshot, commands, engine_class)
+
+
+def measure_sweeps(
+    snapshot: bytes, commands: list[tuple[bool, Command]], engine_class: type[MatchingEngine]
+) -> dict[str, Any]:
+    return _measure_sweeps("deep-sweep", snapshot, commands, engine_class)
 
 
 def _kind(c: Command) -> str:

@@ -27,17 +27,19 @@ STOP_LOSS          —          required    quantity *or* quote_order_qty    GTC
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, Protocol
 
 from cex.core.events import OrderType, TimeInForce
 from cex.core.market import MAX_INT64, MarketConfig
 
 __all__ = [
     "SHAPES",
+    "OrderFields",
     "OrderLimits",
     "OrderShape",
     "expiry_required",
     "in_int64",
+    "numbers_in_int64",
     "shape_breach",
 ]
 
@@ -74,23 +76,34 @@ def expiry_required(tif: TimeInForce) -> bool:
     return tif is _GTT
 
 
-def shape_breach(
-    order_type: OrderType,
-    tif: TimeInForce,
-    *,
-    price: int | None,
-    quantity: int | None,
-    quote_order_qty: int | None,
-    stop_price: int | None,
-    expire_at: int | None,
-) -> str | None:
-    """The first field that breaks the shape of ``order_type`` (missing, not allowed, or a
-    time in force the type does not take), or ``None`` when the shape is right."""
-    shape = SHAPES[order_type]
-    if (price is None) == shape.limit_price:
+class OrderFields(Protocol):
+    """What :func:`shape_breach` reads of an order (``OrderCreate`` has all of it)."""
+
+    @property
+    def type(self) -> OrderType: ...
+    @property
+    def time_in_force(self) -> TimeInForce: ...
+    @property
+    def price(self) -> int | None: ...
+    @property
+    def quantity(self) -> int | None: ...
+    @property
+    def quote_order_qty(self) -> int | None: ...
+    @property
+    def stop_price(self) -> int | None: ...
+    @property
+    def expire_at(self) -> int | None: ...
+
+
+def shape_breach(order: OrderFields) -> str | None:
+    """The first field that breaks the shape of the order's type (missing, not allowed, or
+    a time in force the type does not take), or ``None`` when the shape is right."""
+    shape = SHAPES[order.type]
+    if (order.price is None) == shape.limit_price:
         return "price"
-    if (stop_price is None) == shape.stop_price:
+    if (order.stop_price is None) == shape.stop_price:
         return "stop_price"
+    quantity, quote_order_qty = order.quantity, order.quote_order_qty
     if shape.by_quote:
         if (quantity is None) == (quote_order_qty is None):
             return "quantity"
@@ -98,11 +111,23 @@ def shape_breach(
         return "quantity"
     elif quote_order_qty is not None:
         return "quote_order_qty"
+    tif = order.time_in_force
     if tif not in shape.time_in_force:
         return "time_in_force"
-    if (expire_at is not None) != expiry_required(tif):
+    if (order.expire_at is not None) != (tif is _GTT):
         return "expire_at"
     return None
+
+
+def numbers_in_int64(order: OrderFields) -> bool:
+    """Whether every price, stop price, quantity and quote amount the order has is a
+    positive 64-bit integer (ticks, lots, quote units)."""
+    return (
+        in_int64(order.price)
+        and in_int64(order.quantity)
+        and in_int64(order.stop_price)
+        and in_int64(order.quote_order_qty)
+    )
 
 
 def in_int64(value: int | None) -> bool:

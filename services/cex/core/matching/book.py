@@ -173,17 +173,29 @@ class Book:
         del qtys[price]
         return 0
 
-    def move(self, o: Order, new_price: int) -> tuple[int, int]:
-        """Move ``o`` to the back of ``new_price``'s level (an amend loses priority); the new
-        quantities of its old and its new level. (``remove`` + ``insert`` in one call: a
-        price move is the most frequent command of a busy market.)"""
+    def reprice(self, o: Order, new_price: int) -> tuple[int, int] | None:
+        """Move resting ``o`` to the back of ``new_price``'s level (an amend loses priority)
+        unless it would cross the opposite best price there (``None``: nothing changed);
+        the new quantities of its old and its new level. (``crosses`` + ``remove`` +
+        ``insert`` in one call: a price move is the most frequent command of a busy
+        market.)"""
+        if o.is_buy:
+            heap, opposite = self.ask_heap, self.asks
+            while heap and heap[0] not in opposite:
+                heapq.heappop(heap)
+            if heap and heap[0] <= new_price:
+                return None
+            levels, qtys = self.bids, self.bid_qty
+        else:
+            heap, opposite = self.bid_heap, self.bids
+            while heap and -heap[0] not in opposite:
+                heapq.heappop(heap)
+            if heap and -heap[0] >= new_price:
+                return None
+            levels, qtys = self.asks, self.ask_qty
         price = o.price
         assert price is not None
         oid, remaining = o.id, o.remaining
-        if o.is_buy:
-            levels, qtys = self.bids, self.bid_qty
-        else:
-            levels, qtys = self.asks, self.ask_qty
         level = levels[price]
         del level[oid]
         if level:

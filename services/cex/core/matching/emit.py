@@ -43,8 +43,12 @@ __all__ = [
     "updated",
 ]
 
+# Module constants, not ``OrderStatus.X`` (an enum attribute costs a descriptor lookup).
 _NEW: Final = OrderStatus.NEW
 _PARTIAL: Final = OrderStatus.PARTIALLY_FILLED
+_CANCELED: Final = OrderStatus.CANCELED
+_EXPIRED: Final = OrderStatus.EXPIRED
+_REJECTED: Final = OrderStatus.REJECTED
 
 
 def opened(market: str, seq: int, offset: int, ts: int, o: Order) -> OrderOpened:
@@ -79,7 +83,7 @@ def cancelled(
 ) -> OrderCancelled:
     """``o`` is cancelled (terminal): nothing remains open or locked."""
     return OrderCancelled(
-        market, seq, offset, ts, o.id, o.user, o.side, OrderStatus.CANCELED, o.filled,
+        market, seq, offset, ts, o.id, o.user, o.side, _CANCELED, o.filled,
         0, 0, released, reason,
     )  # fmt: skip
 
@@ -89,7 +93,7 @@ def expired(
 ) -> OrderExpired:
     """``o`` (or its unfilled rest) expires (terminal): nothing remains open or locked."""
     return OrderExpired(
-        market, seq, offset, ts, o.id, o.user, o.side, OrderStatus.EXPIRED, o.filled,
+        market, seq, offset, ts, o.id, o.user, o.side, _EXPIRED, o.filled,
         0, 0, released, reason,
     )  # fmt: skip
 
@@ -99,7 +103,7 @@ def rejected(
 ) -> OrderRejected:
     """The create ``c`` is refused: the order never traded; all it locked is released."""
     return OrderRejected(
-        market, seq, offset, ts, c.order_id, c.user_id, c.side, OrderStatus.REJECTED,
+        market, seq, offset, ts, c.order_id, c.user_id, c.side, _REJECTED,
         0, 0, 0, max(c.locked, 0), reason,
     )  # fmt: skip
 

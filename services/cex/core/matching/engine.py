@@ -96,7 +96,7 @@ from cex.core.matching import emit, snapshot
 from cex.core.matching.book import Book, Order, by_seq
 from cex.core.matching.sweep import fill_or_kill_fillable, sweep
 from cex.core.matching.triggers import Triggers
-from cex.core.order_rules import OrderLimits, in_int64, shape_breach
+from cex.core.order_rules import OrderLimits, shape_breach
 from cex.core.orders import TRANSITIONS, Trigger
 
 __all__ = ["SNAPSHOT_VERSION", "MatchingEngine"]
@@ -122,6 +122,9 @@ _X_FOK: Final = ExpireReason.FOK_NOT_FILLABLE
 _X_IOC: Final = ExpireReason.IOC
 _X_GTT: Final = ExpireReason.GTT
 _X_COMMAND: Final = ExpireReason.EXPIRE_COMMAND
+_C_USER: Final = CancelReason.USER
+_C_ALL: Final = CancelReason.CANCEL_ALL
+_CAUSE_TRIGGERED: Final = UpdateCause.STOP_TRIGGERED
 #: Prices and quantities must fit a signed 64-bit integer (Postgres BIGINT).
 _MAX_INT: Final = MAX_INT64
 
@@ -188,6 +191,7 @@ class MatchingEngine:
         "_offset",
         "_order_seq",
         "_orders",
+        "_reprice",
         "_sell_stops",
         "_seq",
         "_status",
@@ -209,6 +213,7 @@ class MatchingEngine:
         self._bid_heap, self._ask_heap = book.bid_heap, book.ask_heap
         self._buy_stops, self._sell_stops = triggers.buy_stops, triggers.sell_stops
         self._gtt = triggers.expiries
+        self._reprice = book.reprice  # bound once: the amend fast path calls it
         self._seq = 0  # last event seq
         self._trade_id = 0  # last trade id
         self._order_seq = 0  # last acceptance seq
@@ -444,26 +449,28 @@ class MatchingEngine:
         """The first reason to refuse ``c``, or ``None``: its shape and bounds
         (``cex.core.order_rules``, as the trading API checks them), its funds, its expiry
         and its client order id."""
-        price, qty, qoq, stop = c.price, c.quantity, c.quote_order_qty, c.stop_price
-        if c.locked < 0 or shape_breach(
-            c.type, c.time_in_force, price=price, quantity=qty, quote_order_qty=qoq,
-            stop_price=stop, expire_at=c.expire_at,
-        ):  # fmt: skip
+        if c.locked < 0 or shape_breach(c) is not None:
             return RejectReason.MALFORMED_COMMAND
-        if not (in_int64(price) and in_int64(qty) and in_int64(stop) and in_int64(qoq)):
+        price, qty, qoq = c.price, c.quantity, c.quote_order_qty
+        if not (
+            (price is None or 0 < price <= _MAX_INT)
+            and (qty is None or 0 < qty <= _MAX_INT)
+            and (qoq is None or 0 < qoq <= _MAX_INT)
+            and (c.stop_price is None or 0 < c.stop_price <= _MAX_INT)
+        ):  # order_rules.numbers_in_int64, inlined: every create passes here
             return RejectReason.OFF_GRID
-        limits = self._limits
-        if qty is not None and not limits.qty_in_bounds(qty):
+        # The bounds of order_rules.OrderLimits, inlined on its cached values.
+        if qty is not None and not self._min_lots <= qty <= self._max_lots:
             return RejectReason.QTY_OUT_OF_BOUNDS
         if price is not None and qty is not None:
             notional = price * qty * self._k
-            if not limits.meets_min_notional(notional):
+            if notional < self._min_notional:
                 return RejectReason.MIN_NOTIONAL
             needed = notional if c.side is _BUY else qty * self._b
             if c.locked < needed:
                 return RejectReason.INSUFFICIENT_LOCKED
         elif qoq is not None:
-            if not limits.meets_min_notional(qoq):
+            if qoq < self._min_notional:
                 return RejectReason.MIN_NOTIONAL
             if (c.side is _BUY and c.locked < qoq) or c.locked == 0:
                 return RejectReason.INSUFFICIENT_LOCKED
@@ -558,7 +565,7 @@ class MatchingEngine:
         out.append(
             emit.updated(
                 self._market, seq, self._offset, self._ts, o,
-                _status_after(o, Trigger.MODIFY), UpdateCause.STOP_TRIGGERED,
+                _status_after(o, Trigger.MODIFY), _CAUSE_TRIGGERED,
             )
         )  # fmt: skip
         if o.tif is _FOK and not fill_or_kill_fillable(self._book, o):
@@ -586,20 +593,28 @@ class MatchingEngine:
     def _cancel(self, o: Order, reason: CancelReason, out: list[Event]) -> None:
         released = o.locked
         o.locked = 0
-        self._seq = seq = self._seq + 1
-        out.append(
-            emit.cancelled(self._market, seq, self._offset, self._ts, o, reason, released=released)
-        )
-        if o.working:
-            self._remove(o, out)
-        self._unregister(o)
+        market, offset, ts, seq = self._market, self._offset, self._ts, self._seq + 1
+        out.append(emit.cancelled(market, seq, offset, ts, o, reason, released=released))
+        if o.working:  # the order's event, then its level's
+            seq += 1
+            out.append(BookDelta(market, seq, offset, ts, o.side, o.price, self._book.remove(o)))  # type: ignore[arg-type]
+        self._seq = seq
+        del self._orders[o.id]
+        if o.cid:
+            del self._cids[o.user, o.cid]
 
     def _on_cancel(self, c: OrderCancel, out: list[Event]) -> None:
-        o = self._find(c.user_id, c.order_id, c.client_order_id)
+        oid = c.order_id
+        if oid is not None:  # _find inlined: cancels are frequent
+            o = self._orders.get(oid)
+            if o is not None and o.user != c.user_id:
+                o = None
+        else:
+            o = self._find(c.user_id, None, c.client_order_id)
         if o is None:
             self._reject_command(out, c, RejectReason.UNKNOWN_ORDER)
             return
-        self._cancel(o, CancelReason.USER, out)
+        self._cancel(o, _C_USER, out)
 
     def _on_cancel_all(self, c: CancelAll, out: list[Event]) -> None:
         user = c.user_id
@@ -608,7 +623,7 @@ class MatchingEngine:
             self._reject_command(out, c, RejectReason.UNKNOWN_ORDER)
             return
         for o in mine:
-            self._cancel(o, CancelReason.CANCEL_ALL, out)
+            self._cancel(o, _C_ALL, out)
 
     def _on_expire(self, c: OrderExpire, out: list[Event]) -> None:
         o = self._orders.get(c.order_id)
@@ -643,33 +658,21 @@ class MatchingEngine:
             else:
                 self._amend_general(c, out)
             return
-        is_buy = o.is_buy
-        # Would it cross? Then it trades as a taker: the general path does that.
-        # (Book.crosses inlined: this is the most frequent command of a busy market.)
-        if is_buy:
-            heap, opposite = self._ask_heap, self._asks
-            while heap and heap[0] not in opposite:
-                heapq.heappop(heap)
-            if heap and heap[0] <= new_price:
-                self._amend_general(c, out)
-                return
-        else:
-            heap, opposite = self._bid_heap, self._bids
-            while heap and -heap[0] not in opposite:
-                heapq.heappop(heap)
-            if heap and -heap[0] >= new_price:
-                self._amend_general(c, out)
-                return
         remaining = o.remaining
         k = self._k
-        required = new_price * remaining * k if is_buy else remaining * self._b
+        required = new_price * remaining * k if o.is_buy else remaining * self._b
         have = o.locked + added
         if have < required or new_price * o.quantity * k < self._min_notional:
             self._amend_general(c, out)  # refused there with its precise reason
             return
-        # A move loses priority: off its level, to the back of the new one.
+        # A move loses priority: off its level, to the back of the new one — unless it
+        # would cross: then it trades as a taker, which the general path does.
         price = o.price
-        old_level_qty, new_level_qty = self._book.move(o, new_price)
+        moved = self._reprice(o, new_price)
+        if moved is None:
+            self._amend_general(c, out)
+            return
+        old_level_qty, new_level_qty = moved
         o.locked = required
         market, offset, ts, side, seq = self._market, self._offset, self._ts, o.side, self._seq
         self._seq = seq + 3
