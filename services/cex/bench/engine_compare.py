@@ -9,7 +9,8 @@ so only the matching code differs. Both engines get the very same pre-generated 
 book snapshots; first, untimed, their outputs are checked byte-identical. Then each round
 times both engines on both workloads, alternating which goes first, so that a neighbour's
 load on a shared machine hits both alike. Prints one JSON object per workload: each engine's
-median ops/s (and every round's), p50/p99 of the median round, and ``current / baseline``.
+median ops/s (and every round's), p50/p99 of the median round, the median CPU seconds of a
+run (the steadier figure on a shared machine) and ``current / baseline`` of both.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -80,10 +83,15 @@ def compare(rev: str, ops: int, rounds: int, seed: int = 42) -> list[dict[str, A
         order = ["baseline", "current"] if round_ % 2 == 0 else ["current", "baseline"]
         for name in order:
             engine_class = engines[name]
-            for result in (
-                bench.measure_mix(mix_snapshot, mix, engine_class),
-                bench.measure_sweeps(sweep_snapshot, sweeps, engine_class),
+            for measure in (
+                partial(bench.measure_mix, mix_snapshot, mix, engine_class),
+                partial(bench.measure_sweeps, sweep_snapshot, sweeps, engine_class),
             ):
+                cpu = time.thread_time_ns()
+                result = measure()
+                # CPU time of the whole run (restore and untimed refills included): on a
+                # shared machine, waiting for a core inflates wall time, not this.
+                result["cpu_seconds"] = (time.thread_time_ns() - cpu) / 1e9
                 runs.setdefault((result["workload"], name), []).append(result)
     figures = []
     for workload in ("exchange-core-mix", "deep-sweep"):
@@ -96,9 +104,13 @@ def compare(rev: str, ops: int, rounds: int, seed: int = 42) -> list[dict[str, A
                 "ops_per_sec_runs": [r["ops_per_sec"] for r in runs[workload, name]],
                 "p50_us": median["p50_us"],
                 "p99_us": median["p99_us"],
+                "cpu_seconds": round(statistics.median(r["cpu_seconds"] for r in results), 3),
             }
         row["current_over_baseline"] = round(
             row["current"]["ops_per_sec"] / row["baseline"]["ops_per_sec"], 3
+        )
+        row["cpu_current_over_baseline"] = round(
+            row["current"]["cpu_seconds"] / row["baseline"]["cpu_seconds"], 3
         )
         figures.append(row)
     return figures
