@@ -191,7 +191,6 @@ class MatchingEngine:
         "_offset",
         "_order_seq",
         "_orders",
-        "_reprice",
         "_sell_stops",
         "_seq",
         "_status",
@@ -213,7 +212,6 @@ class MatchingEngine:
         self._bid_heap, self._ask_heap = book.bid_heap, book.ask_heap
         self._buy_stops, self._sell_stops = triggers.buy_stops, triggers.sell_stops
         self._gtt = triggers.expiries
-        self._reprice = book.reprice  # bound once: the amend fast path calls it
         self._seq = 0  # last event seq
         self._trade_id = 0  # last trade id
         self._order_seq = 0  # last acceptance seq
@@ -658,22 +656,63 @@ class MatchingEngine:
             else:
                 self._amend_general(c, out)
             return
+        is_buy = o.is_buy
+        # Would it cross? Then it trades as a taker: the general path does that.
+        if is_buy:
+            heap, opposite = self._ask_heap, self._asks
+            while heap and heap[0] not in opposite:
+                heapq.heappop(heap)
+            if heap and heap[0] <= new_price:
+                self._amend_general(c, out)
+                return
+        else:
+            heap, opposite = self._bid_heap, self._bids
+            while heap and -heap[0] not in opposite:
+                heapq.heappop(heap)
+            if heap and -heap[0] >= new_price:
+                self._amend_general(c, out)
+                return
         remaining = o.remaining
         k = self._k
-        required = new_price * remaining * k if o.is_buy else remaining * self._b
+        required = new_price * remaining * k if is_buy else remaining * self._b
         have = o.locked + added
         if have < required or new_price * o.quantity * k < self._min_notional:
             self._amend_general(c, out)  # refused there with its precise reason
             return
-        # A move loses priority: off its level, to the back of the new one — unless it
-        # would cross: then it trades as a taker, which the general path does.
+        # A move loses priority: off its level, to the back of the new one. (Book.remove
+        # then Book.insert, inlined: this is the most frequent command of a busy market.)
         price = o.price
-        moved = self._reprice(o, new_price)
-        if moved is None:
-            self._amend_general(c, out)
-            return
-        old_level_qty, new_level_qty = moved
+        assert price is not None
+        if is_buy:
+            levels, qtys = self._bids, self._bid_qty
+        else:
+            levels, qtys = self._asks, self._ask_qty
+        oid = o.id
+        level = levels[price]
+        del level[oid]
+        if level:
+            qtys[price] = old_level_qty = qtys[price] - remaining
+        else:
+            del levels[price]
+            del qtys[price]
+            old_level_qty = 0
+        o.price = new_price
         o.locked = required
+        new_level = levels.get(new_price)
+        if new_level is None:
+            levels[new_price] = {oid: o}
+            qtys[new_price] = new_level_qty = remaining
+            if is_buy:
+                heap = self._bid_heap
+                heapq.heappush(heap, -new_price)
+            else:
+                heap = self._ask_heap
+                heapq.heappush(heap, new_price)
+            if len(heap) > 2 * len(levels) + 64:
+                self._book.rebuild_heap(is_buy)
+        else:
+            new_level[oid] = o
+            qtys[new_price] = new_level_qty = qtys[new_price] + remaining
         market, offset, ts, side, seq = self._market, self._offset, self._ts, o.side, self._seq
         self._seq = seq + 3
         # OrderUpdated fields after the order's: status, filled_qty, remaining_qty,
@@ -681,10 +720,10 @@ class MatchingEngine:
         # emit.updated: this is the hot path).
         out += (
             OrderUpdated(
-                market, seq + 1, offset, ts, o.id, o.user, side, _PARTIAL if o.filled else _NEW,
+                market, seq + 1, offset, ts, oid, o.user, side, _PARTIAL if o.filled else _NEW,
                 o.filled, remaining, required, have - required, _AMEND, new_price, added,
             ),
-            BookDelta(market, seq + 2, offset, ts, side, price, old_level_qty),  # type: ignore[arg-type]
+            BookDelta(market, seq + 2, offset, ts, side, price, old_level_qty),
             BookDelta(market, seq + 3, offset, ts, side, new_price, new_level_qty),
         )  # fmt: skip
 
