@@ -44,7 +44,7 @@ from cex.core.events import (
 from cex.core.ledger import amend_lock_reference, order_lock_journal
 from cex.core.market import MarketConfig
 from cex.infra import registry
-from cex.infra.transactions import RowLocks, is_retryable, retrying
+from cex.infra.transactions import RowLocks, is_connection_lost, is_retryable, retrying
 from cex.trading import errors
 from cex.trading.validation import (
     LOCK_ALL_AVAILABLE,
@@ -555,9 +555,7 @@ def _answer(batch: Sequence[_Pending], outcomes: Sequence[Outcome | Exception]) 
 def _isolatable(exc: Exception) -> bool:
     """Whether a failed batch may be retried order by order: its transaction certainly
     rolled back. Not after a lost connection, where the commit may have happened."""
-    return not isinstance(
-        exc, OSError | TimeoutError | asyncpg.PostgresConnectionError | asyncpg.InterfaceError
-    )
+    return not is_connection_lost(exc)
 
 
 async def _open_client_order_ids(
