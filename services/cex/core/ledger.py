@@ -229,16 +229,8 @@ def transfer_journal(kind: JournalKind, external_id: str, user_id: int, asset: s
 
 def release_journal(market: str, seq: int, user_id: int, asset: str, released: int) -> Journal:
     """The ``ORDER_RELEASE`` journal returning ``released`` from locked to available."""
-    if released <= 0:
-        raise LedgerError(f"{market}:{seq}: a release must be positive, got {released}")
-    return Journal(
-        JournalKind.ORDER_RELEASE,
-        release_reference(market, seq),
-        (
-            Posting(user_id, _LOCKED, asset, -released),
-            Posting(user_id, _AVAILABLE, asset, released),
-        ),
-    )
+    return move_journal(JournalKind.ORDER_RELEASE, release_reference(market, seq), user_id,
+                        asset, released, _LOCKED, _AVAILABLE)  # fmt: skip
 
 
 def journal_for(
