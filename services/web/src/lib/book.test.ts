@@ -100,6 +100,11 @@ describe("price grouping", () => {
     expect(groupLevels(asks, "0.1", "asks", 2)).toEqual([["100.10", "0.3"], ["100.20", "0.7"]]);
   });
 
+  it("stops after the buckets asked for", () => {
+    const bids: [string, string][] = [["100.09", "0.1"], ["100.01", "0.2"], ["99.99", "0.3"], ["99.80", "1"]];
+    expect(groupLevels(bids, "0.1", "bids", 2, 2)).toEqual([["100.00", "0.3"], ["99.90", "0.3"]]);
+  });
+
   it("leaves the levels alone at the tick size", () => {
     const bids: [string, string][] = [["100.09", "0.1"], ["100.01", "0.2"]];
     expect(groupLevels(bids, "0.01", "bids", 2)).toEqual(bids);

@@ -11,7 +11,7 @@
  * exchange formats them (every message of one market uses the same precision).
  */
 import Decimal from "decimal.js";
-import { Dec } from "./decimal";
+import { Dec, compareDecimalStrings } from "./decimal";
 
 /** A [price, quantity] pair as the API sends it. */
 export type Level = [price: string, quantity: string];
@@ -135,19 +135,19 @@ export function sortBook(book: Book): SortedBook {
 
 /** Bids best (highest) first, or asks best (lowest) first, as [price, quantity]. */
 export function sortedLevels(side: Map<string, string>, kind: "bids" | "asks"): Level[] {
-  const levels = [...side.entries()].map(([p, q]) => ({ p, q, d: new Dec(p) }));
-  levels.sort((x, y) => (kind === "bids" ? y.d.comparedTo(x.d) : x.d.comparedTo(y.d)));
-  return levels.map(({ p, q }) => [p, q]);
+  const levels = [...side.entries()];
+  levels.sort(kind === "bids" ? (x, y) => compareDecimalStrings(y[0], x[0]) : (x, y) => compareDecimalStrings(x[0], y[0]));
+  return levels;
 }
 
 /**
  * Levels merged into buckets of `step` (a multiple of the tick size): bids round down,
  * asks round up, so a bucket never promises a better price than its orders. Input sorted
- * best first; output too, quantities summed exactly.
+ * best first; output too (at most `most` buckets), quantities summed exactly.
  */
-export function groupLevels(levels: Level[], step: string, kind: "bids" | "asks", decimals: number): Level[] {
+export function groupLevels(levels: Level[], step: string, kind: "bids" | "asks", decimals: number, most = Infinity): Level[] {
   const size = new Dec(step);
-  if (size.lte(0)) return levels;
+  if (size.lte(0)) return levels.slice(0, most);
   const rounding = kind === "bids" ? Decimal.ROUND_DOWN : Decimal.ROUND_UP;
   const grouped: Level[] = [];
   let bucket: string | null = null;
@@ -156,6 +156,7 @@ export function groupLevels(levels: Level[], step: string, kind: "bids" | "asks"
     const key = new Dec(price).dividedBy(size).toDecimalPlaces(0, rounding).times(size).toFixed(decimals);
     if (key !== bucket) {
       if (bucket !== null) grouped.push([bucket, total.toFixed()]);
+      if (grouped.length >= most) return grouped;
       bucket = key;
       total = new Dec(0);
     }

@@ -3,6 +3,7 @@ import {
   add,
   ceilToStep,
   cmp,
+  compareDecimalStrings,
   decimalsOf,
   floorToStep,
   formatByStep,
@@ -28,6 +29,22 @@ describe("decimal arithmetic on strings", () => {
     expect(cmp("10.0", "9.99")).toBe(1);
     expect(cmp("1.000", "1")).toBe(0);
     expect(cmp("0.1", "0.10000001")).toBe(-1);
+  });
+
+  it("orders decimal strings by value without parsing them", () => {
+    const cases: Array<[string, string, -1 | 0 | 1]> = [
+      ["9.5", "10.0", -1],
+      ["100", "99.999", 1],
+      ["1.50", "1.5", 0],
+      ["0.1", ".10", 0],
+      ["007", "7.000", 0],
+      ["922337203685477580.7", "922337203685477580.6", 1],
+      ["0.00000001", "0.000000009", 1],
+    ];
+    for (const [a, b, expected] of cases) {
+      expect(compareDecimalStrings(a, b)).toBe(expected);
+      expect(compareDecimalStrings(a, b)).toBe(cmp(a, b));
+    }
   });
 
   it("rounds to a step and checks the grid from a base", () => {

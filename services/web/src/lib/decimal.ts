@@ -47,6 +47,25 @@ export function cmp(a: DecimalLike, b: DecimalLike): -1 | 0 | 1 {
   return new Dec(a).comparedTo(b) as -1 | 0 | 1;
 }
 
+/**
+ * Orders two plain non-negative decimal strings ("100.5", "99.99") by value without
+ * parsing them: integer digits by length then text, then the fraction. Exact, and fast
+ * enough to sort a thousand book levels every 100 ms.
+ */
+export function compareDecimalStrings(a: string, b: string): -1 | 0 | 1 {
+  const [ai = "", af = ""] = a.split(".");
+  const [bi = "", bf = ""] = b.split(".");
+  const aInt = ai.replace(/^0+/, "");
+  const bInt = bi.replace(/^0+/, "");
+  if (aInt.length !== bInt.length) return aInt.length < bInt.length ? -1 : 1;
+  if (aInt !== bInt) return aInt < bInt ? -1 : 1;
+  const width = Math.max(af.length, bf.length);
+  const aFrac = af.padEnd(width, "0");
+  const bFrac = bf.padEnd(width, "0");
+  if (aFrac === bFrac) return 0;
+  return aFrac < bFrac ? -1 : 1;
+}
+
 /** True when the value is zero ("0", "0.000"). */
 export function isZero(a: DecimalLike): boolean {
   return new Dec(a).isZero();

@@ -7,7 +7,7 @@
  */
 import { useQuery, useQueryClient } from "@tanstack/react-query";
 import { useEffect, useState } from "react";
-import { apiGet } from "./api";
+import { ApiError, apiGet } from "./api";
 import { backoffDelay } from "./backoff";
 import { type Book, type DepthDiff, type DepthSnapshot, emptySync, onDiff, onSnapshot } from "./book";
 import { queryKeys } from "./queryKeys";
@@ -69,6 +69,7 @@ export function useOrderBook(symbol: string): Book | null {
     let fetching = false;
     let attempt = 0;
     let stopped = false;
+    let opens = 0;
     let timer: ReturnType<typeof setTimeout> | undefined;
     const retry = (baseMs: number) => {
       clearTimeout(timer);
@@ -87,7 +88,9 @@ export function useOrderBook(symbol: string): Book | null {
           setBook(outcome.sync.book);
         }
         if (outcome.resync) retry(200);
-      } catch {
+      } catch (error) {
+        // A refusal (e.g. no such symbol) will not change by asking again.
+        if (error instanceof ApiError && error.status >= 400 && error.status < 500 && error.status !== 429) return;
         retry(500);
       } finally {
         fetching = false;
@@ -102,11 +105,15 @@ export function useOrderBook(symbol: string): Book | null {
         else if (outcome.sync !== before && outcome.sync.status === "live") setBook(outcome.sync.book);
       },
       onOpen: () => {
-        // A (re)subscribed stream: buffer from now on and take a fresh snapshot.
+        // The first snapshot is already on its way (fetched at once, not after the socket
+        // opens: the procedure tolerates either order and resyncs on a gap). After a
+        // reconnect the stream may have missed diffs: buffer from now on, fetch again.
+        if (opens++ === 0) return;
         sync = emptySync();
         void fetchSnapshot();
       },
     });
+    void fetchSnapshot();
     return () => {
       stopped = true;
       clearTimeout(timer);

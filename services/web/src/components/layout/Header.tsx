@@ -32,7 +32,7 @@ function ConnectionBadge() {
 
 function NavLink({ href, children, active }: { href: string; children: React.ReactNode; active: boolean }) {
   return (
-    <Link
+    <Link prefetch={false}
       href={href}
       aria-current={active ? "page" : undefined}
       className={`rounded px-2 py-1 hover:text-fg focus-visible:outline-2 focus-visible:outline-accent ${active ? "text-fg" : "text-muted"}`}
@@ -42,7 +42,9 @@ function NavLink({ href, children, active }: { href: string; children: React.Rea
   );
 }
 
-/** The top bar: brand, navigation, connection state, sign in / sign out. */
+/** The top bar: brand, navigation, connection state, sign in / sign out. Links do not
+ * prefetch: on a first load their route fetches took browser connections (six per host)
+ * from the trading screen's own requests and delayed the live order book. */
 export function Header() {
   const path = usePathname() ?? "/";
   const router = useRouter();
@@ -51,7 +53,7 @@ export function Header() {
   return (
     <header className="border-b border-line bg-panel">
       <div className="mx-auto flex max-w-[1600px] flex-wrap items-center gap-x-4 gap-y-2 px-3 py-2">
-        <Link href="/" className="font-semibold text-accent">
+        <Link prefetch={false} href="/" className="font-semibold text-accent">
           cex
         </Link>
         <nav aria-label="Main" className="flex items-center gap-1 text-sm">
@@ -81,7 +83,7 @@ export function Header() {
               </button>
             </>
           ) : (
-            <Link
+            <Link prefetch={false}
               href={`/login?next=${encodeURIComponent(path)}`}
               className="rounded bg-accent px-2 py-1 font-medium text-black hover:brightness-110 focus-visible:outline-2 focus-visible:outline-fg"
             >

@@ -16,7 +16,7 @@ export function Balances({ market, signedIn }: { market: Market; signedIn: boole
     <Panel title="Balances">
       {!signedIn ? (
         <p className="p-3 text-sm text-muted">
-          <Link href={`/login?next=${encodeURIComponent(`/trade/${market.symbol}`)}`} className="text-accent underline">
+          <Link prefetch={false} href={`/login?next=${encodeURIComponent(`/trade/${market.symbol}`)}`} className="text-accent underline">
             Sign in
           </Link>{" "}
           to see your balances.

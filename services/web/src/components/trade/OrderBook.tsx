@@ -23,8 +23,8 @@ export function OrderBook({
 
   const view = useMemo(() => {
     if (!book) return null;
-    const bids = groupLevels(book.bids, step, "bids", decimals).slice(0, ROWS);
-    const asks = groupLevels(book.asks, step, "asks", decimals).slice(0, ROWS);
+    const bids = groupLevels(book.bids, step, "bids", decimals, ROWS);
+    const asks = groupLevels(book.asks, step, "asks", decimals, ROWS);
     return { bids: cumulative(bids), asks: cumulative(asks) };
   }, [book, step, decimals]);
 

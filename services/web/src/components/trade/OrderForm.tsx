@@ -328,7 +328,7 @@ export function OrderForm({
           </button>
         ) : (
           <p className="rounded border border-line p-2 text-center text-sm">
-            <Link href={`/login?next=${encodeURIComponent(`/trade/${market.symbol}`)}`} className="font-semibold text-accent underline">
+            <Link prefetch={false} href={`/login?next=${encodeURIComponent(`/trade/${market.symbol}`)}`} className="font-semibold text-accent underline">
               Sign in to trade
             </Link>
           </p>

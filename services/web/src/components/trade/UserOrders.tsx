@@ -28,7 +28,7 @@ const TYPE_LABEL: Record<string, string> = {
 function SignInPrompt({ market, what }: { market: Market; what: string }) {
   return (
     <p className="p-3 text-sm text-muted">
-      <Link href={`/login?next=${encodeURIComponent(`/trade/${market.symbol}`)}`} className="text-accent underline">
+      <Link prefetch={false} href={`/login?next=${encodeURIComponent(`/trade/${market.symbol}`)}`} className="text-accent underline">
         Sign in
       </Link>{" "}
       to see your {what}.
