@@ -32,6 +32,7 @@ from cex.core.events import (
     UpdateCause,
 )
 from cex.core.matching.book import Order
+from cex.core.orders import TRANSITIONS, Trigger
 
 __all__ = [
     "cancelled",
@@ -43,12 +44,13 @@ __all__ = [
     "updated",
 ]
 
-# Module constants, not ``OrderStatus.X`` (an enum attribute costs a descriptor lookup).
+# Module constants, not ``OrderStatus.X`` (an enum attribute costs a descriptor lookup);
+# the terminal ones are where the transition table of ``cex.core.orders`` leads.
 _NEW: Final = OrderStatus.NEW
 _PARTIAL: Final = OrderStatus.PARTIALLY_FILLED
-_CANCELED: Final = OrderStatus.CANCELED
-_EXPIRED: Final = OrderStatus.EXPIRED
-_REJECTED: Final = OrderStatus.REJECTED
+_CANCELED: Final = TRANSITIONS[OrderStatus.NEW, Trigger.CANCEL]
+_EXPIRED: Final = TRANSITIONS[OrderStatus.NEW, Trigger.EXPIRE]
+_REJECTED: Final = TRANSITIONS[OrderStatus.PENDING, Trigger.REJECT]
 
 
 def opened(market: str, seq: int, offset: int, ts: int, o: Order) -> OrderOpened:

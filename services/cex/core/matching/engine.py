@@ -128,12 +128,9 @@ _CAUSE_TRIGGERED: Final = UpdateCause.STOP_TRIGGERED
 #: Prices and quantities must fit a signed 64-bit integer (Postgres BIGINT).
 _MAX_INT: Final = MAX_INT64
 
-#: Each order status an order event states, from its (state, trigger) transition: the
-#: engine's events follow the state machine of ``cex.core.orders`` by construction.
-_OPENED_TO: Final = TRANSITIONS[OrderStatus.PENDING, Trigger.OPEN]
+#: A fill's status from the state machine of ``cex.core.orders`` (as the terminal
+#: statuses of ``emit``): the engine's events follow its transitions by construction.
 _FILLED: Final = TRANSITIONS[OrderStatus.NEW, Trigger.FILL]
-_CANCELED: Final = TRANSITIONS[OrderStatus.NEW, Trigger.CANCEL]
-_EXPIRED: Final = TRANSITIONS[OrderStatus.NEW, Trigger.EXPIRE]
 
 _COMMAND_KINDS: Final[dict[type, CommandKind]] = {
     OrderCreate: CommandKind.ORDER_CREATE,
