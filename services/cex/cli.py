@@ -285,3 +285,20 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+@bench_app.command("web")
+def bench_web(
+    symbol: Annotated[str, typer.Option("--symbol", help="Market of the page.")] = "BTCUSDT",
+    runs: Annotated[int, typer.Option("--runs", help="Page loads (fresh contexts).")] = 10,
+    marker_interval: Annotated[
+        float, typer.Option("--marker-interval", help="Seconds between marker bids.")
+    ] = 0.1,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
+) -> None:
+    """The trading page: first-load JS of the production build, and in headless Chromium
+    FCP and the time until the order book is live (local stack up)."""
+    from cex.bench import web as bench
+
+    result = bench.run(symbol, runs, marker_interval)
+    typer.echo(json.dumps(result) if as_json else bench.describe(result))

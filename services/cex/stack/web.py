@@ -2,7 +2,9 @@
 when its sources changed, served by the app's own server (``server.mjs``: Next.js plus a
 reverse proxy sending ``/api``, ``/cex``, ``/ws-api`` to ``CEX_API_URL`` and ``/ws``,
 ``/stream`` to ``CEX_GATEWAY_URL``, read when it starts) as one more supervisord program.
-One build serves any exchange: the browser tests start a second server of the same build.
+One build serves any exchange (the targets are not in it); the browser tests build a copy of
+the app of their own (:func:`app_copy`), so that a test run never rebuilds what ``make up``
+is serving.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ WEB_PORT = 18400
 _NOT_SOURCES = {"node_modules", ".next", "out", "coverage", "test-results", ".turbo"}
 _GENERATED_FILES = {"next-env.d.ts"}
 _STAMP = ".cex-build-sha256"
+_LOCK_STAMP = ".cex-lock-sha256"  # scripts/bootstrap.sh: the lockfile node_modules is from
 _NO_TELEMETRY = {"NEXT_TELEMETRY_DISABLED": "1"}
 
 
@@ -43,10 +46,15 @@ class WebBuild:
             sha.update(path.read_bytes() + b"\0")
         return sha.hexdigest()
 
+    def is_current(self) -> bool:
+        """Whether the build in .next is of the sources as they are now."""
+        stamp = self.app_dir / ".next" / _STAMP
+        return stamp.exists() and stamp.read_text().strip() == self.digest()
+
     def ensure(self, log: Path) -> str:
         """Build unless the last build was of these very sources; the digest. One build at a
         time per app directory (a file lock); its output appended to `log`."""
-        next_bin = self.app_dir / "node_modules" / ".bin" / "next"
+        next_bin = (self.app_dir / "node_modules" / ".bin" / "next").resolve()
         if not next_bin.exists():
             raise StackError(
                 f"{self.app_dir}/node_modules is missing; run scripts/bootstrap.sh (npm ci)"
@@ -97,6 +105,30 @@ def _locked(path: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def app_copy(dest: Path, source: Path = WEB_DIR) -> Path:
+    """`source`'s sources copied into `dest` (stale ones removed) and its node_modules
+    hard-linked (again when the lockfile changed): an app directory whose build never touches
+    `source`'s. Next's bundler refuses a node_modules outside the app's root: no symlink."""
+    dest.mkdir(parents=True, exist_ok=True)
+    wanted = {p.relative_to(source) for p in _source_files(source)}
+    for old in list(_source_files(dest)):
+        if old.relative_to(dest) not in wanted:
+            old.unlink()
+    for relative in wanted:
+        target, data = dest / relative, (source / relative).read_bytes()
+        if not target.exists() or target.read_bytes() != data:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
+    modules, installed = source / "node_modules", dest / "node_modules"
+    if not modules.exists():
+        raise StackError(f"{modules} is missing; run scripts/bootstrap.sh (npm ci)")
+    lock, linked = modules / _LOCK_STAMP, installed / _LOCK_STAMP
+    if not (lock.exists() and linked.exists() and lock.read_bytes() == linked.read_bytes()):
+        shutil.rmtree(installed, ignore_errors=True)
+        subprocess.run(["cp", "-al", str(modules), str(installed)], check=True)
+    return dest.resolve()
 
 
 def program(host: str, api_url: str, gateway_url: str, log: Path) -> tuple[Program, str] | None:
