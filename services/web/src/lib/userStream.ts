@@ -82,9 +82,14 @@ export function useUserStream(enabled: boolean): void {
           // Anything that happened while the stream was down: read it again.
           void client.invalidateQueries({ queryKey: queryKeys.user.all });
         } else if (parsed.id === "user") {
-          stopped = true; // refused (e.g. the session expired): no point retrying
+          // Refused: a signed-out session (4xx) stays refused, so stop and let the session
+          // query find out; anything else (rate limit, server trouble) is retried.
+          const status = parsed.status ?? 0;
+          if (status >= 400 && status < 500 && status !== 429) {
+            stopped = true;
+            void client.invalidateQueries({ queryKey: queryKeys.session });
+          }
           socket?.close();
-          void client.invalidateQueries({ queryKey: queryKeys.session });
         }
         if (parsed.event) applyUserEvent(client, parsed.event);
       };

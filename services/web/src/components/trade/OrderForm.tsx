@@ -97,11 +97,16 @@ export function OrderForm({
   market,
   signedIn,
   lastPrice,
+  bestBid,
+  bestAsk,
   picked,
 }: {
   market: Market;
   signedIn: boolean;
   lastPrice: string | undefined;
+  /** The book's best prices: what a market order meets first. */
+  bestBid: string | undefined;
+  bestAsk: string | undefined;
   picked: PickedPrice | null;
 }) {
   const [side, setSide] = useState<Side>("BUY");
@@ -139,6 +144,8 @@ export function OrderForm({
   const available = balanceOf(account.data, side === "BUY" ? quote : base).free;
   const quoteStep = `0.${"0".repeat(Math.max(0, market.quoteAssetPrecision - 1))}1`;
   const byTotal = kind === "market" && marketBy === "total";
+  // A market order's estimates use the best opposite price, else the last trade's.
+  const marketPrice = (side === "BUY" ? bestAsk : bestBid) ?? lastPrice;
 
   const draft: OrderDraft = {
     side,
@@ -148,7 +155,7 @@ export function OrderForm({
     quantity: byTotal ? undefined : amount,
     quoteOrderQty: byTotal ? total : undefined,
   };
-  const problems = checked ? validateOrder(market, draft, lastPrice) : [];
+  const problems = checked ? validateOrder(market, draft, marketPrice) : [];
   const problem = (field: OrderProblem["field"]) => problems.find((p) => p.field === field);
 
   const onPrice = (value: string) => {
@@ -158,14 +165,14 @@ export function OrderForm({
   const onAmount = (value: string) => {
     setAmount(value);
     setPercent(0);
-    const at = kind === "market" ? lastPrice : price;
+    const at = kind === "market" ? marketPrice : price;
     if (at && isDecimalInput(at) && isDecimalInput(value)) setTotal(mul(at, value));
     else if (value === "") setTotal("");
   };
   const onTotal = (value: string) => {
     setTotal(value);
     setPercent(0);
-    const at = kind === "market" ? lastPrice : price;
+    const at = kind === "market" ? marketPrice : price;
     if (!byTotal && at && isDecimalInput(at) && !isZero(at) && isDecimalInput(value)) setAmount(floorToStep(div(value, at), lot.stepSize));
   };
   const onPercent = (pct: number) => {
@@ -174,7 +181,7 @@ export function OrderForm({
     if (side === "SELL") {
       const qty = floorToStep(share, lot.stepSize);
       setAmount(qty);
-      const at = kind === "market" ? lastPrice : price;
+      const at = kind === "market" ? marketPrice : price;
       setTotal(at && isDecimalInput(at) ? mul(at, qty) : "");
       return;
     }
@@ -182,7 +189,7 @@ export function OrderForm({
       setTotal(floorToStep(share, quoteStep));
       return;
     }
-    const at = kind === "market" ? lastPrice : price;
+    const at = kind === "market" ? marketPrice : price;
     if (!at || !isDecimalInput(at) || isZero(at)) return;
     const qty = floorToStep(div(share, at), lot.stepSize);
     setAmount(qty);
@@ -190,14 +197,14 @@ export function OrderForm({
   };
 
   const rate = commission.data ? (draft.type === "LIMIT_MAKER" ? commission.data.standardCommission.maker : commission.data.standardCommission.taker) : undefined;
-  const estimate = estimateOf(draft, lastPrice, rate);
+  const estimate = estimateOf(draft, marketPrice, rate);
 
   const submit = (event: React.FormEvent) => {
     event.preventDefault();
     setChecked(true);
     setPlacedMessage(null);
     place.reset();
-    if (validateOrder(market, draft, lastPrice).length > 0) return;
+    if (validateOrder(market, draft, marketPrice).length > 0) return;
     const order: Params = { side, type: draft.type };
     if (draft.type === "LIMIT" || draft.type === "STOP_LOSS_LIMIT" || draft.type === "TAKE_PROFIT_LIMIT") order.timeInForce = tif;
     if (draft.price !== undefined) order.price = draft.price;
@@ -349,7 +356,7 @@ export function OrderForm({
 }
 
 /** The total (quote) and the fee (in the asset received) the order would cost at most. */
-function estimateOf(draft: OrderDraft, lastPrice: string | undefined, rate: string | undefined) {
+function estimateOf(draft: OrderDraft, marketPrice: string | undefined, rate: string | undefined) {
   const ok = (v: string | undefined): v is string => v !== undefined && isDecimalInput(v);
   let value: string | undefined;
   let received: string | undefined; // in the received asset: base when buying, quote when selling
@@ -358,9 +365,9 @@ function estimateOf(draft: OrderDraft, lastPrice: string | undefined, rate: stri
     approx = true;
     if (ok(draft.quoteOrderQty)) {
       value = draft.quoteOrderQty;
-      if (ok(lastPrice) && !isZero(lastPrice)) received = draft.side === "BUY" ? div(value, lastPrice) : value;
-    } else if (ok(draft.quantity) && ok(lastPrice)) {
-      value = mul(draft.quantity, lastPrice);
+      if (ok(marketPrice) && !isZero(marketPrice)) received = draft.side === "BUY" ? div(value, marketPrice) : value;
+    } else if (ok(draft.quantity) && ok(marketPrice)) {
+      value = mul(draft.quantity, marketPrice);
       received = draft.side === "BUY" ? draft.quantity : value;
     }
   } else if (ok(draft.price) && ok(draft.quantity)) {

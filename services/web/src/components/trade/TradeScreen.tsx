@@ -67,7 +67,14 @@ function Screen({ market, book }: { market: Market; book: Book | null }) {
           <PriceChart market={market} />
         </div>
         <div style={{ gridArea: "form" }}>
-          <OrderForm market={market} signedIn={signedIn} lastPrice={lastPrice} picked={picked} />
+          <OrderForm
+            market={market}
+            signedIn={signedIn}
+            lastPrice={lastPrice}
+            bestBid={sorted?.bids[0]?.[0]}
+            bestAsk={sorted?.asks[0]?.[0]}
+            picked={picked}
+          />
         </div>
         <div style={{ gridArea: "balances" }}>
           <Balances market={market} signedIn={signedIn} />
