@@ -20,6 +20,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 [[ $(id -u) -eq 0 ]] || die "run as root (debootstrap and podman's storage need it)"
+images_lock
 
 install_tools() {
   local missing=()

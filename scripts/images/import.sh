@@ -19,6 +19,7 @@ CEX_NODE_IMAGES=(pause cex web kafka postgres redis)
 
 k8s_ctr() { ctr --address "${CEX_CONTAINERD_ADDRESS}" --namespace k8s.io "$@"; }
 
+images_lock
 [[ -S "${CEX_CONTAINERD_ADDRESS}" ]] || die "no containerd socket at ${CEX_CONTAINERD_ADDRESS} (is the node up? make cluster-up)"
 podman_conf
 

@@ -127,3 +127,17 @@ pause_version() {
 
 # The socket of the node's containerd (scripts/cluster/lib.sh: CEX_CONTAINERD_SOCKET).
 node_containerd() { echo "${CEX_CLUSTER_DIR:-${CEX_REPO_ROOT}/.cex/cluster}/run/containerd/containerd.sock"; }
+
+# One build, import or deploy at a time: they share podman's tags and the recorded refs (a
+# second run waits). k8s-up.sh holds the lock across build, import and helm, so the hashed
+# tags it deploys are the ones it imported; the scripts it runs see CEX_IMAGES_LOCKED.
+images_lock() {
+  [[ -n "${CEX_IMAGES_LOCKED:-}" ]] && return
+  mkdir -p "${CEX_IMAGES_CACHE}"
+  exec {CEX_IMAGES_LOCK_FD}>"${CEX_IMAGES_CACHE}/lock"
+  if ! flock -n "${CEX_IMAGES_LOCK_FD}"; then
+    log "waiting for another image build or deploy to finish (${CEX_IMAGES_CACHE}/lock)"
+    flock "${CEX_IMAGES_LOCK_FD}"
+  fi
+  export CEX_IMAGES_LOCKED=1
+}
