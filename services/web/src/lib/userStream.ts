@@ -25,7 +25,8 @@ interface AccountPosition {
   B: Array<{ a: string; f: string; l: string }>;
 }
 
-type UserEvent = ExecutionReport | AccountPosition | { e: "balanceUpdate" } | { e: string };
+/** An event of the user data stream (the kinds the UI reacts to, and any other). */
+export type UserEvent = ExecutionReport | AccountPosition | { e: "balanceUpdate" } | { e: string };
 
 /** Writes one user event into the query cache. */
 export function applyUserEvent(client: QueryClient, event: UserEvent): void {
