@@ -19,7 +19,7 @@ from cex.candles.rebuild import rebuild
 from cex.candles.store import load_candles
 from cex.core import candles
 from cex.infra import redis as keys
-from cex.infra.service import WorkerContext
+from cex.infra.runtime import WorkerContext
 from cex.stack.settings import StackSettings
 from tests.candles.harness import MARKETS, Stream
 from tests.fixtures import NewTopicFactory

@@ -19,7 +19,7 @@ from prometheus_client import REGISTRY
 
 from cex.core.events import decode_command
 from cex.infra import accounts, kafka, outbox
-from cex.infra.service import WorkerContext
+from cex.infra.runtime import WorkerContext
 from cex.infra.settings import InfraSettings
 from cex.relay.service import Publisher, RelaySettings, run_relay
 from cex.trading.store import OrderStore

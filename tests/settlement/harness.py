@@ -21,7 +21,7 @@ from cex.core.events import Event, decode_command, encode
 from cex.core.matching import MatchingEngine
 from cex.infra import accounts, registry
 from cex.infra.postgres import create_pool
-from cex.infra.service import WorkerContext
+from cex.infra.runtime import WorkerContext
 from cex.infra.settings import InfraSettings
 from cex.settlement.service import SettlementSettings, SettlementWorker
 from cex.trading.store import OrderStore

@@ -152,7 +152,7 @@ async def _one(
 
     from cex.engine.runner import EngineRunner
     from cex.engine.settings import EngineSettings
-    from cex.infra.service import WorkerContext
+    from cex.infra.runtime import WorkerContext
     from cex.infra.settings import InfraSettings
 
     infra = InfraSettings()

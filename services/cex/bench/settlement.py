@@ -35,7 +35,7 @@ from cex.core.market import MarketConfig
 from cex.core.matching import MatchingEngine
 from cex.infra import registry
 from cex.infra.postgres import migrate
-from cex.infra.service import WorkerContext
+from cex.infra.runtime import WorkerContext
 from cex.infra.settings import InfraSettings
 from cex.settlement.service import SettlementSettings, SettlementWorker
 

@@ -39,7 +39,7 @@ from cex.core.events import TradeExecuted, decode_event
 from cex.core.market import MarketConfig
 from cex.infra import redis as keys
 from cex.infra.registry import load_markets
-from cex.infra.service import WorkerContext, metrics_port, run_worker
+from cex.infra.runtime import WorkerContext, metrics_port, run_worker
 from cex.infra.settings import InfraSettings
 
 log = logging.getLogger("cex.candles.aggregator")

@@ -29,7 +29,7 @@ from cex.candles.store import upsert
 from cex.core import candles
 from cex.infra import redis as keys
 from cex.infra.registry import load_markets
-from cex.infra.service import WorkerContext, metrics_port, run_worker
+from cex.infra.runtime import WorkerContext, metrics_port, run_worker
 from cex.infra.settings import InfraSettings
 
 log = logging.getLogger("cex.candles.persister")

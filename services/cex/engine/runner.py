@@ -70,7 +70,7 @@ from cex.engine.publisher import Committed, RedisPublisher, delete_snapshot, loa
 from cex.engine.settings import EngineSettings, group_id, transactional_id
 from cex.infra import kafka
 from cex.infra.redis import EngineSnapshot
-from cex.infra.service import WorkerContext
+from cex.infra.runtime import WorkerContext
 from cex.infra.settings import InfraSettings
 
 log = logging.getLogger(__name__)

@@ -12,7 +12,7 @@ from cex.core.errors import MarketConfigError
 from cex.engine.runner import EngineRunner
 from cex.engine.settings import DEFAULT_METRICS_PORT, EngineSettings
 from cex.infra.manifests import find_market_file, load_market
-from cex.infra.service import WorkerContext, metrics_port, run_worker
+from cex.infra.runtime import WorkerContext, metrics_port, run_worker
 from cex.infra.settings import InfraSettings
 
 

@@ -15,7 +15,7 @@ import redis.asyncio as aioredis
 from cex.gateway.server import Gateway
 from cex.gateway.settings import GatewaySettings
 from cex.infra.postgres import create_pool
-from cex.infra.service import configure_logging
+from cex.infra.runtime import configure_logging
 
 log = logging.getLogger(__name__)
 

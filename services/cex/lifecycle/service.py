@@ -30,7 +30,7 @@ from cex.core.ledger import Journal, balance_deltas
 from cex.core.orders import TRANSITIONS, Trigger
 from cex.core.settlement import OrderState, expire_unpublished
 from cex.infra import kafka, outbox, registry
-from cex.infra.service import WorkerContext, metrics_port, run_worker
+from cex.infra.runtime import WorkerContext, metrics_port, run_worker
 from cex.infra.settings import InfraSettings
 from cex.infra.transactions import RowLocks, is_retryable, retrying
 

@@ -35,7 +35,7 @@ from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from cex.infra import kafka, outbox, registry
-from cex.infra.service import WorkerContext, metrics_port, run_worker
+from cex.infra.runtime import WorkerContext, metrics_port, run_worker
 from cex.infra.settings import InfraSettings
 
 log = logging.getLogger(__name__)

@@ -14,7 +14,7 @@
 
 Configuration: the shared ``CEX_*`` settings (``InfraSettings``) plus ``CEX_SETTLEMENT_*``
 (:class:`SettlementSettings`). Metrics, ``/healthz`` and ``/readyz`` through the shared
-worker runtime (``cex.infra.service``) on ``CEX_METRICS_PORT``.
+worker runtime (``cex.infra.runtime``) on ``CEX_METRICS_PORT``.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from redis.exceptions import RedisError
 from cex.core.events import TradeExecuted, decode_event
 from cex.infra import kafka
 from cex.infra import redis as keys
-from cex.infra.service import WorkerContext, metrics_port, run_worker
+from cex.infra.runtime import WorkerContext, metrics_port, run_worker
 from cex.infra.settings import InfraSettings
 from cex.infra.transactions import is_retryable, retrying
 from cex.settlement.batch import BatchResult, Delivered, MarketInfo, Settler, load_fee_user
