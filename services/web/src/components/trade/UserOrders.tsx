@@ -54,7 +54,7 @@ function SideCell({ side }: { side: "BUY" | "SELL" }) {
 
 function Table({ caption, head, children }: { caption: string; head: ReactNode; children: ReactNode }) {
   return (
-    <div className="max-h-72 overflow-auto">
+    <div className="relative max-h-72 overflow-auto">
       <table className="tabular w-full text-xs">
         <caption className="sr-only">{caption}</caption>
         <thead className="sticky top-0 bg-panel text-muted">
