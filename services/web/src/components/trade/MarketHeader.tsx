@@ -22,7 +22,8 @@ export function MarketHeader({ market }: { market: Market }) {
       <h1 className="text-lg font-semibold">
         {market.baseAsset}/{market.quoteAsset}
       </h1>
-      <p className={`tabular text-lg font-semibold ${up ? "text-buy" : "text-sell"}`} aria-label="Last price">
+      <p className={`tabular text-lg font-semibold ${up ? "text-buy" : "text-sell"}`}>
+        <span className="sr-only">Last price </span>
         {ticker ? formatByStep(ticker.lastPrice, tick) : "—"}
       </p>
       <dl className="flex flex-wrap gap-x-6 gap-y-1 text-xs">

@@ -142,7 +142,7 @@ export function OrderForm({
   const quote = market.quoteAsset;
   const lot = kind === "market" ? market.marketLot : market.lot;
   const available = balanceOf(account.data, side === "BUY" ? quote : base).free;
-  const quoteStep = `0.${"0".repeat(Math.max(0, market.quoteAssetPrecision - 1))}1`;
+  const quoteStep = market.quoteAssetPrecision > 0 ? `0.${"0".repeat(market.quoteAssetPrecision - 1)}1` : "1";
   const byTotal = kind === "market" && marketBy === "total";
   // A market order's estimates use the best opposite price, else the last trade's.
   const marketPrice = (side === "BUY" ? bestAsk : bestBid) ?? lastPrice;
