@@ -21,6 +21,7 @@ import asyncpg
 from cex.core.events import Command, MarketStatus
 from cex.core.market import MarketConfig, transition_commands
 from cex.infra import outbox
+from cex.infra.transactions import RowLocks
 
 #: Registry status of a market removed from the cluster (its data stays).
 DELETED = "DELETED"
@@ -110,11 +111,10 @@ async def register_market(
             )
             if stored != precision:
                 raise ValueError(f"asset {code} has precision {stored}, not {precision}")
-        existing = await conn.fetchrow(
-            "SELECT spec, genesis_spec, partition, status, owner FROM markets WHERE name = $1"
-            " FOR UPDATE",
-            config.name,
+        locked = await RowLocks(conn).markets(
+            [config.name], "spec, genesis_spec, partition, status, owner"
         )
+        existing = locked[0] if locked else None
         if existing is None:
             partition = int(
                 await conn.fetchval("SELECT coalesce(max(partition) + 1, 0) FROM markets")
