@@ -37,6 +37,7 @@ from redis.exceptions import RedisError, ResponseError
 from cex.core import candles
 from cex.core.events import TradeExecuted, decode_event
 from cex.core.market import MarketConfig
+from cex.infra import kafka
 from cex.infra import redis as keys
 from cex.infra.registry import load_markets
 from cex.infra.runtime import WorkerContext, metrics_port, run_worker
@@ -170,10 +171,10 @@ class CandleAggregator:
             registered = {n: m for n, m in registered.items() if n == self.only_market}
             if not registered:
                 raise RuntimeError(f"market {self.only_market!r} is not in the registry")
-        existing = self.consumer.partitions_for_topic(self.topic) or set()
-        if not existing:
-            await self.consumer._client.force_metadata_update()
-            existing = self.consumer.partitions_for_topic(self.topic) or set()
+        # The topic's partitions from the admin API: the consumer's own metadata only covers
+        # what it is assigned, and refreshing it means its private client.
+        counts = await kafka.partition_counts(self.infra.kafka_bootstrap, [self.topic])
+        existing = set(range(counts.get(self.topic, 0)))
         wanted = {m.partition: m for m in registered.values() if m.partition in existing}
         if wanted.keys() == self.markets.keys():
             return
