@@ -13,6 +13,14 @@
 import Decimal from "decimal.js";
 import { Dec, compareDecimalStrings } from "./decimal";
 
+/** Levels per side of the REST snapshot (weight 50; enough for the coarsest grouping). */
+export const DEPTH_LIMIT = 1000;
+
+/** The URL of a symbol's book snapshot (the trading page preloads it). */
+export function depthSnapshotUrl(symbol: string): string {
+  return `/api/v3/depth?symbol=${encodeURIComponent(symbol)}&limit=${DEPTH_LIMIT}`;
+}
+
 /** A [price, quantity] pair as the API sends it. */
 export type Level = [price: string, quantity: string];
 

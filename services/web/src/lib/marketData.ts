@@ -9,7 +9,7 @@ import { useQuery, useQueryClient } from "@tanstack/react-query";
 import { useEffect, useState } from "react";
 import { ApiError, apiGet } from "./api";
 import { backoffDelay } from "./backoff";
-import { type Book, type DepthDiff, type DepthSnapshot, emptySync, onDiff, onSnapshot } from "./book";
+import { type Book, type DepthDiff, type DepthSnapshot, depthSnapshotUrl, emptySync, onDiff, onSnapshot } from "./book";
 import { queryKeys } from "./queryKeys";
 import { marketStream, useStream } from "./stream";
 
@@ -55,7 +55,6 @@ export const CHART_INTERVALS = ["1m", "5m", "15m", "1h", "4h", "1d"] as const;
 /** A chart interval. */
 export type ChartInterval = (typeof CHART_INTERVALS)[number];
 
-const DEPTH_LIMIT = 1000;
 const TRADES_SHOWN = 50;
 
 /**
@@ -79,7 +78,7 @@ export function useOrderBook(symbol: string): Book | null {
       if (fetching || stopped) return;
       fetching = true;
       try {
-        const snapshot = await apiGet<DepthSnapshot>("/api/v3/depth", { symbol, limit: DEPTH_LIMIT });
+        const snapshot = await apiGet<DepthSnapshot>(depthSnapshotUrl(symbol));
         if (stopped) return;
         const outcome = onSnapshot(sync, snapshot);
         sync = outcome.sync;

@@ -1,5 +1,7 @@
 import type { Metadata } from "next";
+import { preload } from "react-dom";
 import { TradeScreen } from "@/components/trade/TradeScreen";
+import { depthSnapshotUrl } from "@/lib/book";
 
 type Props = { params: Promise<{ symbol: string }> };
 
@@ -11,5 +13,10 @@ export async function generateMetadata({ params }: Props): Promise<Metadata> {
 /** The trading screen of one market: everything on it is live client-side. */
 export default async function TradePage({ params }: Props) {
   const { symbol } = await params;
-  return <TradeScreen symbol={symbol.toUpperCase()} />;
+  const upper = symbol.toUpperCase();
+  // The browser fetches what the book waits for while the scripts load; the client's own
+  // requests for the same URLs then take these answers.
+  preload("/api/v3/exchangeInfo", { as: "fetch", crossOrigin: "anonymous" });
+  preload(depthSnapshotUrl(upper), { as: "fetch", crossOrigin: "anonymous" });
+  return <TradeScreen symbol={upper} />;
 }
