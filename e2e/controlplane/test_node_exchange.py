@@ -1,0 +1,287 @@
+"""The whole exchange on the real node, as `make k8s-up` runs it (scripts/images/k8s-up.sh:
+the locally built images imported into the node, the chart with every service, the operator
+and devInfra's Kafka, PostgreSQL and Redis in namespace `default`, the example Markets).
+
+A Market applied with kubectl becomes Ready with its engine pod really running; orders sent
+to the public API's Service trade and settle; `cex check` passes in a Job; the engine pod
+deleted while orders flow comes back, recovers, and no order is lost or duplicated.
+Everything goes through kubectl and the Services, as an operator of the exchange would."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+import uuid
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import httpx
+import pytest
+
+from e2e.api.signing import Signer
+
+from .exchange import conditions, is_ready
+from .kube import REPO_ROOT, ControlPlane, wait_until
+
+NS = "default"
+RELEASE = "cex"
+K8S_UP = REPO_ROOT / "scripts" / "images" / "k8s-up.sh"
+
+
+@dataclass
+class K8sExchange:
+    cp: ControlPlane
+    api: str  # the public API's Service, http://<cluster ip>:<port> (kube-proxy on the host)
+
+    def kubectl(self, *args: str, **kw: Any) -> subprocess.CompletedProcess[str]:
+        return self.cp.kubectl("-n", NS, *args, **kw)
+
+    def cex(self, *args: str) -> Any:
+        """The `cex` command in the API's pod (the chart's environment: its database)."""
+        out = self.kubectl("exec", f"deploy/{RELEASE}-api", "--", "cex", *args, timeout=120)
+        return json.loads(out.stdout) if out.stdout.strip().startswith("{") else out.stdout
+
+    def trader(self, email: str, deposits: dict[str, str]) -> Signer:
+        self.cex("admin", "user", "create", email)
+        for asset, amount in deposits.items():
+            self.cex("admin", "deposit", email, asset, amount, "--external-id", f"{email}-{asset}")
+        key = self.cex("admin", "apikey", "create", email)
+        return Signer.hmac(key["api_key"], key["secret"])
+
+    def signed(self, method: str, path: str, signer: Signer, params: dict[str, Any]) -> Any:
+        with httpx.Client(base_url=self.api, timeout=30) as http:
+            if method == "GET":
+                response = http.get(f"{path}?{signer.query(params)}", headers=signer.headers)
+            else:
+                response = http.request(
+                    method,
+                    path,
+                    content=signer.form(params),
+                    headers=signer.headers | {"Content-Type": "application/x-www-form-urlencoded"},
+                )
+        assert response.status_code == 200, (path, response.status_code, response.text)
+        return response.json()
+
+    def balances(self, signer: Signer) -> dict[str, tuple[Decimal, Decimal]]:
+        account = self.signed("GET", "/api/v3/account", signer, {})
+        return {b["asset"]: (Decimal(b["free"]), Decimal(b["locked"])) for b in account["balances"]}
+
+
+@pytest.fixture(scope="module")
+def k8s(control_plane: ControlPlane) -> K8sExchange:
+    """`make k8s-up` on the test session's cluster (quick if it is already up)."""
+    env = {**os.environ, "CEX_REAL_NODE": "true"}
+    started = time.monotonic()
+    proc = subprocess.run(
+        [str(K8S_UP)], capture_output=True, text=True, env=env, timeout=45 * 60, cwd=REPO_ROOT
+    )
+    assert proc.returncode == 0, f"k8s-up.sh failed:\n{proc.stderr[-6000:]}"
+    print(f"make k8s-up took {time.monotonic() - started:.0f} s")
+    svc = control_plane.get_json("service", f"{RELEASE}-api", "-n", NS)
+    api = f"http://{svc['spec']['clusterIP']}:{svc['spec']['ports'][0]['port']}"
+    return K8sExchange(control_plane, api)
+
+
+def engine_running(k8s: K8sExchange, market: str) -> bool:
+    pod = k8s.kubectl("get", "pod", f"{market}-engine-0", "-o", "json", check=False)
+    if pod.returncode != 0:
+        return False
+    statuses = json.loads(pod.stdout).get("status", {}).get("containerStatuses") or []
+    return bool(statuses) and all("running" in s["state"] and s["ready"] for s in statuses)
+
+
+def market_manifest(name: str, symbol: str, base: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "cex.dev/v1alpha1",
+        "kind": "Market",
+        "metadata": {"name": name},
+        "spec": {
+            "symbol": symbol,
+            "base": base,
+            "quote": "USDT",
+            "basePrecision": 8,
+            "quotePrecision": 6,
+            "tickSize": "0.1",
+            "lotSize": "0.00001",
+            "minQty": "0.00001",
+            "maxQty": "9000",
+            "minNotional": "5",
+            "makerFee": "0.001",
+            "takerFee": "0.001",
+            "status": "Trading",
+        },
+    }
+
+
+def test_examples_run_real_engine_pods(k8s: K8sExchange) -> None:
+    for market in ("btc-usdt", "eth-usdt"):
+        assert is_ready(k8s.cp, NS, market), conditions(k8s.cp, NS, market)
+        assert engine_running(k8s, market)
+        pod = k8s.cp.get_json("pod", f"{market}-engine-0", "-n", NS)
+        assert pod["spec"]["nodeName"] == k8s.cp.real_node()["metadata"]["name"]  # type: ignore[index]
+        # Its own process in its own container: pid 1 of the container is the engine.
+        cmdline = k8s.kubectl("exec", f"{market}-engine-0", "--", "cat", "/proc/1/cmdline")
+        assert "cex" in cmdline.stdout.replace("\0", " "), cmdline.stdout
+
+
+def test_applied_market_becomes_ready_with_a_running_engine_and_drains_on_delete(
+    k8s: K8sExchange,
+) -> None:
+    name = f"e2e-{uuid.uuid4().hex[:6]}"
+    symbol = f"E{name[-6:].upper()}USDT"
+    manifest = market_manifest(name, symbol, f"E{name[-6:].upper()}")
+    started = time.monotonic()
+    k8s.cp.apply_obj(manifest, "-n", NS)
+    wait_until(
+        lambda: is_ready(k8s.cp, NS, name) and engine_running(k8s, name),
+        timeout=120,
+        interval=0.2,
+        what=f"{name} Ready with a running engine pod ({conditions(k8s.cp, NS, name)})",
+    )
+    took = time.monotonic() - started
+    print(f"FIGURE market apply -> Ready with a running engine pod: {took:.1f} s")
+    status = k8s.cp.get_json("market", name, "-n", NS)["status"]
+    assert isinstance(status["partition"], int)
+    # The registry entry and the Redis key, read in devInfra's pods.
+    sql = f"SELECT partition, status FROM markets WHERE name = '{name}'"
+    rows = k8s.kubectl(
+        "exec", f"{RELEASE}-postgres-0", "--", "sh", "-c",
+        f'PGPASSWORD="$POSTGRES_PASSWORD" psql -h 127.0.0.1 -U cex -d cex -tAc "{sql}"',
+    ).stdout.strip()  # fmt: skip
+    assert rows == f"{status['partition']}|TRADING", rows
+    keys = k8s.kubectl(
+        "exec", f"{RELEASE}-redis-0", "--", "redis-cli", "--scan", "--pattern", f"*market:{name}"
+    ).stdout.split()
+    assert keys, "no Redis key for the market"
+
+    k8s.kubectl("delete", "market", name, "--timeout=180s")
+    wait_until(
+        lambda: k8s.kubectl("get", "pod", f"{name}-engine-0", check=False).returncode != 0,
+        timeout=120,
+        what="the engine pod gone after the drain",
+    )
+
+
+def test_orders_through_the_public_api_service_trade_and_settle(k8s: K8sExchange) -> None:
+    tag = uuid.uuid4().hex[:8]
+    seller = k8s.trader(f"seller-{tag}@example.com", {"BTC": "1"})
+    buyer = k8s.trader(f"buyer-{tag}@example.com", {"USDT": "10000"})
+    sell = k8s.signed(
+        "POST", "/api/v3/order", seller,
+        {"symbol": "BTCUSDT", "side": "SELL", "type": "LIMIT", "timeInForce": "GTC",
+         "quantity": "0.01", "price": "50000", "newOrderRespType": "RESULT"},
+    )  # fmt: skip
+    assert sell["status"] == "NEW", sell
+    buy = k8s.signed(
+        "POST", "/api/v3/order", buyer,
+        {"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "GTC",
+         "quantity": "0.01", "price": "50000", "newOrderRespType": "FULL"},
+    )  # fmt: skip
+    assert buy["status"] == "FILLED", buy
+    assert Decimal(buy["executedQty"]) == Decimal("0.01")
+
+    # Settled: the buyer has the BTC less the taker fee, the seller the USDT less the maker fee.
+    def settled() -> bool:
+        return k8s.balances(buyer).get("BTC", (Decimal(0), Decimal(0)))[0] > 0
+
+    wait_until(settled, timeout=60, what="the trade settled")
+    assert k8s.balances(buyer)["BTC"] == (Decimal("0.00999"), Decimal(0))
+    assert k8s.balances(buyer)["USDT"] == (Decimal("9500"), Decimal(0))
+    assert k8s.balances(seller)["USDT"] == (Decimal("499.5"), Decimal(0))
+    assert k8s.balances(seller)["BTC"] == (Decimal("0.99"), Decimal(0))
+    trades = k8s.signed("GET", "/api/v3/myTrades", buyer, {"symbol": "BTCUSDT"})
+    assert [(Decimal(t["price"]), Decimal(t["qty"]), t["isBuyer"]) for t in trades] == [
+        (Decimal("50000"), Decimal("0.01"), True)
+    ], trades
+
+
+def run_check_job(k8s: K8sExchange) -> str:
+    """`cex check` in a Job of the exchange's image and environment; its output."""
+    api = k8s.cp.get_json("deployment", f"{RELEASE}-api", "-n", NS)
+    (container,) = api["spec"]["template"]["spec"]["containers"]
+    name = f"cex-check-{uuid.uuid4().hex[:6]}"
+    job = {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": name},
+        "spec": {
+            "backoffLimit": 0,
+            "template": {
+                "spec": {
+                    "restartPolicy": "Never",
+                    "containers": [
+                        {
+                            "name": "check",
+                            "image": container["image"],
+                            "imagePullPolicy": "IfNotPresent",
+                            "command": ["cex", "check"],
+                            "env": container.get("env", []),
+                            "envFrom": container.get("envFrom", []),
+                        }
+                    ],
+                }
+            },
+        },
+    }
+    k8s.cp.create_obj(job, "-n", NS)
+    wait_until(
+        lambda: any(
+            c["type"] in ("Complete", "Failed") and c["status"] == "True"
+            for c in k8s.cp.get_json("job", name, "-n", NS).get("status", {}).get("conditions", [])
+        ),
+        timeout=180,
+        what=f"job {name} to finish",
+    )
+    logs = k8s.kubectl("logs", f"job/{name}").stdout
+    status = k8s.cp.get_json("job", name, "-n", NS)["status"]
+    assert status.get("succeeded") == 1, logs
+    return logs
+
+
+def test_cex_check_passes_in_a_job(k8s: K8sExchange) -> None:
+    run_check_job(k8s)
+
+
+def test_engine_pod_deleted_mid_trading_recovers_with_nothing_lost(k8s: K8sExchange) -> None:
+    tag = uuid.uuid4().hex[:8]
+    maker = k8s.trader(f"maker-{tag}@example.com", {"ETH": "10"})
+    taker = k8s.trader(f"taker-{tag}@example.com", {"USDT": "100000"})
+    placed: list[int] = []
+    uid_before = k8s.cp.get_json("pod", "eth-usdt-engine-0", "-n", NS)["metadata"]["uid"]
+    for i in range(20):
+        if i == 8:
+            k8s.kubectl("delete", "pod", "eth-usdt-engine-0", "--wait=false")
+        order = k8s.signed(
+            "POST", "/api/v3/order", maker,
+            {"symbol": "ETHUSDT", "side": "SELL", "type": "LIMIT", "timeInForce": "GTC",
+             "quantity": "0.1", "price": "2000", "newOrderRespType": "ACK"},
+        )  # fmt: skip
+        placed.append(order["orderId"])
+    wait_until(
+        lambda: (
+            engine_running(k8s, "eth-usdt")
+            and k8s.cp.get_json("pod", "eth-usdt-engine-0", "-n", NS)["metadata"]["uid"]
+            != uid_before
+        ),
+        timeout=120,
+        what="the engine pod restarted by its StatefulSet",
+    )
+    # Every order reaches the book once: 20 open sells of 0.1.
+    wait_until(
+        lambda: len(k8s.signed("GET", "/api/v3/openOrders", maker, {"symbol": "ETHUSDT"})) == 20,
+        timeout=90,
+        what="all 20 orders open",
+    )
+    # The taker sweeps them: exactly 2 ETH trades, no order filled twice.
+    buy = k8s.signed(
+        "POST", "/api/v3/order", taker,
+        {"symbol": "ETHUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "IOC",
+         "quantity": "2.5", "price": "2000", "newOrderRespType": "FULL"},
+    )  # fmt: skip
+    assert Decimal(buy["executedQty"]) == Decimal("2"), buy
+    trades = k8s.signed("GET", "/api/v3/myTrades", maker, {"symbol": "ETHUSDT"})
+    assert sorted(t["orderId"] for t in trades) == sorted(placed)
+    run_check_job(k8s)
