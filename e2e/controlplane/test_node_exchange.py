@@ -285,3 +285,69 @@ def test_engine_pod_deleted_mid_trading_recovers_with_nothing_lost(k8s: K8sExcha
     trades = k8s.signed("GET", "/api/v3/myTrades", maker, {"symbol": "ETHUSDT"})
     assert sorted(t["orderId"] for t in trades) == sorted(placed)
     run_check_job(k8s)
+
+
+def deployment_pod(k8s: K8sExchange, component: str) -> dict[str, Any]:
+    pods = k8s.cp.get_json("pods", "-n", NS, "-l", f"app.kubernetes.io/component={component}")
+    (pod,) = [p for p in pods["items"] if not p["metadata"].get("deletionTimestamp")]
+    return pod  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize(
+    ("component", "price"), [("operator", "1900"), ("settlement", "1800"), ("relay", "1700")]
+)
+def test_a_service_pod_deleted_mid_trading_is_replaced_with_nothing_lost(
+    k8s: K8sExchange, component: str, price: str
+) -> None:
+    tag = uuid.uuid4().hex[:8]
+    maker = k8s.trader(f"maker-{component}-{tag}@example.com", {"ETH": "10"})
+    taker = k8s.trader(f"taker-{component}-{tag}@example.com", {"USDT": "100000"})
+    before = deployment_pod(k8s, component)["metadata"]["uid"]
+    placed: list[int] = []
+    for i in range(10):
+        if i == 4:
+            k8s.kubectl(
+                "delete", "pod", "-l", f"app.kubernetes.io/component={component}", "--wait=false"
+            )
+        order = k8s.signed(
+            "POST", "/api/v3/order", maker,
+            {"symbol": "ETHUSDT", "side": "SELL", "type": "LIMIT", "timeInForce": "GTC",
+             "quantity": "0.1", "price": price, "newOrderRespType": "ACK"},
+        )  # fmt: skip
+        placed.append(order["orderId"])
+
+    def replaced() -> bool:
+        try:
+            pod = deployment_pod(k8s, component)
+        except ValueError:  # the old one terminating beside the new one
+            return False
+        statuses = pod.get("status", {}).get("containerStatuses") or []
+        return (
+            bool(statuses)
+            and pod["metadata"]["uid"] != before
+            and all(s["ready"] for s in statuses)
+        )
+
+    wait_until(replaced, timeout=180, what=f"a new {component} pod Ready")
+    wait_until(
+        lambda: len(k8s.signed("GET", "/api/v3/openOrders", maker, {"symbol": "ETHUSDT"})) == 10,
+        timeout=120,
+        what="all 10 orders open",
+    )
+    buy = k8s.signed(
+        "POST", "/api/v3/order", taker,
+        {"symbol": "ETHUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "IOC",
+         "quantity": "1", "price": price, "newOrderRespType": "FULL"},
+    )  # fmt: skip
+    assert Decimal(buy["executedQty"]) == Decimal("1"), buy
+    trades = k8s.signed("GET", "/api/v3/myTrades", maker, {"symbol": "ETHUSDT"})
+    assert sorted(t["orderId"] for t in trades) == sorted(placed)
+    # Settled once: 1 ETH less the 0.1% taker fee, and the maker's USDT less its fee.
+    wait_until(
+        lambda: k8s.balances(taker).get("ETH", (Decimal(0), Decimal(0)))[0] > 0,
+        timeout=120,
+        what="the trades settled",
+    )
+    assert k8s.balances(taker)["ETH"] == (Decimal("0.999"), Decimal(0))
+    assert k8s.balances(maker)["USDT"] == (Decimal(price) * Decimal("0.999"), Decimal(0))
+    assert is_ready(k8s.cp, NS, "eth-usdt"), conditions(k8s.cp, NS, "eth-usdt")
