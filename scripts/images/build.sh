@@ -61,6 +61,17 @@ podman_build() {
     -t "${ref}" -t "${ref}-${hash}" "$@" "${context}" >&2
   log "${name}: built in $((SECONDS - started)) s, $(pm image inspect --format '{{.Size}}' "${ref}" | numfmt --to=iec) "
   record "${name}" "${ref}-${hash}"
+  drop_older "${ref}" "${hash}"
+}
+
+# Older builds of an image go (the layer cache of their steps stays); the node keeps its own
+# copies of what it runs.
+drop_older() {
+  local ref="$1" hash="$2" old
+  for old in $(pm images --format '{{.Repository}}:{{.Tag}}' --filter "reference=${ref}-*"); do
+    [[ "${old}" == "${ref}-"* && "${old}" != "${ref}-${hash}" ]] || continue
+    pm rmi "${old}" >/dev/null 2>&1 || true
+  done
 }
 
 parent_hash() { image_inputs "$(full_name "$(image_tag "$1")")"; }
@@ -89,6 +100,7 @@ build_base() {
   pm import --change "LABEL cex.inputs=${hash}" --change 'CMD ["bash"]' "${tarball}" "${ref}" >/dev/null
   pm tag "${ref}" "${ref}-${hash}"
   record base "${ref}-${hash}"
+  drop_older "${ref}" "${hash}"
 }
 
 build_pause() {
