@@ -3,6 +3,7 @@ import {
   type BookSync,
   type DepthDiff,
   cumulative,
+  depthLevels,
   emptySync,
   groupLevels,
   groupingSteps,
@@ -117,5 +118,34 @@ describe("price grouping", () => {
   it("accumulates depth without float drift", () => {
     const totals = cumulative([["1", "0.1"], ["2", "0.2"], ["3", "0.3"]]).map((l) => l.total);
     expect(totals).toEqual(["0.1", "0.3", "0.6"]);
+  });
+});
+
+describe("depthLevels", () => {
+  it("keeps levels near the mid and drops stray far ones", () => {
+    const book = {
+      lastUpdateId: 1,
+      bids: [["100", "1"], ["99", "2"], ["10", "5"]] as [string, string][],
+      asks: [["101", "1"], ["102", "3"], ["900", "5"]] as [string, string][],
+    };
+    const { bids, asks } = depthLevels(book);
+    expect(bids.map((l) => [l.price, l.total])).toEqual([["100", "1"], ["99", "3"]]);
+    expect(asks.map((l) => [l.price, l.total])).toEqual([["101", "1"], ["102", "4"]]);
+  });
+
+  it("shows both sides of a thin book whose spread is wider than the window", () => {
+    const book = {
+      lastUpdateId: 1,
+      bids: [["1380", "0.5"], ["1118.53", "0.48"], ["1000.5", "0.9"]] as [string, string][],
+      asks: [["2090", "1.5"]] as [string, string][],
+    };
+    const { bids, asks } = depthLevels(book);
+    expect(bids.map((l) => l.total)).toEqual(["0.5", "0.98", "1.88"]);
+    expect(asks.map((l) => l.total)).toEqual(["1.5"]);
+  });
+
+  it("takes every level of a one-sided book", () => {
+    const book = { lastUpdateId: 1, bids: [["5", "1"], ["1", "1"]] as [string, string][], asks: [] };
+    expect(depthLevels(book).bids.map((l) => l.total)).toEqual(["1", "2"]);
   });
 });

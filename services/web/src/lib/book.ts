@@ -183,6 +183,28 @@ export function cumulative(levels: Level[]): Array<{ price: string; quantity: st
   });
 }
 
+/** The cumulative levels a depth chart shows: at most `most` per side, within
+ * max(mid × `window`, spread × 1.5) of the mid price. Stray far orders would squash the
+ * interesting part, yet a thin book with a wide spread must still show both sides. */
+export function depthLevels(book: SortedBook, most = 100, window = "0.1"): {
+  bids: Array<{ price: string; quantity: string; total: string }>;
+  asks: Array<{ price: string; quantity: string; total: string }>;
+} {
+  const bestBid = book.bids[0]?.[0];
+  const bestAsk = book.asks[0]?.[0];
+  if (bestBid === undefined || bestAsk === undefined) {
+    return { bids: cumulative(book.bids.slice(0, most)), asks: cumulative(book.asks.slice(0, most)) };
+  }
+  const mid = new Dec(bestBid).plus(bestAsk).div(2);
+  const spread = new Dec(bestAsk).minus(bestBid);
+  const reach = Dec.max(mid.times(window), spread.times("1.5"));
+  const near = ([price]: Level) => new Dec(price).minus(mid).abs().lte(reach);
+  return {
+    bids: cumulative(book.bids.slice(0, most).filter(near)),
+    asks: cumulative(book.asks.slice(0, most).filter(near)),
+  };
+}
+
 /** The grouping steps offered for a tick size: 1, 10, 100, 1000 ticks. */
 export function groupingSteps(tickSize: string): string[] {
   const tick = new Dec(tickSize);

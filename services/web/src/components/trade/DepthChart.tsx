@@ -1,14 +1,11 @@
 "use client";
 import { useMemo } from "react";
-import { type SortedBook, cumulative } from "@/lib/book";
-import { add, cmp, div, formatDecimal, sub } from "@/lib/decimal";
+import { type SortedBook, depthLevels } from "@/lib/book";
+import { formatDecimal } from "@/lib/decimal";
 import type { Market } from "@/lib/markets";
 import { Panel } from "./Panel";
 
 const LEVELS = 100;
-/** Levels farther than this fraction from the mid price are left out (stray far orders
- * would squash the interesting part). */
-const WINDOW = "0.1";
 const W = 600;
 const H = 200;
 
@@ -16,11 +13,7 @@ const H = 200;
 export function DepthChart({ market, book }: { market: Market; book: SortedBook | null }) {
   const shape = useMemo(() => {
     if (!book) return null;
-    const [bestBid, bestAsk] = [book.bids[0]?.[0], book.asks[0]?.[0]];
-    const mid = bestBid && bestAsk ? div(add(bestBid, bestAsk), "2") : (bestBid ?? bestAsk);
-    const near = (price: string) => !mid || cmp(div(sub(price, mid).replace("-", ""), mid), WINDOW) <= 0;
-    const bids = cumulative(book.bids.slice(0, LEVELS).filter(([p]) => near(p)));
-    const asks = cumulative(book.asks.slice(0, LEVELS).filter(([p]) => near(p)));
+    const { bids, asks } = depthLevels(book, LEVELS);
     if (bids.length === 0 && asks.length === 0) return { bids: "", asks: "", low: "", high: "" };
     const prices = [...bids, ...asks].map((l) => Number(l.price));
     const lo = Math.min(...prices);
