@@ -48,7 +48,7 @@ from cex.core.events import OrderCreate, TradeExecuted, decode_command, decode_e
 from cex.infra import accounts
 from cex.infra import redis as keys
 from cex.infra.settings import InfraSettings
-from cex.stack.services import TRADING_PORT
+from cex.stack.programs import TRADING_PORT
 
 __all__ = ["describe", "run"]
 

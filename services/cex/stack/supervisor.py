@@ -31,9 +31,9 @@ ServiceSpec = tuple[list[Program], dict[str, str]]
 
 
 def _service_specs(settings: StackSettings) -> ServiceSpec:
-    from cex.stack import services
+    from cex.stack import programs
 
-    return services.programs(settings)
+    return programs.programs(settings)
 
 
 def up(infra_only: bool = False, settings: StackSettings | None = None) -> dict[str, str]:

@@ -6,9 +6,9 @@ faucet on, OTP codes written to `.cex/otp.jsonl` instead of mailed, and an opera
 lifecycle workers and the candle aggregator and persister, with their probes and metrics
 on `WORKER_PORTS`, and the WebSocket gateway on `GATEWAY_PORT` (streams, probes and metrics
 on one port; per-IP limits raised, every local client being 127.0.0.1), and the web UI on
-``WEB_PORT`` (``next start`` of its production build, rebuilt when its sources changed; see
-:mod:`cex.stack.web`), whose rewrites send ``/api``, ``/cex``, ``/ws-api`` to the API and
-``/ws``, ``/stream`` to the gateway.
+``WEB_PORT`` (its production build, rebuilt when its sources changed, served by its
+``server.mjs``, which proxies ``/api``, ``/cex``, ``/ws-api`` to the API and ``/ws``,
+``/stream`` to the gateway; see :mod:`cex.stack.web`).
 
 Matching engines: one program ``engine-<market>`` per example market (``examples/*.yaml``).
 Each market is provisioned first by :func:`cex.infra.provisioning.provision_market`, the
