@@ -14,6 +14,7 @@ import os
 import subprocess
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -29,6 +30,7 @@ from .kube import REPO_ROOT, ControlPlane, wait_until
 NS = "default"
 RELEASE = "cex"
 K8S_UP = REPO_ROOT / "scripts" / "images" / "k8s-up.sh"
+LIB = REPO_ROOT / "scripts" / "cluster" / "lib.sh"
 
 
 @dataclass
@@ -70,9 +72,17 @@ class K8sExchange:
         return {b["asset"]: (Decimal(b["free"]), Decimal(b["locked"])) for b in account["balances"]}
 
 
+def helm(cp: ControlPlane, *args: str, **kw: Any) -> subprocess.CompletedProcess[str]:
+    cmd = [str(cp.bin_dir / "helm"), f"--kubeconfig={cp.kubeconfig}", "-n", NS, *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=900, **kw)
+
+
 @pytest.fixture(scope="module")
-def k8s(control_plane: ControlPlane) -> K8sExchange:
-    """`make k8s-up` on the test session's cluster (quick if it is already up)."""
+def k8s(control_plane: ControlPlane) -> Iterator[K8sExchange]:
+    """`make k8s-up` on the test session's cluster (quick if it is already up). An exchange
+    the tests installed is uninstalled afterwards (as make k8s-down does): its operator
+    watches every namespace, and the kwok-based operator tests run operators of their own."""
+    installed_before = helm(control_plane, "status", RELEASE).returncode == 0
     env = {**os.environ, "CEX_REAL_NODE": "true"}
     started = time.monotonic()
     proc = subprocess.run(
@@ -82,7 +92,15 @@ def k8s(control_plane: ControlPlane) -> K8sExchange:
     print(f"make k8s-up took {time.monotonic() - started:.0f} s")
     svc = control_plane.get_json("service", f"{RELEASE}-api", "-n", NS)
     api = f"http://{svc['spec']['clusterIP']}:{svc['spec']['ports'][0]['port']}"
-    return K8sExchange(control_plane, api)
+    try:
+        yield K8sExchange(control_plane, api)
+    finally:
+        if not installed_before:
+            # The operator drains the Markets while it still runs, then the release goes.
+            control_plane.kubectl(
+                "delete", "markets", "--all", "-n", NS, "--timeout=180s", check=False, timeout=200
+            )
+            helm(control_plane, "uninstall", RELEASE, "--wait", "--timeout", "5m")
 
 
 def engine_running(k8s: K8sExchange, market: str) -> bool:
@@ -237,6 +255,7 @@ def run_check_job(k8s: K8sExchange) -> str:
     )
     logs = k8s.kubectl("logs", f"job/{name}").stdout
     status = k8s.cp.get_json("job", name, "-n", NS)["status"]
+    k8s.kubectl("delete", "job", name, "--cascade=foreground", "--wait=false")
     assert status.get("succeeded") == 1, logs
     return logs
 
@@ -351,3 +370,67 @@ def test_a_service_pod_deleted_mid_trading_is_replaced_with_nothing_lost(
     assert k8s.balances(taker)["ETH"] == (Decimal("0.999"), Decimal(0))
     assert k8s.balances(maker)["USDT"] == (Decimal(price) * Decimal("0.999"), Decimal(0))
     assert is_ready(k8s.cp, NS, "eth-usdt"), conditions(k8s.cp, NS, "eth-usdt")
+
+
+def containerd_socket() -> str:
+    out = subprocess.run(
+        ["bash", "-c", 'source "$1"; echo "$CEX_CONTAINERD_SOCKET"', "socket", str(LIB)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return out.stdout.strip()
+
+
+def test_helm_upgrade_to_a_new_image_rolls_the_services_with_no_lost_order(
+    k8s: K8sExchange,
+) -> None:
+    api = k8s.cp.get_json("deployment", f"{RELEASE}-api", "-n", NS)
+    image = api["spec"]["template"]["spec"]["containers"][0]["image"]  # cex:<tag>
+    new_tag = f"e2e-{uuid.uuid4().hex[:6]}"
+    # A new image for the node: the same content under a new name, as a release would be.
+    ctr = ["ctr", "--address", containerd_socket(), "-n", "k8s.io"]
+    subprocess.run([*ctr, "images", "tag", f"docker.io/library/{image}",
+                    f"docker.io/library/cex:{new_tag}"], check=True)  # fmt: skip
+    tag = uuid.uuid4().hex[:8]
+    maker = k8s.trader(f"maker-upgrade-{tag}@example.com", {"ETH": "10"})
+    helm_cmd = [str(k8s.cp.bin_dir / "helm"), f"--kubeconfig={k8s.cp.kubeconfig}", "-n", NS]
+    upgrade = subprocess.Popen(
+        [*helm_cmd, "upgrade", RELEASE, str(REPO_ROOT / "charts" / "cex"), "--reuse-values",
+         "--set", f"image.tag={new_tag}", "--wait", "--timeout", "10m"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    accepted: list[int] = []
+    refused = 0
+    while upgrade.poll() is None or len(accepted) < 5:
+        # A client that retries what was refused or never answered, as a trading bot does.
+        try:
+            order = k8s.signed(
+                "POST", "/api/v3/order", maker,
+                {"symbol": "ETHUSDT", "side": "SELL", "type": "LIMIT", "timeInForce": "GTC",
+                 "quantity": "0.1", "price": "2500", "newOrderRespType": "ACK"},
+            )  # fmt: skip
+            accepted.append(order["orderId"])
+        except (AssertionError, httpx.HTTPError):
+            refused += 1
+        time.sleep(0.5)
+        if len(accepted) >= 90:
+            break
+    out, _ = upgrade.communicate(timeout=600)
+    assert upgrade.returncode == 0, out
+    for component in ("api", "trading", "settlement", "relay", "operator"):
+        deployment = k8s.cp.get_json("deployment", f"{RELEASE}-{component}", "-n", NS)
+        assert deployment["spec"]["template"]["spec"]["containers"][0]["image"].endswith(new_tag)
+    # Every accepted order is in the book once; nothing was lost in the roll.
+    wait_until(
+        lambda: (
+            sorted(
+                o["orderId"]
+                for o in k8s.signed("GET", "/api/v3/openOrders", maker, {"symbol": "ETHUSDT"})
+            )
+            == sorted(accepted)
+        ),
+        timeout=120,
+        what=f"the {len(accepted)} accepted orders open ({refused} refused during the roll)",
+    )
+    print(f"helm upgrade: {len(accepted)} orders accepted, {refused} refused during the roll")
