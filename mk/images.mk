@@ -5,7 +5,7 @@
 
 images: ## Build the images (cached: only what changed is rebuilt); import them if the node is up
 	@scripts/images/build.sh
-	@if [[ -S "$${CEX_CONTAINERD_ADDRESS:-/run/containerd/containerd.sock}" ]]; then scripts/images/import.sh; fi
+	@if [[ -S "$${CEX_CONTAINERD_ADDRESS:-$${CEX_CLUSTER_DIR:-.cex/cluster}/run/containerd/containerd.sock}" ]]; then scripts/images/import.sh; fi
 
 images-import: ## Import the built images into the node's containerd
 	@scripts/images/import.sh
