@@ -8,7 +8,7 @@ LINT_PATHS := services tests e2e conftest.py $(wildcard operator)
 .PHONY: help bootstrap up down status test lint unit soak
 
 help: ## List the targets
-	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
 bootstrap: ## Install system packages, uv and the project's virtualenv
 	@scripts/bootstrap.sh
