@@ -7,6 +7,7 @@ of its own. Started once per session; tests keep apart by using users of their o
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import subprocess
@@ -118,10 +119,13 @@ async def _wait_ready(url: str, processes: dict[str, subprocess.Popen[bytes]]) -
                 await asyncio.sleep(0.1)
 
 
-@pytest.fixture(scope="session")
-async def exchange(
+@contextlib.asynccontextmanager
+async def whole_exchange(
     stack: StackSettings, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Exchange]:
+    """The whole exchange as processes on fresh topics, database and Redis prefix. The
+    session fixture `exchange` (`e2e/conftest.py`) runs one for every test tree that needs
+    it (the API's and the web UI's tests share it)."""
     log_dir = tmp_path_factory.mktemp("exchange")
     name = unique("api")
     base = stack.postgres_dsn.rsplit("/", 1)[0]

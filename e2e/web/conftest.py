@@ -28,12 +28,9 @@ from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 from tests.fixtures import REPO
 
 from cex.stack.web import WebBuild, app_copy
-from e2e.api import conftest as api
 from e2e.api.conftest import Exchange, free_port
 
 CHROMIUM = Path("/usr/bin/chromium")
-#: The whole exchange of the API's end-to-end tests, a session fixture.
-exchange = api.exchange
 ARTIFACTS = REPO / ".cex" / "artifacts" / "web"
 DESKTOP = {"width": 1440, "height": 900}
 PHONE = {"width": 390, "height": 844}
