@@ -434,3 +434,55 @@ def test_helm_upgrade_to_a_new_image_rolls_the_services_with_no_lost_order(
         what=f"the {len(accepted)} accepted orders open ({refused} refused during the roll)",
     )
     print(f"helm upgrade: {len(accepted)} orders accepted, {refused} refused during the roll")
+
+
+def symbol_status(k8s: K8sExchange, symbol: str) -> str:
+    with httpx.Client(base_url=k8s.api, timeout=30) as http:
+        info = http.get("/api/v3/exchangeInfo", params={"symbol": symbol}).json()
+    return str(info["symbols"][0]["status"])
+
+
+def test_market_halt_and_fee_change_reach_the_running_engine_pod(k8s: K8sExchange) -> None:
+    tag = uuid.uuid4().hex[:8]
+    maker = k8s.trader(f"maker-halt-{tag}@example.com", {"ETH": "1"})
+    taker = k8s.trader(f"taker-halt-{tag}@example.com", {"USDT": "10000"})
+
+    def patch(spec: dict[str, str]) -> None:
+        k8s.kubectl("patch", "market", "eth-usdt", "--type=merge", "-p",
+                    json.dumps({"spec": spec}))  # fmt: skip
+
+    try:
+        patch({"makerFee": "0.0005", "status": "Halted"})
+        wait_until(lambda: symbol_status(k8s, "ETHUSDT") == "HALT", timeout=60, what="HALT")
+        with httpx.Client(base_url=k8s.api, timeout=30) as http:
+            refused = http.post(
+                "/api/v3/order",
+                content=maker.form({"symbol": "ETHUSDT", "side": "SELL", "type": "LIMIT",
+                                    "timeInForce": "GTC", "quantity": "0.1", "price": "1500"}),
+                headers=maker.headers | {"Content-Type": "application/x-www-form-urlencoded"},
+            )  # fmt: skip
+        assert refused.status_code == 400, refused.text
+        patch({"status": "Trading"})
+        wait_until(lambda: symbol_status(k8s, "ETHUSDT") == "TRADING", timeout=60, what="TRADING")
+        wait_until(lambda: is_ready(k8s.cp, NS, "eth-usdt"), timeout=60, what="eth-usdt Ready")
+        k8s.signed(
+            "POST", "/api/v3/order", maker,
+            {"symbol": "ETHUSDT", "side": "SELL", "type": "LIMIT", "timeInForce": "GTC",
+             "quantity": "0.1", "price": "1500", "newOrderRespType": "ACK"},
+        )  # fmt: skip
+        buy = k8s.signed(
+            "POST", "/api/v3/order", taker,
+            {"symbol": "ETHUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "IOC",
+             "quantity": "0.1", "price": "1500", "newOrderRespType": "FULL"},
+        )  # fmt: skip
+        assert Decimal(buy["executedQty"]) == Decimal("0.1"), buy
+        # The engine charged the new maker fee (0.05% of 150 USDT).
+        wait_until(
+            lambda: k8s.balances(maker).get("USDT", (Decimal(0), Decimal(0)))[0] > 0,
+            timeout=60,
+            what="the trade settled",
+        )
+        assert k8s.balances(maker)["USDT"] == (Decimal("149.925"), Decimal(0))
+        assert engine_running(k8s, "eth-usdt")
+    finally:
+        patch({"makerFee": "0.001", "status": "Trading"})
