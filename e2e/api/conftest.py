@@ -123,9 +123,7 @@ async def _wait_ready(url: str, processes: dict[str, subprocess.Popen[bytes]]) -
 async def whole_exchange(
     stack: StackSettings, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Exchange]:
-    """The whole exchange as processes on fresh topics, database and Redis prefix. The
-    session fixture `exchange` (`e2e/conftest.py`) runs one for every test tree that needs
-    it (the API's and the web UI's tests share it)."""
+    """The whole exchange as processes on fresh topics, database and Redis prefix."""
     log_dir = tmp_path_factory.mktemp("exchange")
     name = unique("api")
     base = stack.postgres_dsn.rsplit("/", 1)[0]
@@ -199,3 +197,13 @@ async def whole_exchange(
         await kafka.close()
         await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
         await admin.close()
+
+
+@pytest.fixture(scope="session")
+async def exchange(
+    stack: StackSettings, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Exchange]:
+    """The whole exchange (trading API, relay, engines, settlement, public API) as
+    processes, once per test session for the API's tests."""
+    async with whole_exchange(stack, tmp_path_factory) as running:
+        yield running

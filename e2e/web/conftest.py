@@ -27,8 +27,9 @@ import pytest
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright, expect
 from tests.fixtures import REPO
 
+from cex.stack.settings import StackSettings
 from cex.stack.web import WebBuild, app_copy
-from e2e.api.conftest import Exchange, free_port
+from e2e.api.conftest import Exchange, free_port, whole_exchange
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = REPO / ".cex" / "artifacts" / "web"
@@ -45,6 +46,16 @@ class Web:
     url: str
     exchange: Exchange
     log: Path
+
+
+@pytest.fixture(scope="session")
+async def exchange(
+    stack: StackSettings, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Exchange]:
+    """A whole exchange of the web UI's own: its tests check whole sides of the book and
+    the latest trades, which the API tests' orders would share."""
+    async with whole_exchange(stack, tmp_path_factory) as running:
+        yield running
 
 
 @pytest.fixture(scope="session")
