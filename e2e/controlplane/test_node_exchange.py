@@ -92,8 +92,12 @@ def k8s(control_plane: ControlPlane) -> Iterator[K8sExchange]:
     print(f"make k8s-up took {time.monotonic() - started:.0f} s")
     svc = control_plane.get_json("service", f"{RELEASE}-api", "-n", NS)
     api = f"http://{svc['spec']['clusterIP']}:{svc['spec']['ports'][0]['port']}"
+    # helm's --wait covers the chart's Deployments; the engines roll after it, when the new
+    # operator gives their StatefulSets the new image. Tests start once that is done.
+    exchange = K8sExchange(control_plane, api)
+    wait_until(lambda: engines_rolled_out(exchange), timeout=300, what="engines on the new image")
     try:
-        yield K8sExchange(control_plane, api)
+        yield exchange
     finally:
         if not installed_before:
             # The operator drains the Markets while it still runs, then the release goes.
@@ -101,6 +105,22 @@ def k8s(control_plane: ControlPlane) -> Iterator[K8sExchange]:
                 "delete", "markets", "--all", "-n", NS, "--timeout=180s", check=False, timeout=200
             )
             helm(control_plane, "uninstall", RELEASE, "--wait", "--timeout", "5m")
+
+
+def engines_rolled_out(k8s: K8sExchange) -> bool:
+    api = k8s.cp.get_json("deployment", f"{RELEASE}-api", "-n", NS)
+    image = api["spec"]["template"]["spec"]["containers"][0]["image"]
+    for market in ("btc-usdt", "eth-usdt"):
+        sts = k8s.cp.get_json("statefulset", f"{market}-engine", "-n", NS)
+        status = sts.get("status", {})
+        if (
+            sts["spec"]["template"]["spec"]["containers"][0]["image"] != image
+            or status.get("updateRevision") != status.get("currentRevision")
+            or status.get("readyReplicas") != 1
+            or not engine_running(k8s, market)
+        ):
+            return False
+    return True
 
 
 def engine_running(k8s: K8sExchange, market: str) -> bool:
