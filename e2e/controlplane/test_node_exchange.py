@@ -389,7 +389,11 @@ def test_a_service_pod_deleted_mid_trading_is_replaced_with_nothing_lost(
     )
     assert k8s.balances(taker)["ETH"] == (Decimal("0.999"), Decimal(0))
     assert k8s.balances(maker)["USDT"] == (Decimal(price) * Decimal("0.999"), Decimal(0))
-    assert is_ready(k8s.cp, NS, "eth-usdt"), conditions(k8s.cp, NS, "eth-usdt")
+    # The Market is Ready again: its engine pod may flap unready for a moment on a loaded
+    # node (seen once in a full run), so it gets time, not an instant's look.
+    wait_until(
+        lambda: is_ready(k8s.cp, NS, "eth-usdt"), timeout=90, what="the eth-usdt Market Ready"
+    )
 
 
 def containerd_socket() -> str:
