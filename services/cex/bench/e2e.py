@@ -23,6 +23,13 @@ it (one clock, wall time):
 ``accepted_to_settled``
     accepted → settled: the issue's "order accepted → settled" figure.
 
+``stamped_to_commanded`` / ``stamped_to_settled``
+    the same from the order's server-side stamp (``transactTime``, taken before the trading
+    API's group commit), which a loaded load generator cannot delay: this process sends, reads
+    the answers and observes every hop on one event loop, so on a busy 2-core machine the
+    client-side ``accept`` grows and ``relay`` can even turn negative (the command is seen in
+    Kafka before the answer is read).
+
 The observer's own fetches add up to ``fetch_max_wait_ms`` (5 ms) to the relay and engine
 hops. With ``--sweep`` the rate doubles from ``rate`` until the end-to-end p99 exceeds the
 goal or the stack falls behind the offered rate; the summary names the highest rate that
@@ -55,7 +62,10 @@ __all__ = ["describe", "run"]
 #: The issue's goals for the accepted → settled hop (ms).
 GOAL_P50_MS = 25.0
 GOAL_P99_MS = 100.0
-HOPS = ("accept", "relay", "engine", "settle", "accepted_to_settled", "sent_to_settled")
+HOPS = (
+    "accept", "relay", "engine", "settle", "accepted_to_settled", "sent_to_settled",
+    "stamped_to_commanded", "stamped_to_settled",
+)  # fmt: skip
 OBSERVER_FETCH_WAIT_MS = 5
 #: How long after the last send the bench waits for stragglers before counting them lost.
 DRAIN_S = 10.0
@@ -65,6 +75,7 @@ DRAIN_S = 10.0
 class _Trace:
     sent: float
     user_id: int
+    stamped: float | None = None
     accepted: float | None = None
     commanded: float | None = None
     executed: float | None = None
@@ -249,6 +260,7 @@ async def _offer(
             state.errors += 1
             return
         trace.accepted = time.time()
+        trace.stamped = int(payload["transactTime"]) / 1000
         state.adopt(int(payload["orderId"]), trace)
 
     for i in range(count):
@@ -310,6 +322,10 @@ def _summarise(state: _Run, rate: float, seconds: float, first_sent: float) -> d
                 hops["engine"].append(t.executed - t.commanded)
                 hops["settle"].append(t.settled - t.executed)
         hops["accepted_to_settled"].append(t.settled - t.accepted)
+        if t.stamped is not None:
+            hops["stamped_to_settled"].append(t.settled - t.stamped)
+            if t.commanded is not None:
+                hops["stamped_to_commanded"].append(t.commanded - t.stamped)
         hops["sent_to_settled"].append(t.settled - t.sent)
     last_settled = max((t.settled for t in settled if t.settled is not None), default=first_sent)
     return {
