@@ -10,7 +10,9 @@ and the others of its batch go on.
 
 Per order, in its batch's one transaction: funds `available → locked` (with the ORDER_LOCK
 journal of `cex.core.ledger`), the order inserted as PENDING, its ORDER_CREATE appended to the
-outbox under the market's next command number. A client order id is unique among the
+outbox under the market's next command number. The market rows are locked last, after the
+orders are written, so a batch holds them only for its outbox rows and its commit: the
+next batch's orders are written meanwhile. A client order id is unique among the
 user's open orders (Binance): reusing the id of an open order is refused as a duplicate,
 reusing a closed order's id is allowed.
 
@@ -76,36 +78,56 @@ ORDER_COLUMNS = (
 Outcome = dict[str, Any] | errors.TradingError
 
 
-# Every write of a batch in one statement (one round trip): data-modifying CTEs all run,
-# and foreign keys are checked at the end of the statement.
-_WRITE_BATCH = """
+# Per order of a batch, in one round trip: whether its client order id names an open order
+# already (the partial unique index `orders_open_client_order_id`, one probe per order: the
+# literal status list is that index's predicate), and fresh order and journal ids. Ids of
+# orders refused later are skipped, as a rolled-back transaction skips them.
+_CHECK_AND_NUMBER = """
+SELECT EXISTS (
+           SELECT 1 FROM orders o WHERE o.user_id = k.user_id AND o.client_order_id = k.cid
+           AND o.status IN ('PENDING', 'NEW', 'PARTIALLY_FILLED')
+       ) AS open_duplicate,
+       nextval('order_ids') AS order_id, nextval('journals_id_seq') AS journal_id
+FROM unnest($1::bigint[], $2::text[]) WITH ORDINALITY k(user_id, cid, i)
+ORDER BY k.i
+"""
+
+# The funds and the orders of a batch in one statement (one round trip): data-modifying
+# CTEs all run, and foreign keys are checked at the end of the statement. It runs before
+# the market rows are locked, so a batch holds its market only for `_WRITE_COMMANDS` and
+# the commit, and the next batch writes its orders meanwhile.
+_WRITE_ORDERS = """
 WITH balance AS (
     UPDATE balances b SET available = b.available - d.amount, locked = b.locked + d.amount
     FROM unnest($1::bigint[], $2::text[], $3::numeric[]) d(user_id, asset, amount)
     WHERE b.user_id = d.user_id AND b.asset = d.asset
-), market AS (
-    UPDATE markets m SET next_command_seq = m.next_command_seq + u.n
-    FROM unnest($4::text[], $5::bigint[]) u(name, n) WHERE m.name = u.name
 ), new_orders AS (
     INSERT INTO orders (id, market, user_id, client_order_id, side, type, time_in_force,
                         price, quantity, quote_order_qty, stop_price, expire_at, stp_mode,
                         status, locked_asset, locked, locked_remaining, created_ms)
-    SELECT * FROM unnest($6::bigint[], $7::text[], $8::bigint[], $9::text[], $10::text[],
-                         $11::text[], $12::text[], $13::bigint[], $14::bigint[],
-                         $15::numeric[], $16::bigint[], $17::bigint[], $18::text[],
-                         $19::text[], $20::text[], $21::numeric[], $22::numeric[],
-                         $23::bigint[])
+    SELECT * FROM unnest($4::bigint[], $5::text[], $6::bigint[], $7::text[], $8::text[],
+                         $9::text[], $10::text[], $11::bigint[], $12::bigint[],
+                         $13::numeric[], $14::bigint[], $15::bigint[], $16::text[],
+                         $17::text[], $18::text[], $19::numeric[], $20::numeric[],
+                         $21::bigint[])
 ), journal AS (
     INSERT INTO journals (id, kind, reference)
-    SELECT id, 'ORDER_LOCK', ref FROM unnest($24::bigint[], $25::text[]) j(id, ref)
-), entries AS (
-    INSERT INTO ledger_entries (journal_id, user_id, bucket, asset, amount)
-    SELECT * FROM unnest($26::bigint[], $27::bigint[], $28::text[], $29::text[],
-                         $30::numeric[])
+    SELECT id, 'ORDER_LOCK', ref FROM unnest($22::bigint[], $23::text[]) j(id, ref)
+)
+INSERT INTO ledger_entries (journal_id, user_id, bucket, asset, amount)
+SELECT * FROM unnest($24::bigint[], $25::bigint[], $26::text[], $27::text[], $28::numeric[])
+"""
+
+# The commands, numbered under the market rows' locks (taken just before): the outbox order
+# is the commit order. The relay is woken at commit.
+_WRITE_COMMANDS = """
+WITH market AS (
+    UPDATE markets m SET next_command_seq = m.next_command_seq + u.n
+    FROM unnest($1::text[], $2::bigint[]) u(name, n) WHERE m.name = u.name
 ), commands AS (
     INSERT INTO outbox (market, command_seq, kind, order_id, payload)
     SELECT market, seq, 'ORDER_CREATE', order_id, payload
-    FROM unnest($31::text[], $32::bigint[], $33::bigint[], $34::bytea[])
+    FROM unnest($3::text[], $4::bigint[], $5::bigint[], $6::bytea[])
          c(market, seq, order_id, payload)
 )
 SELECT pg_notify('cex_outbox', '')
@@ -258,18 +280,22 @@ class OrderStore:
         return outcomes
 
     async def _commit(self, batch: Sequence[_Pending]) -> list[Outcome]:
-        """One transaction for the batch, in few round trips: duplicate check, balance
-        locks, ids, market locks, then every write in one statement."""
+        """One transaction for the batch, in five round trips: duplicate check and ids,
+        balance locks, funds and orders, market locks, commands (then the commit)."""
         orders = [p.order for p in batch]
         ts = self.clock_ms()
         results: list[dict[str, Any] | errors.TradingError | None] = [None] * len(orders)
         async with self.pool.acquire() as conn, conn.transaction():
             # 1. A client order id of the user's that is open already (in the DB) is refused;
             # a closed order's id may be reused (Binance's semantics).
-            open_ids = await _open_client_order_ids(conn, orders)
+            checked = await conn.fetch(
+                _CHECK_AND_NUMBER,
+                [o.user_id for o in orders],
+                [o.client_order_id for o in orders],
+            )
             todo: list[int] = []
             for i, order in enumerate(orders):
-                if (order.user_id, order.client_order_id) in open_ids:
+                if checked[i]["open_duplicate"]:
                     results[i] = errors.duplicate_order()
                 elif not self.markets[order.market].accepts_orders:
                     results[i] = errors.market_closed()
@@ -303,43 +329,46 @@ class OrderStore:
                 locks[i] = amount
                 placed.add((order.user_id, order.client_order_id))
             accepted = [i for i in todo if i in locks]
+            if not accepted:
+                return results  # type: ignore[return-value]
 
-            if accepted:
-                # 3. Lock the markets last (by name), so the lock that orders the outbox is
-                # held only for the final write and the commit. Re-check their status.
-                market_rows = await row_locks.markets(
-                    {orders[i].market for i in accepted}, "name, status, next_command_seq"
-                )
-                if any(r["status"] != "TRADING" for r in market_rows):
-                    await self.refresh_markets()
-                    raise _MarketStatusChanged
-                next_seq = {r["name"]: int(r["next_command_seq"]) for r in market_rows}
-                await self._write(conn, orders, accepted, locks, next_seq, ts, results)
+            # 3. Funds locked, orders and journals written: no market lock held yet.
+            commands = await self._write_orders(conn, orders, accepted, locks, checked, ts,
+                                                results)  # fmt: skip
+
+            # 4. Lock the markets last (by name), so the lock that orders the outbox is held
+            # only for the commands and the commit. Re-check their status.
+            market_rows = await row_locks.markets(
+                {orders[i].market for i in accepted}, "name, status, next_command_seq"
+            )
+            if any(r["status"] != "TRADING" for r in market_rows):
+                await self.refresh_markets()
+                raise _MarketStatusChanged
+            await _write_commands(
+                conn, {r["name"]: int(r["next_command_seq"]) for r in market_rows}, commands
+            )
         return results  # type: ignore[return-value]
 
-    async def _write(
+    async def _write_orders(
         self,
         conn: asyncpg.Connection,
         orders: list[ValidOrder],
         accepted: list[int],
         locks: dict[int, int],
-        next_seq: dict[str, int],
+        checked: list[asyncpg.Record],
         ts: int,
         results: list[Any],
-    ) -> None:
-        ids = await conn.fetch(
-            "SELECT nextval('order_ids') AS order_id, nextval('journals_id_seq') AS journal_id"
-            " FROM generate_series(1, $1)",
-            len(accepted),
-        )
+    ) -> list[tuple[str, int, bytes]]:
+        """Write the accepted orders, their funds and ORDER_LOCK journals; fill `results`
+        with their rows; returns their commands (market, order id, payload) in order."""
         deltas: dict[tuple[int, str], int] = {}
         columns: list[list[Any]] = [[] for _ in ORDER_COLUMNS]
-        outbox: list[list[Any]] = [[], [], [], []]  # market, seq, order_id, payload
         entries: list[list[Any]] = [[], [], [], [], []]  # journal, user, bucket, asset, amount
-        seq_used: dict[str, int] = {}
+        journal_ids: list[int] = []
         references: list[str] = []
-        for id_row, i in zip(ids, accepted, strict=True):
-            order_id, journal_id = id_row["order_id"], id_row["journal_id"]
+        commands: list[tuple[str, int, bytes]] = []
+        for i in accepted:
+            order_id, journal_id = checked[i]["order_id"], checked[i]["journal_id"]
             order, amount = orders[i], locks[i]
             key = (order.user_id, order.locked_asset)
             deltas[key] = deltas.get(key, 0) + amount
@@ -352,8 +381,7 @@ class OrderStore:
                 quote_order_qty=order.quote_order_qty, stop_price=order.stop_price,
                 expire_at=order.expire_at, stp_mode=order.stp_mode, locked=amount,
             )  # fmt: skip
-            seq = next_seq[order.market] + seq_used.get(order.market, 0)
-            seq_used[order.market] = seq_used.get(order.market, 0) + 1
+            commands.append((order.market, order_id, encode(command)))
             row = (
                 order_id, order.market, order.user_id, order.client_order_id,
                 order.side.value, order.type.value, order.time_in_force.value, order.price,
@@ -362,13 +390,10 @@ class OrderStore:
             )  # fmt: skip
             for column, value in zip(columns, row, strict=True):
                 column.append(value)
-            for column, value in zip(
-                outbox, (order.market, seq, order_id, encode(command)), strict=True
-            ):
-                column.append(value)
             journal = order_lock_journal(
                 f"order:{order_id}", order.user_id, order.locked_asset, amount
             )
+            journal_ids.append(journal_id)
             references.append(journal.reference)
             for p in journal.postings:
                 for column, value in zip(
@@ -378,14 +403,13 @@ class OrderStore:
             results[i] = dict(zip(ORDER_COLUMNS, row, strict=True))
 
         await conn.execute(
-            _WRITE_BATCH,
+            _WRITE_ORDERS,
             [k[0] for k in deltas], [k[1] for k in deltas], list(deltas.values()),
-            list(seq_used), list(seq_used.values()),
             *columns,
-            [r["journal_id"] for r in ids], references,
+            journal_ids, references,
             *entries,
-            *outbox,
         )  # fmt: skip
+        return commands
 
     # ------------------------------------------------------------------ cancelling
 
@@ -542,6 +566,24 @@ class OrderStore:
         return [dict(r) for r in rows]
 
 
+async def _write_commands(
+    conn: asyncpg.Connection, next_seq: dict[str, int], commands: list[tuple[str, int, bytes]]
+) -> None:
+    """Append the ORDER_CREATE commands to the outbox, numbered from each market's
+    `next_seq` in batch order (the market rows locked by the caller)."""
+    seqs: list[int] = []
+    used: dict[str, int] = {}
+    for market, _, _ in commands:
+        n = used.get(market, 0)
+        seqs.append(next_seq[market] + n)
+        used[market] = n + 1
+    await conn.execute(
+        _WRITE_COMMANDS,
+        list(used), list(used.values()),
+        [c[0] for c in commands], seqs, [c[1] for c in commands], [c[2] for c in commands],
+    )  # fmt: skip
+
+
 def _answer(batch: Sequence[_Pending], outcomes: Sequence[Outcome | Exception]) -> None:
     for pending, outcome in zip(batch, outcomes, strict=True):
         if pending.future.done():
@@ -556,22 +598,6 @@ def _isolatable(exc: Exception) -> bool:
     """Whether a failed batch may be retried order by order: its transaction certainly
     rolled back. Not after a lost connection, where the commit may have happened."""
     return not is_connection_lost(exc)
-
-
-async def _open_client_order_ids(
-    conn: asyncpg.Connection, orders: list[ValidOrder]
-) -> set[tuple[int, str]]:
-    """The (user, client order id) pairs of `orders` that name an open order already."""
-    rows = await conn.fetch(
-        "SELECT o.user_id, o.client_order_id FROM orders o"
-        " JOIN unnest($1::bigint[], $2::text[]) k(user_id, cid)"
-        " ON o.user_id = k.user_id AND o.client_order_id = k.cid"
-        " WHERE o.status = ANY($3::text[])",
-        [o.user_id for o in orders],
-        [o.client_order_id for o in orders],
-        list(OPEN_STATUSES),
-    )
-    return {(r["user_id"], r["client_order_id"]) for r in rows}
 
 
 async def _find_order(
