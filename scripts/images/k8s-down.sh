@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # make k8s-down: undo make k8s-up. Deletes the example Markets (the operator drains them
-# while it still runs), uninstalls the release (devInfra's data lives in emptyDirs, so it goes
-# too; the CRDs stay), then stops the cluster and its real node (scripts/cluster/down.sh).
+# while it still runs), uninstalls the release (the CRDs stay), deletes devInfra's volumes and
+# their data (dev-volumes.sh delete: the next k8s-up starts clean), then stops the cluster
+# and its real node (scripts/cluster/down.sh).
 # Safe to run when nothing is up.
 set -euo pipefail
 # shellcheck source=scripts/images/lib.sh
@@ -24,5 +25,9 @@ if [[ -s "${KUBECONFIG}" ]] && kubectl get --raw /readyz >/dev/null 2>&1; then
     log "helm uninstall ${RELEASE} -n ${NAMESPACE}"
     helm uninstall "${RELEASE}" -n "${NAMESPACE}" --wait --timeout 5m >&2
   fi
+  fullname="${RELEASE}"
+  [[ "${RELEASE}" == *cex* ]] || fullname="${RELEASE}-cex"
+  log "deleting devInfra's volumes and their data"
+  "${CEX_IMAGES_DIR}/dev-volumes.sh" delete "${fullname}" "${NAMESPACE}"
 fi
 "${CEX_REPO_ROOT}/scripts/cluster/down.sh"

@@ -29,7 +29,7 @@ eval "${exports}"
 images_lock
 
 step "images: build.sh && import.sh"
-"${CEX_IMAGES_DIR}/build.sh" pause cex kafka postgres redis
+"${CEX_IMAGES_DIR}/build.sh" cex kafka postgres redis
 # The web UI is the one image a half-edited checkout often cannot build: the exchange is
 # deployed anyway, with the web image built last (if any).
 if [[ -f "${CEX_REPO_ROOT}/services/web/Dockerfile" ]] && ! "${CEX_IMAGES_DIR}/build.sh" web; then
@@ -51,6 +51,23 @@ else
   values+=(--set "web.enabled=false")
 fi
 
+# The chart's object prefix (cex.fullname): the release name when it contains "cex".
+fullname="${RELEASE}"
+[[ "${RELEASE}" == *cex* ]] || fullname="${RELEASE}-cex"
+
+step "devInfra's volumes on the node (dev-volumes.sh)"
+# A StatefulSet of an exchange installed before devInfra had volumes keeps emptyDirs, and
+# its volumeClaimTemplates cannot change: it goes (with the data it would lose on any restart).
+for component in kafka postgres redis; do
+  sts="$(kubectl get statefulset "${fullname}-${component}" -n "${NAMESPACE}" \
+    -o jsonpath='{.metadata.name} {.spec.volumeClaimTemplates[0].metadata.name}' 2>/dev/null || true)"
+  if [[ "${sts}" == "${fullname}-${component} " ]]; then
+    log "${sts% }: deleting it (its data was in an emptyDir) for one with a persistent volume"
+    kubectl delete statefulset "${sts% }" -n "${NAMESPACE}" --wait=true >&2
+  fi
+done
+"${CEX_IMAGES_DIR}/dev-volumes.sh" create "${fullname}" "${NAMESPACE}"
+
 step "helm upgrade --install ${RELEASE} charts/cex -n ${NAMESPACE}"
 helm upgrade --install "${RELEASE}" "${CEX_CHART_DIR}" --namespace "${NAMESPACE}" \
   -f "${CEX_IMAGES_DIR}/k8s-values.yaml" "${values[@]}" \
@@ -67,9 +84,6 @@ kubectl get -n "${NAMESPACE}" markets >&2
 
 # Services are ClusterIP: the host reaches them through kube-proxy, or on loopback with
 # kubectl port-forward.
-# The chart's object prefix (cex.fullname): the release name when it contains "cex".
-fullname="${RELEASE}"
-[[ "${RELEASE}" == *cex* ]] || fullname="${RELEASE}-cex"
 endpoint() { # service scheme path
   local ip port
   ip="$(kubectl get svc "$1" -n "${NAMESPACE}" -o jsonpath='{.spec.clusterIP}' 2>/dev/null)" || return 0
