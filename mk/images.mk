@@ -1,5 +1,6 @@
 # Images the cluster runs, built locally with podman from a cached debootstrap base
-# (scripts/images/, no registry): pause, cex, web, kafka, postgres, redis.
+# (scripts/images/, no registry): cex, web, kafka, postgres, redis (the
+# pod sandbox's pause image is the cluster's: scripts/cluster/install.sh).
 
 .PHONY: images images-import
 

@@ -1,9 +1,8 @@
 """The images the cluster runs, built by scripts/images/build.sh (podman, a debootstrap base,
 no registry) and run here with podman directly: the cex image runs `cex` and `cex-operator`
-as its unprivileged user, the pause image is the static pause binary, and the dev
-infrastructure images (Kafka KRaft, PostgreSQL, Redis) start from the environment the chart
-gives them and answer real clients. Containers share the host's network and listen on
-loopback only, on free ports.
+as its unprivileged user, and the dev infrastructure images (Kafka KRaft, PostgreSQL,
+Redis) start from the environment the chart gives them and answer real clients. Containers
+share the host's network and listen on loopback only, on free ports.
 
 The session builds what is missing first: cold (no cached base), about 6 minutes; warm, a
 few seconds (every image's inputs are hashed, see build.sh).
@@ -28,10 +27,9 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BUILD = REPO_ROOT / "scripts" / "images" / "build.sh"
 CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "cex" / "images"
-IMAGES = ("pause", "cex", "kafka", "postgres", "redis")
+IMAGES = ("cex", "kafka", "postgres", "redis")
 # The names the chart's defaults use (values.yaml: image.*, devInfra.*.image).
 CEX = "docker.io/library/cex:0.1.0"
-PAUSE = "docker.io/library/cex-pause:3.10.1"
 KAFKA = "docker.io/library/cex-kafka:3.9.1"
 POSTGRES = "docker.io/library/cex-postgres:15"
 REDIS = "docker.io/library/cex-redis:7.0"
@@ -108,14 +106,6 @@ def test_cex_image_runs_cex_and_the_operator_as_its_user(images: None) -> None:
     code = "from cex.infra.postgres import migrations; print(len(migrations()))"
     count = podman("run", "--rm", "--entrypoint", "python", CEX, "-c", code).stdout
     assert int(count) > 0
-
-
-def test_pause_image_is_the_static_pause_binary(images: None) -> None:
-    assert podman("run", "--rm", PAUSE, "-v").stdout.startswith("pause.c v3.10.1")
-    config = podman("image", "inspect", "--format", "{{.Config.User}} {{.Size}}", PAUSE).stdout
-    user, size = config.split()
-    assert user == "65535:65535"
-    assert int(size) < 2_000_000  # the binary alone: FROM scratch
 
 
 def test_postgres_image_initialises_its_database_and_refuses_a_wrong_password(

@@ -1,7 +1,6 @@
 #!/usr/bin/env bash
 # Build the images the cluster runs, with podman and no registry:
 #   base      debootstrap --variant=minbase of the host's Debian release, from apt's mirror
-#   pause     the Kubernetes pause container (build/pause/linux/pause.c, gcc -static), FROM scratch
 #   python    base + Debian's python3, tagged python:<version>-slim for the Dockerfile's FROM
 #   cex       the repo's Dockerfile (services, engines, operator, migrations)
 #   node      base + Node.js and npm from the npm registry (Debian's nodejs is too old for Next.js)
@@ -27,7 +26,6 @@ install_tools() {
   command -v podman >/dev/null || missing+=(podman)
   command -v debootstrap >/dev/null || missing+=(debootstrap)
   command -v runc >/dev/null || missing+=(runc)
-  command -v gcc >/dev/null || missing+=(gcc libc6-dev)
   if ((${#missing[@]})); then
     log "installing Debian packages: ${missing[*]}"
     DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}" >&2
@@ -101,23 +99,6 @@ build_base() {
   pm tag "${ref}" "${ref}-${hash}"
   record base "${ref}-${hash}"
   drop_older "${ref}" "${hash}"
-}
-
-build_pause() {
-  local src
-  src="$(k8s_module_dir)/build/pause/linux/pause.c"
-  [[ -f "${src}" ]] || die "no ${src}"
-  local hash
-  hash="$(hash_paths "${src}" "${CEX_IMAGES_DIR}/pause")"
-  up_to_date pause "${hash}" && return
-  local ctx
-  ctx="$(mktemp -d)"
-  # shellcheck disable=SC2064
-  trap "rm -rf '${ctx}'" RETURN
-  cp "${CEX_IMAGES_DIR}/pause/Containerfile" "${ctx}/"
-  gcc -Os -Wall -Werror -static -DVERSION="v$(pause_version)-cex" -o "${ctx}/pause" "${src}"
-  strip "${ctx}/pause"
-  podman_build pause "${hash}" "${ctx}" -f "${ctx}/Containerfile"
 }
 
 # An image of scripts/images/NAME/ (its Containerfile and files) FROM the base image.

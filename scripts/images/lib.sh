@@ -90,18 +90,16 @@ apt_mirror() {
   die "no apt source for ${CEX_IMAGES_SUITE} in /etc/apt"
 }
 
-# Kubernetes release whose build/pause/linux/pause.c the pause image is built from (the
-# cluster scripts' version, so containerd's sandbox image matches the kubelet).
+# The cluster scripts' Kubernetes release.
 # shellcheck disable=SC2016  # the sed pattern matches a literal ${…}
 CEX_K8S_VERSION="${CEX_K8S_VERSION:-$(sed -n 's/^K8S_VERSION="\${CEX_K8S_VERSION:-\(.*\)}"$/\1/p' "${CEX_REPO_ROOT}/scripts/cluster/lib.sh")}"
 
 # Every image build.sh makes, in build order, and the name:tag the chart's defaults use.
 # base, python and node are only parents of the others (the Dockerfiles' FROM).
-CEX_IMAGES=(base pause python cex node web kafka postgres redis)
+CEX_IMAGES=(base python cex node web kafka postgres redis)
 image_tag() {
   case "$1" in
     base) echo "cex-base:${CEX_IMAGES_SUITE}" ;;
-    pause) echo "cex-pause:$(pause_version)" ;;
     python) echo "python:${CEX_IMAGES_PYTHON}-slim" ;;
     cex) echo "cex:${CEX_APP_VERSION}" ;;
     node) echo "cex-node:${CEX_IMAGES_NODE}" ;;
@@ -111,18 +109,6 @@ image_tag() {
     redis) echo "cex-redis:7.0" ;;
     *) die "unknown image $1 (one of: ${CEX_IMAGES[*]})" ;;
   esac
-}
-
-# The Kubernetes module's source directory (Go's module cache; downloaded if missing).
-k8s_module_dir() {
-  command -v go >/dev/null || die "go is not on PATH (scripts/cluster/install.sh needs it too)"
-  go mod download -json "k8s.io/kubernetes@${CEX_K8S_VERSION}" |
-    sed -n 's/^[[:space:]]*"Dir": "\(.*\)",\{0,1\}$/\1/p'
-}
-# The pause image's version (build/pause/Makefile's TAG), e.g. 3.10.1.
-pause_version() {
-  [[ -n "${_CEX_PAUSE_VERSION:-}" ]] || _CEX_PAUSE_VERSION="$(sed -n 's/^TAG ?= *//p' "$(k8s_module_dir)/build/pause/Makefile")"
-  echo "${_CEX_PAUSE_VERSION}"
 }
 
 # The socket of the node's containerd (scripts/cluster/lib.sh: CEX_CONTAINERD_SOCKET).
