@@ -3,23 +3,30 @@
 Live loop
 ---------
 The engine owns one partition index ``P`` of both topics. It reads ``orders[P]`` by manual
-assignment with ``read_committed``, and for each batch of commands (at most
-``batch_max``, gathered for at most ``batch_linger_ms`` once the first arrived), in one
-Kafka transaction of its transactional producer:
+assignment with ``read_committed``. Each batch of commands (what is waiting, at most
+``engine_batch_max``; it never waits for more) is applied to the core, in offset order (a
+record that does not decode is answered by ``COMMAND_REJECTED``/``MALFORMED`` and the
+market goes on), and then committed in one Kafka transaction of its transactional
+producer, which:
 
-1. applies every command to the core, in offset order (a record that does not decode is
-   answered by ``COMMAND_REJECTED``/``MALFORMED`` and the market goes on);
-2. produces every event, in order, to ``executions[P]`` with key = the market's symbol;
-3. adds the input position (last offset + 1) to the transaction for the engine's group
+1. produces every event, in order, to ``executions[P]`` with key = the market's symbol;
+2. adds the input position (last offset + 1) to the transaction for the engine's group
    (``send_offsets_to_transaction``);
-4. commits.
+3. commits.
+
+Pipelining: while a transaction is in flight (four round trips to the broker, plus the
+previous one's commit markers), the commands arriving meanwhile are applied already; they
+become the next transaction as soon as the previous one committed. Transactions stay one
+at a time and in input order, and the core runs ahead of Kafka by at most one batch that
+exists nowhere else: a crash loses it, and the next instance applies it again.
 
 With no input for ``engine_offset_refresh_s``, it commits the same input position again in
 a transaction of its own (offsets only): the group never has a member, so Kafka would
 otherwise drop its committed offset ``offsets.retention.minutes`` after the last commit,
 and the next recovery would replay from the partition's start.
 
-Only then does the batch go to Redis (book, pub/sub, sometimes a snapshot), in order, by
+Only after its commit does a batch go to Redis (book, pub/sub, sometimes a snapshot taken
+at its end when it was applied), in order, by
 :class:`~cex.engine.publisher.RedisPublisher`. Any Kafka error (including being fenced by
 a newer instance) ends the process: restarting and recovering is the one error path, so it
 is the well-tested one.
@@ -53,9 +60,11 @@ only means a longer replay.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -87,6 +96,38 @@ class SnapshotUnusable(RecoveryError):
     the truth."""
 
 
+#: One output record: key, value, headers.
+OutRecord = tuple[bytes | None, bytes, kafka.Headers | None]
+
+#: How long one poll of an idle input waits (it ends early as soon as records arrive).
+_IDLE_POLL_MS = 100
+
+
+@dataclass
+class Applied:
+    """Commands applied to the core whose events are not committed yet: one transaction's
+    worth (consecutive batches applied while the previous transaction was in flight are
+    joined by :meth:`then`)."""
+
+    commands: int
+    records: list[OutRecord]
+    events: list[Event]
+    next_offset: int  # the input position after these commands
+    next_seq: int  # the seq after their events
+    book_seq: int  # the seq of the last BOOK_DELTA up to here
+    snapshot: EngineSnapshot | None = field(default=None)  # state at a boundary within
+
+    def then(self, later: Applied) -> Applied:
+        """These commands followed by ``later``'s, as one transaction."""
+        self.commands += later.commands
+        self.records += later.records
+        self.events += later.events
+        self.next_offset, self.next_seq = later.next_offset, later.next_seq
+        self.book_seq = later.book_seq
+        self.snapshot = later.snapshot or self.snapshot
+        return self
+
+
 @dataclass(frozen=True)
 class Recovered:
     engine: MatchingEngine
@@ -114,12 +155,14 @@ class EngineRunner:
         self.transactional_id = transactional_id(infra.orders_topic, self.market)
         self.key = config.symbol.encode()
         self.engine: MatchingEngine | None = None
-        self.next_offset = 0
-        self.book_seq = 0
+        self.next_offset = 0  # committed input position
+        self.book_seq = 0  # seq of the last committed BOOK_DELTA
+        self.applied_book_seq = 0  # ... of the last applied one (ahead while pipelining)
 
     # ------------------------------------------------------------------ entry point
 
     async def run(self, ctx: WorkerContext) -> None:
+        kafka.set_concurrent_transactions_backoff(self.settings.engine_txn_retry_ms)
         producer = kafka.producer(self.infra, transactional_id=self.transactional_id)
         consumer = kafka.consumer(
             self.infra,
@@ -283,27 +326,41 @@ class EngineRunner:
             return engine.reject_malformed(record.offset)
         return engine.apply(command, record.offset)
 
-    async def _next_batch(
-        self, consumer: AIOKafkaConsumer, ctx: WorkerContext
-    ) -> list[ConsumerRecord[bytes, bytes]]:
-        tp, limit = self.tp_in, self.settings.engine_batch_max
-        batch: list[ConsumerRecord[bytes, bytes]] = []
-        got = await consumer.getmany(tp, timeout_ms=100, max_records=limit)
-        batch += got.get(tp, [])
-        if not batch:
-            return batch
-        deadline = time.monotonic() + self.settings.engine_batch_linger_ms / 1000
-        while len(batch) < limit and not ctx.stopping.is_set():
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
+    def _apply_batch(self, batch: list[ConsumerRecord[bytes, bytes]]) -> Applied:
+        """Apply a batch to the core and encode its events (nothing leaves the process)."""
+        assert self.engine is not None
+        engine, key = self.engine, self.key
+        records: list[OutRecord] = []
+        events: list[Event] = []
+        for record in batch:
+            produced = self._apply(engine, record)
+            headers = kafka.trace_headers(record.headers) or None
+            records += [(key, encode(event), headers) for event in produced]
+            events += produced
+        for event in reversed(events):
+            if type(event) is BookDelta:
+                self.applied_book_seq = event.seq
                 break
-            got = await consumer.getmany(
-                tp, timeout_ms=int(remaining * 1000), max_records=limit - len(batch)
-            )
-            if not got:
-                break
-            batch += got.get(tp, [])
-        return batch
+        return Applied(
+            commands=len(batch),
+            records=records,
+            events=events,
+            next_offset=batch[-1].offset + 1,
+            next_seq=engine.next_seq,
+            book_seq=self.applied_book_seq,
+        )
+
+    def _snapshot(self, next_offset: int, book_seq: int) -> EngineSnapshot:
+        """The core's state now, which must be the state after input ``next_offset``."""
+        assert self.engine is not None
+        return EngineSnapshot(
+            market=self.market,
+            partition=self.partition,
+            next_offset=next_offset,
+            next_seq=self.engine.next_seq,
+            book_seq=book_seq,
+            engine=self.engine.snapshot(),
+        )
 
     def _offset_commit(self, next_offset: int) -> dict[TopicPartition, OffsetAndMetadata]:
         """The input position to commit, stamped with the wall time of the commit (metadata
@@ -314,6 +371,22 @@ class EngineRunner:
             )
         }
 
+    async def _commit(self, producer: AIOKafkaProducer, applied: Applied) -> Applied:
+        """One Kafka transaction: the events of ``applied`` and the input position after
+        it, atomically. An offsets-only transaction when it has no records."""
+        started = time.perf_counter()
+        await producer.begin_transaction()
+        if applied.records:
+            await kafka.send_records(
+                producer, self.infra.executions_topic, self.partition, applied.records
+            )
+        await producer.send_offsets_to_transaction(
+            self._offset_commit(applied.next_offset), self.group_id
+        )
+        await producer.commit_transaction()
+        metrics.TXN_SECONDS.labels(self.market).observe(time.perf_counter() - started)
+        return applied
+
     async def live(
         self,
         ctx: WorkerContext,
@@ -321,85 +394,101 @@ class EngineRunner:
         producer: AIOKafkaProducer,
         publisher: RedisPublisher,
     ) -> None:
+        """Pipelined: while one transaction commits, the commands that arrived meanwhile
+        are applied to the core; they form the next transaction, begun as soon as the
+        previous one committed (at most ``engine_batch_max`` commands ahead). Batches are
+        what is already waiting: nothing waits for more input.
+
+        The core may run ahead of Kafka by one uncommitted batch, never Redis: a batch
+        reaches the publisher (pub/sub, book, snapshot) only after its own commit, and a
+        snapshot is taken at a batch boundary and stored only once that batch committed.
+        A crash loses only applied-but-uncommitted batches, which the next instance
+        applies again from the committed offset (the core is deterministic)."""
         assert self.engine is not None
-        engine, market, tp = self.engine, self.market, self.tp_in
-        out_topic, key = self.infra.executions_topic, self.key
+        market, tp, limit = self.market, self.tp_in, self.settings.engine_batch_max
         m_commands = metrics.COMMANDS.labels(market)
         m_events = metrics.EVENTS.labels(market)
         m_batch = metrics.BATCH_SIZE.labels(market)
-        m_txn = metrics.TXN_SECONDS.labels(market)
         m_lag = metrics.INPUT_LAG.labels(market)
         m_offset = metrics.INPUT_OFFSET.labels(market)
         m_seq = metrics.NEXT_SEQ.labels(market)
-        since_snapshot = 0
-        last_snapshot = time.monotonic()
+        m_refresh = metrics.OFFSET_REFRESHES.labels(market)
         every = self.settings.engine_snapshot_every
         interval = self.settings.engine_snapshot_interval_s
         refresh = self.settings.engine_offset_refresh_s
-        m_refresh = metrics.OFFSET_REFRESHES.labels(market)
-        last_commit = time.monotonic()
+        since_snapshot = 0
+        last_snapshot = last_commit = time.monotonic()
+        self.applied_book_seq = self.book_seq
 
-        while not ctx.stopping.is_set():
-            batch = await self._next_batch(consumer, ctx)
-            events: list[Event] = []
-            if batch:
-                records: list[tuple[bytes | None, bytes, kafka.Headers | None]] = []
-                for record in batch:
-                    produced = self._apply(engine, record)
-                    headers = kafka.trace_headers(record.headers) or None
-                    for event in produced:
-                        records.append((key, encode(event), headers))
-                    events += produced
-                next_offset = batch[-1].offset + 1
+        fetch: asyncio.Task[dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]] | None
+        fetch = None
+        commit: asyncio.Task[Applied] | None = None
+        pending: Applied | None = None  # applied, waiting for the transaction in flight
+        try:
+            while True:
+                stopping = ctx.stopping.is_set()
+                room = limit - (pending.commands if pending is not None else 0)
+                if fetch is None and not stopping and room > 0:
+                    fetch = asyncio.create_task(
+                        consumer.getmany(tp, timeout_ms=_IDLE_POLL_MS, max_records=room)
+                    )
+                waiting = {task for task in (fetch, commit) if task is not None}
+                if not waiting:
+                    return  # stopping, and everything applied is committed
+                await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
 
-                started = time.perf_counter()
-                await producer.begin_transaction()
-                await kafka.send_records(producer, out_topic, self.partition, records)
-                await producer.send_offsets_to_transaction(
-                    self._offset_commit(next_offset), self.group_id
-                )
-                await producer.commit_transaction()
-                m_txn.observe(time.perf_counter() - started)
-                last_commit = time.monotonic()
+                if fetch is not None and fetch.done():
+                    batch = fetch.result().get(tp, [])
+                    fetch = None
+                    if batch:
+                        applied = self._apply_batch(batch)
+                        since_snapshot += applied.commands
+                        if since_snapshot >= every or (
+                            time.monotonic() - last_snapshot >= interval
+                        ):
+                            applied.snapshot = self._snapshot(applied.next_offset, applied.book_seq)
+                            since_snapshot, last_snapshot = 0, time.monotonic()
+                        pending = applied if pending is None else pending.then(applied)
 
-                self.next_offset = next_offset
-                m_commands.inc(len(batch))
-                m_events.inc(len(events))
-                m_batch.observe(len(batch))
-                m_offset.set(next_offset)
-                m_seq.set(engine.next_seq)
-                for event in reversed(events):
-                    if type(event) is BookDelta:
-                        self.book_seq = event.seq
-                        break
-                since_snapshot += len(batch)
+                if commit is not None and commit.done():
+                    done = commit.result()  # a failed commit ends the process
+                    commit = None
+                    last_commit = time.monotonic()
+                    self.next_offset, self.book_seq = done.next_offset, done.book_seq
+                    m_commands.inc(done.commands)
+                    m_events.inc(len(done.events))
+                    m_batch.observe(done.commands)
+                    m_offset.set(done.next_offset)
+                    m_seq.set(done.next_seq)
+                    await publisher.submit(Committed(done.events, done.snapshot))
 
-            now = time.monotonic()
-            if not batch and now - last_commit >= refresh:
-                # A quiet market: commit the same offset again so Kafka keeps it.
-                await producer.begin_transaction()
-                await producer.send_offsets_to_transaction(
-                    self._offset_commit(self.next_offset), self.group_id
-                )
-                await producer.commit_transaction()
-                last_commit = now
-                m_refresh.inc()
-            snapshot = None
-            if since_snapshot and (since_snapshot >= every or now - last_snapshot >= interval):
-                snapshot = EngineSnapshot(
-                    market=market,
-                    partition=self.partition,
-                    next_offset=self.next_offset,
-                    next_seq=engine.next_seq,
-                    book_seq=self.book_seq,
-                    engine=engine.snapshot(),
-                )
-                since_snapshot, last_snapshot = 0, now
-            if batch or snapshot is not None:
-                await publisher.submit(Committed(events, snapshot))
-            lso = consumer.last_stable_offset(tp)
-            if lso is not None:
-                m_lag.set(max(0, lso - self.next_offset))
+                if commit is None and pending is not None:
+                    commit = asyncio.create_task(self._commit(producer, pending))
+                    pending = None
+                elif commit is None:
+                    # Everything applied is committed: the core's state is a committed one.
+                    now = time.monotonic()
+                    if since_snapshot and now - last_snapshot >= interval:
+                        snapshot = self._snapshot(self.next_offset, self.book_seq)
+                        await publisher.submit(Committed([], snapshot))
+                        since_snapshot, last_snapshot = 0, now
+                    if not stopping and now - last_commit >= refresh:
+                        # A quiet market: commit the same offset again so Kafka keeps it.
+                        await self._commit(
+                            producer,
+                            Applied(0, [], [], self.next_offset, 0, self.book_seq),
+                        )
+                        last_commit = time.monotonic()
+                        m_refresh.inc()
+                lso = consumer.last_stable_offset(tp)
+                if lso is not None:
+                    m_lag.set(max(0, lso - self.next_offset))
+        finally:
+            for task in (fetch, commit):
+                if task is not None and not task.done():
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await task
 
 
 async def last_committed_event(infra: InfraSettings, topic: str, partition: int) -> Event | None:

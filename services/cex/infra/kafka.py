@@ -50,6 +50,7 @@ __all__ = [
     "partition_counts",
     "producer",
     "send_records",
+    "set_concurrent_transactions_backoff",
     "trace_headers",
 ]
 
@@ -162,6 +163,24 @@ def consumer(
         "fetch_max_bytes": 32 << 20,
     }
     return AIOKafkaConsumer(**(defaults | options))
+
+
+def set_concurrent_transactions_backoff(ms: float) -> None:
+    """How soon aiokafka retries a transaction's first ``AddPartitionsToTxn`` answered
+    ``CONCURRENT_TRANSACTIONS``, for every transactional producer of the process.
+
+    The coordinator answers that while it still writes the previous transaction's commit
+    markers, which it does after answering ``EndTxn``: a producer that begins its next
+    transaction at once (a busy engine) meets it almost every time. aiokafka then waits a
+    fixed 20 ms (``BACKOFF_OVERRIDE``, KAFKA-5477's value; its ``retry_backoff_ms`` is not
+    used there), more than the markers take on a local broker. Raises if this aiokafka
+    no longer has the knob, so an upgrade cannot silently bring the 20 ms back.
+    """
+    from aiokafka.producer import sender
+
+    if not isinstance(getattr(sender, "BACKOFF_OVERRIDE", None), float):
+        raise RuntimeError("aiokafka.producer.sender.BACKOFF_OVERRIDE is gone: check the upgrade")
+    sender.BACKOFF_OVERRIDE = ms / 1000
 
 
 async def send_records(
