@@ -332,3 +332,42 @@ async def test_the_relay_prunes_while_it_publishes(
     assert len(btc) + len(eth) == 60
     assert [seq for seq, _ in btc] == list(range(1, len(btc) + 1))
     assert [seq for seq, _ in eth] == list(range(1, len(eth) + 1))
+
+
+async def test_a_batch_sent_but_not_yet_marked_is_never_sent_again(
+    exchange_settings: InfraSettings, order_store: OrderStore
+) -> None:
+    """Rows are marked published in the background while the next batch is read and sent:
+    that batch starts after what was sent, whether or not it is marked yet."""
+    await place_orders(order_store, 10, "slow", only="BTCUSDT")
+    producer = kafka.producer(
+        exchange_settings,
+        transactional_id=outbox.publisher_transactional_id(exchange_settings.orders_topic),
+    )
+    await producer.start()
+    try:
+        publisher = Publisher(
+            order_store.pool, producer, exchange_settings.orders_topic,
+            {"btc-usdt": 0, "eth-usdt": 1},
+        )  # fmt: skip
+        async with order_store.pool.acquire() as blocker, blocker.transaction():
+            # Every mark waits for these row locks until the block ends.
+            await blocker.execute("SELECT 1 FROM outbox FOR UPDATE")
+            first = await publisher.publish_batch(limit=4)
+            second = asyncio.create_task(publisher.publish_batch(limit=4))
+            async with asyncio.timeout(30):  # sent to Kafka while the first is unmarked
+                while len(await read_partition(exchange_settings, 0)) < 8:
+                    await asyncio.sleep(0.05)
+            assert not second.done()  # it waits for the first batch's mark
+        rest = [await second]
+        while batch := await publisher.publish_batch(limit=4):
+            rest.append(batch)
+        await publisher.flush()
+    finally:
+        await producer.stop()
+    assert [r["command_seq"] for r in first] == [1, 2, 3, 4]
+    assert [[r["command_seq"] for r in batch] for batch in rest] == [[5, 6, 7, 8], [9, 10]]
+    assert await read_partition(exchange_settings, 0) == await expected(
+        order_store.pool, "btc-usdt"
+    )
+    assert not await order_store.pool.fetchval("SELECT count(*) FROM outbox WHERE NOT published")

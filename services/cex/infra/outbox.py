@@ -25,6 +25,8 @@ commands. Published rows are kept for a retention period, then deleted in bounde
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
@@ -121,10 +123,16 @@ async def reconcile(
 # within a market, command order. A market with less waiting than its share leaves that
 # part of the batch unused: the next batch follows at once. Each market's rows come from
 # its own range of the `outbox_unpublished` index, so a large backlog costs only its share.
+# Commands up to a market's `sent` number are skipped: the publisher sent them already and
+# their rows are being marked.
 _NEXT_BATCH = """
-WITH waiting AS (
-    SELECT m.name FROM markets m
-    WHERE EXISTS (SELECT 1 FROM outbox o WHERE o.market = m.name AND NOT o.published)
+WITH sent AS (
+    SELECT * FROM unnest($2::text[], $3::bigint[]) s(market, seq)
+), waiting AS (
+    SELECT m.name, coalesce(s.seq, 0) AS after FROM markets m
+    LEFT JOIN sent s ON s.market = m.name
+    WHERE EXISTS (SELECT 1 FROM outbox o WHERE o.market = m.name AND NOT o.published
+                  AND o.command_seq > coalesce(s.seq, 0))
 ), share AS (
     SELECT greatest(1, $1::int / greatest(count(*), 1)) AS n FROM waiting
 )
@@ -132,18 +140,24 @@ SELECT b.market, b.command_seq, b.payload,
        extract(epoch FROM now() - b.created_at)::float8 AS age_s
 FROM waiting w CROSS JOIN share CROSS JOIN LATERAL (
     SELECT o.market, o.command_seq, o.payload, o.created_at FROM outbox o
-    WHERE o.market = w.name AND NOT o.published
+    WHERE o.market = w.name AND NOT o.published AND o.command_seq > w.after
     ORDER BY o.command_seq LIMIT share.n
 ) b
 ORDER BY b.market, b.command_seq
 """
 
 
-async def next_batch(conn: asyncpg.Connection | asyncpg.Pool, limit: int) -> list[asyncpg.Record]:
+async def next_batch(
+    conn: asyncpg.Connection | asyncpg.Pool, limit: int, sent: Mapping[str, int] | None = None
+) -> list[asyncpg.Record]:
     """The next unpublished commands, at most about `limit` (one more per waiting market
     when there are more markets than `limit`): `market`, `command_seq`, `payload` and
-    `age_s` (seconds since the row was written), by market and command number."""
-    rows: list[asyncpg.Record] = await conn.fetch(_NEXT_BATCH, limit)
+    `age_s` (seconds since the row was written), by market and command number. Commands
+    numbered up to `sent[market]` are left out (sent, their rows not marked yet)."""
+    sent = sent or {}
+    rows: list[asyncpg.Record] = await conn.fetch(
+        _NEXT_BATCH, limit, list(sent), list(sent.values())
+    )
     return rows
 
 

@@ -3,7 +3,10 @@
 Standby until it holds the publisher lock (two relays at once: one publishes, the other
 waits, so a market's commands are never reordered); then fences older producers,
 reconciles with what Kafka already has, and publishes batches: one Kafka transaction per
-batch, then the rows are marked published. Every market with waiting commands gets an equal
+batch, then the rows are marked published. Marking is off the path of the next batch: it
+runs while the next batch is read and sent (the publisher remembers what it sent, so a
+row sent but not yet marked is never sent again); a crash before the mark is what
+reconciling covers anyway. Every market with waiting commands gets an equal
 share of a batch, in command order within each market (`cex.infra.outbox.next_batch`), so
 one market's backlog never holds back another's commands. The trading API's
 `NOTIFY cex_outbox` wakes the relay, a short poll covers a missed notification. Meanwhile
@@ -17,6 +20,10 @@ Settings (environment, besides `cex.infra.settings`):
                                    Kafka keeps every command, the rows only help
                                    to debug)
 ``CEX_OUTBOX_PRUNE_INTERVAL_S``    how often old published rows are deleted (60 s)
+``CEX_RELAY_TXN_RETRY_MS``         how soon a Kafka transaction begun while the
+                                   previous one's commit markers are still being
+                                   written is retried (2 ms; aiokafka's own 20 ms
+                                   was paid by almost every batch under load)
 =================================  ================================================
 """
 
@@ -26,7 +33,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
@@ -62,6 +69,7 @@ class RelaySettings(InfraSettings):
     relay_batch_limit: int = Field(default=5000, ge=1)
     outbox_retention_s: float = Field(default=3600.0, ge=0)
     outbox_prune_interval_s: float = Field(default=60.0, gt=0)
+    relay_txn_retry_ms: float = Field(default=2.0, ge=0)
 
 
 async def run_relay(ctx: WorkerContext, settings: RelaySettings) -> None:
@@ -109,10 +117,13 @@ async def _publish_forever(
         log.info("relay reconciled with Kafka", extra={"last_published": last})
         pruning = asyncio.create_task(_prune_forever(ctx, settings, pool))
         ctx.readiness.set_ready()
-        while not ctx.stopping.is_set():
-            if not await publisher.publish_batch(settings.relay_batch_limit):
-                wake.clear()
-                await _wait(wake, POLL_S)
+        try:
+            while not ctx.stopping.is_set():
+                if not await publisher.publish_batch(settings.relay_batch_limit):
+                    wake.clear()
+                    await _wait(wake, POLL_S)
+        finally:
+            await publisher.flush()
     finally:
         if pruning is not None:
             pruning.cancel()
@@ -130,11 +141,15 @@ class Publisher:
     producer: AIOKafkaProducer
     topic: str
     partitions: dict[str, int]  # market → partition, refreshed when a new market appears
+    #: market → the last command number this publisher sent (its row may be unmarked yet)
+    sent: dict[str, int] = field(default_factory=dict)
+    _marking: asyncio.Task[None] | None = field(default=None, repr=False)
 
     async def publish_batch(self, limit: int) -> list[asyncpg.Record]:
         """Publish up to about `limit` waiting commands, shared fairly by the markets;
-        returns the rows published (none when nothing waits)."""
-        rows = await outbox.next_batch(self.pool, limit)
+        returns the rows published (none when nothing waits). Their rows are marked in
+        the background: `flush` waits for it."""
+        rows = await outbox.next_batch(self.pool, limit, self.sent)
         OLDEST.set(max((r["age_s"] for r in rows), default=0.0))
         if not rows:
             return rows
@@ -142,10 +157,19 @@ class Publisher:
             self.partitions = await _partitions(self.pool)
         started = time.perf_counter()
         await _publish(self.producer, self.topic, self.partitions, rows)
-        await outbox.mark_published(self.pool, rows)
+        for row in rows:  # by market and command number: the last one of each wins
+            self.sent[row["market"]] = row["command_seq"]
         LATENCY.observe(time.perf_counter() - started)
         BATCH.observe(len(rows))
+        await self.flush()  # the previous batch's mark, done meanwhile; one at a time
+        self._marking = asyncio.create_task(outbox.mark_published(self.pool, rows))
         return rows
+
+    async def flush(self) -> None:
+        """Wait until every published row is marked (a failed mark raises here)."""
+        marking, self._marking = self._marking, None
+        if marking is not None:
+            await marking
 
 
 async def _prune_forever(ctx: WorkerContext, settings: RelaySettings, pool: asyncpg.Pool) -> None:
@@ -200,6 +224,12 @@ async def _sleep_or_stop(ctx: WorkerContext, seconds: float) -> None:
 def serve(market: str | None = None) -> None:
     del market  # one relay serves every market
     settings = RelaySettings()
+    kafka.set_concurrent_transactions_backoff(settings.relay_txn_retry_ms)
+    # uvloop, as the API, the gateway and the engine: every command's Kafka round trips
+    # and its outbox reads go through this loop (run_worker's asyncio.run takes it).
+    import uvloop
+
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 
     async def main(ctx: WorkerContext) -> None:
         await run_relay(ctx, settings)
