@@ -398,3 +398,70 @@ async def test_http_batch_places_each_order_or_says_why_not(order_store: OrderSt
     assert outcomes[2]["msg"] == "Account has insufficient balance for requested action."
     assert (malformed.status_code, malformed.json()["code"]) == (400, -1130)
     assert await order_store.pool.fetchval("SELECT count(*) FROM orders") == 2
+
+
+async def test_http_placement_errors_name_the_parameter_and_change_nothing(
+    order_store: OrderStore,
+) -> None:
+    """The placement lane (msgspec, no FastAPI per request) answers bad bodies as the
+    FastAPI routes do: a missing field is mandatory (-1102), a wrong one illegal (-1100)."""
+    app = create_app(store=order_store)
+    transport = httpx.ASGITransport(app=app)
+    order = {"user_id": 1, "symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT",
+             "timeInForce": "GTC", "quantity": "0.001", "price": "10000"}  # fmt: skip
+    async with httpx.AsyncClient(transport=transport, base_url="http://trading") as client:
+        missing = await client.post(
+            "/internal/v1/orders", json={k: v for k, v in order.items() if k != "symbol"}
+        )
+        wrong_type = await client.post("/internal/v1/orders", json=order | {"user_id": "x"})
+        malformed = await client.post("/internal/v1/orders", content=b"{not json")
+        healthz = await client.get("/healthz")  # every other route is FastAPI's
+    assert (missing.status_code, missing.json()) == (400, {
+        "code": -1102,
+        "msg": "Mandatory parameter 'symbol' was not sent, was empty/null, or malformed.",
+    })  # fmt: skip
+    assert (wrong_type.status_code, wrong_type.json()["code"]) == (400, -1100)
+    assert "'user_id'" in wrong_type.json()["msg"]
+    assert (malformed.status_code, malformed.json()["code"]) == (400, -1100)
+    assert healthz.json() == {"status": "ok"}
+    assert await order_store.pool.fetchval("SELECT count(*) FROM orders") == 0
+
+
+async def test_batches_in_flight_together_number_each_markets_commands_without_gaps(
+    order_store: OrderStore,
+) -> None:
+    """Small batches, several at once: each writes its orders before it takes the market
+    rows, which number its commands; every placed order has one command, numbered 1..n
+    per market in commit order, and the funds locked are exactly the orders'."""
+    store = OrderStore(order_store.pool, max_batch=4, workers=4)
+    await store.start()
+    try:
+        users = [
+            await funded_user(order_store.pool, f"n{i}@example.com", "USDT", 1000 * USDT)
+            for i in range(10)
+        ]
+        requests = [
+            dataclasses.replace(buy(users[i % 10], f"n{i}"), symbol=("BTCUSDT", "ETHUSDT")[i % 2])
+            for i in range(120)
+        ]
+        rows = await asyncio.gather(*(place(store, r) for r in requests))
+    finally:
+        await store.stop()
+    for market in ("btc-usdt", "eth-usdt"):
+        outbox = await order_store.pool.fetch(
+            "SELECT command_seq, order_id FROM outbox WHERE market = $1 ORDER BY command_seq",
+            market,
+        )
+        placed = sorted(r["id"] for r in rows if r["market"] == market)
+        assert [r["command_seq"] for r in outbox] == list(range(1, 61))
+        assert sorted(r["order_id"] for r in outbox) == placed
+        assert (
+            await order_store.pool.fetchval(
+                "SELECT next_command_seq FROM markets WHERE name = $1", market
+            )
+            == 61
+        )
+    locked = await order_store.pool.fetchval(
+        "SELECT sum(locked) FROM balances WHERE user_id = ANY($1::bigint[])", users
+    )
+    assert locked == sum(int(r["locked"]) for r in rows)
