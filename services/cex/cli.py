@@ -197,13 +197,16 @@ def bench_orders(
     mode: Annotated[
         list[str] | None, typer.Option("--mode", help="store and/or http (repeatable).")
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+    workers: Annotated[
+        int, typer.Option("--workers", help="Trading API processes (http mode).")
+    ] = 1,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON summary object.")] = False,
 ) -> None:
     """Orders accepted per second by the trading API, funds locked (local Postgres)."""
     from cex.bench import orders as bench
 
-    for result in bench.run(orders, concurrency, users, mode or ["store", "http"]):
-        typer.echo(json.dumps(result) if as_json else bench.describe(result))
+    summary = bench.run(orders, concurrency, users, mode or ["store", "http"], workers)
+    typer.echo(json.dumps(summary) if as_json else bench.describe(summary))
 
 
 @bench_app.command("api")

@@ -9,11 +9,14 @@ database of its own, created, migrated and seeded for the run and dropped afterw
     locking, outbox), driven by ``concurrency`` concurrent clients: what the database side
     sustains.
 ``http``
-    ``cex serve trading`` as a separate process, driven over HTTP by ``concurrency``
-    concurrent clients from this process (aiohttp; the load generator shares the cores).
+    ``cex serve trading`` as a separate process (``workers`` uvicorn processes), driven
+    over HTTP (``POST /internal/v1/orders``, one order per request) by ``concurrency``
+    concurrent clients from this process (aiohttp; the load generator shares the cores,
+    and the summary says how much CPU it and the server took).
 
-Each mode prints one JSON object: ``orders``, ``ops_per_sec``, latency ``p50_ms``,
-``p99_ms``, and the mean group-commit batch size where known.
+One JSON summary object: per mode ``orders``, ``ops_per_sec``, latency ``p50_ms`` and
+``p99_ms`` (and the mean group-commit batch size, the CPU seconds of the load generator
+and of the server where known), with each mode's orders/s and p50/p99 at the top level.
 """
 
 from __future__ import annotations
@@ -44,19 +47,33 @@ from cex.trading.validation import OrderRequest, validate
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 
 
-def run(orders: int, concurrency: int, users: int, modes: list[str]) -> list[dict[str, Any]]:
-    return asyncio.run(_run(orders, concurrency, users, modes))
+def run(
+    orders: int, concurrency: int, users: int, modes: list[str], workers: int = 1
+) -> dict[str, Any]:
+    """One summary of every mode run (see the module's docstring)."""
+    results = asyncio.run(_run(orders, concurrency, users, modes, workers))
+    summary: dict[str, Any] = {"bench": "orders"}
+    for result in results:
+        mode = result["mode"]
+        summary |= {f"{mode}_{key}": result[key] for key in ("ops_per_sec", "p50_ms", "p99_ms")}
+    return summary | {result["mode"]: result for result in results}
 
 
-def describe(result: dict[str, Any]) -> str:
-    return (
-        f"{result['mode']:>6}: {result['ops_per_sec']:>9,.0f} orders/s  "
-        f"p50 {result['p50_ms']:.2f} ms  p99 {result['p99_ms']:.2f} ms  "
-        f"({result['orders']} orders, {result['concurrency']} clients)"
-    )
+def describe(summary: dict[str, Any]) -> str:
+    lines = []
+    for mode in ("store", "http"):
+        if (result := summary.get(mode)) is not None:
+            lines.append(
+                f"{mode:>6}: {result['ops_per_sec']:>9,.0f} orders/s  "
+                f"p50 {result['p50_ms']:.2f} ms  p99 {result['p99_ms']:.2f} ms  "
+                f"({result['orders']} orders, {result['concurrency']} clients)"
+            )
+    return "\n".join(lines)
 
 
-async def _run(orders: int, concurrency: int, users: int, modes: list[str]) -> list[dict[str, Any]]:
+async def _run(
+    orders: int, concurrency: int, users: int, modes: list[str], workers: int
+) -> list[dict[str, Any]]:
     base_dsn = InfraSettings().postgres_dsn.rsplit("/", 1)[0]
     results = []
     for mode in modes:
@@ -70,7 +87,7 @@ async def _run(orders: int, concurrency: int, users: int, modes: list[str]) -> l
             if mode == "store":
                 results.append(await _bench_store(dsn, requests, concurrency))
             else:
-                results.append(await _bench_http(dsn, requests, concurrency))
+                results.append(await _bench_http(dsn, requests, concurrency, workers))
         finally:
             await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
             await admin.close()
@@ -177,11 +194,18 @@ def _batch_totals() -> tuple[float, float]:
     )
 
 
-async def _bench_http(dsn: str, requests: list[OrderRequest], concurrency: int) -> dict[str, Any]:
+async def _bench_http(
+    dsn: str, requests: list[OrderRequest], concurrency: int, workers: int
+) -> dict[str, Any]:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    env = {**os.environ, "CEX_POSTGRES_DSN": dsn, "CEX_TRADING_PORT": str(port)}
+    env = {
+        **os.environ,
+        "CEX_POSTGRES_DSN": dsn,
+        "CEX_TRADING_PORT": str(port),
+        "CEX_TRADING_WORKERS": str(workers),
+    }
     cex = str(Path(sys.executable).with_name("cex"))
     server = subprocess.Popen([cex, "serve", "trading"], env=env)  # noqa: ASYNC220
     try:
@@ -201,8 +225,34 @@ async def _bench_http(dsn: str, requests: list[OrderRequest], concurrency: int) 
                     if response.status != 201:
                         raise RuntimeError(f"order refused: {await response.text()}")
 
+            server_cpu = _cpu_seconds(server.pid)
+            client_cpu = time.process_time()
             elapsed, latencies = await _drive(requests, concurrency, send)
+            client_cpu = time.process_time() - client_cpu
+            server_cpu = _cpu_seconds(server.pid) - server_cpu
     finally:
         server.terminate()
         server.wait()
-    return _summary("http", elapsed, latencies, concurrency)
+    return _summary("http", elapsed, latencies, concurrency) | {
+        "workers": workers,
+        "client_cpu_s": round(client_cpu, 2),
+        "server_cpu_s": round(server_cpu, 2),
+    }
+
+
+def _cpu_seconds(pid: int) -> float:
+    """CPU seconds (user + system) of process `pid` and its children so far (its uvicorn
+    workers, which are its children): /proc, Linux only."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    pids = [pid]
+    while pids:
+        current = pids.pop()
+        try:
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
+        except FileNotFoundError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
+        pids += [int(child) for child in children]
+    return total
