@@ -1,26 +1,32 @@
 """``cex bench engine-service``: the engine service end to end on the real local Kafka.
 
 For one market on fresh topics, the bench produces ``--commands`` commands to ``orders``
-(as fast as the producer goes, with the produce time in the record timestamp), runs the
-engine service in-process with a given batch size, and reads ``executions`` with a
-``read_committed`` consumer.
+(as fast as the producer goes), starts the engine service as its own process (``cex serve
+engine``, as it runs in production) with a given batch size, and reads ``executions`` with
+a ``read_committed`` consumer in the bench's process.
 
-* ``commands_per_sec``: commands divided by the time from the engine going live (its
+* ``commands_per_sec``: commands divided by the time from the engine reporting ready (its
   input already filled) to the last event visible to the ``read_committed`` reader: the
   rate from ``orders`` to committed ``executions``.
-* ``latency_ms``: p50/p99 from a command's produce time to the moment its first event is
-  visible to the reader, measured in a second, paced phase (``--rate`` commands per
-  second) so that it is latency and not queueing that is measured.
+* ``latency_ms``: p50/p99/p99.9 from a command's produce call to the moment its first
+  event is visible to the reader, measured in a second, paced phase (``--rate`` commands
+  per second, sent one by one without lingering, as the relay does) so that it is latency
+  and not queueing that is measured.
 
-It repeats for each ``--batch`` size and reports the best. The command mix
-(:func:`workload`): limit orders around a drifting mid (some crossing), IOC orders, market
-orders and cancels, from 200 users.
+It repeats for each ``--batch`` size and prints one summary object: the best run's figures
+and every run under ``runs``. The command mix (:func:`workload`): limit orders around a
+drifting mid (some crossing), IOC orders, market orders and cancels, from 200 users.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import random
+import signal
+import socket
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -94,11 +100,15 @@ def _percentile(values: list[float], q: float) -> float:
 async def _produce(
     bootstrap: str, topic: str, payloads: list[bytes], rate: float | None
 ) -> list[float]:
-    """Produce in order to partition 0; returns each command's send time."""
+    """Produce in order to partition 0; returns each command's send time. Paced (``rate``)
+    records go out at once, as the relay sends them; a bulk load lingers to fill batches."""
     from aiokafka import AIOKafkaProducer
 
     producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, max_batch_size=1 << 20, linger_ms=2, acks="all"
+        bootstrap_servers=bootstrap,
+        max_batch_size=1 << 20,
+        linger_ms=0 if rate is not None else 5,
+        acks="all",
     )
     await producer.start()
     try:
@@ -119,10 +129,15 @@ async def _produce(
 
 
 async def _read_until(
-    bootstrap: str, topic: str, last_offset: int, first_seen: dict[int, float]
+    bootstrap: str,
+    topic: str,
+    last_offset: int,
+    first_seen: dict[int, float],
+    from_end: asyncio.Event | None = None,
 ) -> float:
     """Read ``executions`` (read_committed) until an event answers input ``last_offset``;
-    note when each input offset's first event became visible. Returns the time."""
+    note when each input offset's first event became visible. Returns the time. Reads from
+    the beginning, or with ``from_end`` from the end as it is now (set once positioned)."""
     from aiokafka import AIOKafkaConsumer
 
     consumer = AIOKafkaConsumer(
@@ -132,6 +147,10 @@ async def _read_until(
     await consumer.start()
     tp = TopicPartition(topic, 0)
     consumer.assign([tp])
+    if from_end is not None:
+        await consumer.seek_to_end(tp)
+        await consumer.position(tp)
+        from_end.set()
     try:
         while True:
             got = await consumer.getmany(tp, timeout_ms=200, max_records=20000)
@@ -145,14 +164,75 @@ async def _read_until(
         await consumer.stop()
 
 
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _start_engine(market: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    cex = os.path.join(os.path.dirname(sys.executable), "cex")
+    return subprocess.Popen(
+        [cex, "serve", "engine", "--market", market],
+        env={**os.environ, **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+
+
+async def _wait_ready(engine: subprocess.Popen[bytes], port: int) -> None:
+    import httpx
+
+    async with httpx.AsyncClient(timeout=2) as client:
+        while True:
+            if engine.poll() is not None:
+                err = engine.stderr.read().decode(errors="replace") if engine.stderr else ""
+                raise RuntimeError(f"the engine exited with {engine.returncode}:\n{err[-3000:]}")
+            try:
+                if (await client.get(f"http://127.0.0.1:{port}/readyz")).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            await asyncio.sleep(0.005)
+
+
+async def _engine_counters(port: int) -> dict[str, float]:
+    """The engine's transaction and batch totals, from its ``/metrics``."""
+    import httpx
+
+    names = {
+        "cex_engine_transaction_seconds_sum": "txn_seconds",
+        "cex_engine_transaction_seconds_count": "transactions",
+        "cex_engine_batch_size_sum": "commands",
+    }
+    async with httpx.AsyncClient(timeout=5) as client:
+        text = (await client.get(f"http://127.0.0.1:{port}/metrics")).text
+    found: dict[str, float] = {}
+    for line in text.splitlines():
+        name = line.split("{", 1)[0]
+        if name in names:
+            found[names[name]] = float(line.rsplit(" ", 1)[1])
+    return found
+
+
+def _engine_figures(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    """What the engine did between two readings: transactions, their mean duration (begin
+    to committed) and mean commands per transaction."""
+    txns = after["transactions"] - before.get("transactions", 0)
+    if not txns:
+        return {"transactions": 0}
+    return {
+        "transactions": txns,
+        "txn_mean_ms": round((after["txn_seconds"] - before.get("txn_seconds", 0)) / txns * 1e3, 2),
+        "commands_per_txn": round((after["commands"] - before.get("commands", 0)) / txns, 1),
+    }
+
+
 async def _one(
     config: MarketConfig, commands: int, batch: int, rate: float, latency_commands: int
 ) -> dict[str, Any]:
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-    from cex.engine.runner import EngineRunner
-    from cex.engine.settings import EngineSettings
-    from cex.infra.runtime import WorkerContext
     from cex.infra.settings import InfraSettings
 
     infra = InfraSettings()
@@ -161,61 +241,80 @@ async def _one(
     admin = AIOKafkaAdminClient(bootstrap_servers=infra.kafka_bootstrap)
     await admin.start()
     await admin.create_topics([NewTopic(t, 1, 1) for t in (orders, executions)])
-    settings = EngineSettings(engine_batch_max=batch, engine_verify_output=False)
-    run_infra = infra.model_copy(
-        update={
-            "orders_topic": orders,
-            "executions_topic": executions,
-            "redis_prefix": f"bench_{tag}",
-        }
-    )
+    port = _free_port()
+    env = {
+        "CEX_KAFKA_BOOTSTRAP": infra.kafka_bootstrap,
+        "CEX_REDIS_URL": infra.redis_url,
+        "CEX_REDIS_PREFIX": f"bench_{tag}",
+        "CEX_ORDERS_TOPIC": orders,
+        "CEX_EXECUTIONS_TOPIC": executions,
+        "CEX_MARKET_PARTITION": "0",
+        "CEX_METRICS_PORT": str(port),
+        "CEX_ENGINE_BATCH_MAX": str(batch),
+        "CEX_ENGINE_VERIFY_OUTPUT": "false",
+        "CEX_LOG_LEVEL": "WARNING",
+    }
+    engine: subprocess.Popen[bytes] | None = None
     try:
         payloads = [encode(c) for c in workload(config, commands + latency_commands)]
         # Phase 1: throughput. The input is in the topic before the engine starts.
         await _produce(infra.kafka_bootstrap, orders, payloads[:commands], None)
-        runner = EngineRunner(config, 0, run_infra, settings)
-        ctx = WorkerContext("bench")
-        task = asyncio.create_task(runner.run(ctx))
-        while not ctx.readiness.ready:
-            if task.done():
-                task.result()
-            await asyncio.sleep(0.01)
+        engine = _start_engine(config.name, env)
+        await _wait_ready(engine, port)
         started = time.perf_counter()
         first_seen: dict[int, float] = {}
         finished = await _read_until(infra.kafka_bootstrap, executions, commands - 1, first_seen)
         throughput = commands / (finished - started)
+        counters = await _engine_counters(port)
+        engine_bulk = _engine_figures({}, counters)
 
-        # Phase 2: latency at a steady rate, engine idle-ready.
+        # Phase 2: latency at a steady rate, engine idle-ready; read from where phase 1 ended
+        # (the reader must not be busy with phase 1's events while phase 2's arrive).
         latencies: list[float] = []
         if latency_commands:
+            positioned = asyncio.Event()
             reader = asyncio.create_task(
                 _read_until(
-                    infra.kafka_bootstrap, executions, commands + latency_commands - 1, first_seen
+                    infra.kafka_bootstrap,
+                    executions,
+                    commands + latency_commands - 1,
+                    first_seen,
+                    positioned,
                 )
             )
+            await positioned.wait()
             sent = await _produce(infra.kafka_bootstrap, orders, payloads[commands:], rate)
             await reader
             produced_at = {commands + i: t for i, t in enumerate(sent)}
             latencies = [
                 (first_seen[o] - produced_at[o]) * 1000 for o in produced_at if o in first_seen
             ]
-        ctx.stopping.set()
-        await task
         result: dict[str, Any] = {
-            "bench": "engine-service",
-            "market": config.name,
             "batch_max": batch,
             "commands": commands,
             "commands_per_sec": round(throughput),
+            "engine_throughput_phase": engine_bulk,
         }
+        if latency_commands:
+            result["engine_latency_phase"] = _engine_figures(counters, await _engine_counters(port))
         if latencies:
             result |= {
                 "latency_rate_per_sec": rate,
+                "latency_commands": len(latencies),
                 "latency_p50_ms": round(_percentile(latencies, 0.5), 2),
                 "latency_p99_ms": round(_percentile(latencies, 0.99), 2),
+                "latency_p999_ms": round(_percentile(latencies, 0.999), 2),
+                "latency_max_ms": round(max(latencies), 2),
             }
         return result
     finally:
+        if engine is not None and engine.poll() is None:
+            engine.send_signal(signal.SIGTERM)
+            try:
+                engine.wait(30)
+            except subprocess.TimeoutExpired:
+                engine.kill()
+                engine.wait()
         await admin.delete_topics([orders, executions])
         await admin.close()
 
@@ -228,26 +327,28 @@ def run(
     rate: float = 2000.0,
     latency_commands: int = 4000,
 ) -> list[dict[str, Any]]:
-    """One result per batch size, then a summary naming the best one."""
+    """One summary object: the best batch size's figures, every run under ``runs``."""
     from cex.infra.manifests import find_market_file, load_market
 
     config = load_market(find_market_file(market))
-    results = [
-        asyncio.run(_one(config, commands, batch, rate, latency_commands)) for batch in batches
-    ]
-    best = max(results, key=lambda r: r["commands_per_sec"])
-    summary = {"bench": "engine-service", "summary": True, "best_batch_max": best["batch_max"]}
-    summary |= {k: v for k, v in best.items() if k not in ("bench", "batch_max")}
-    return [*results, summary]
+    runs = [asyncio.run(_one(config, commands, batch, rate, latency_commands)) for batch in batches]
+    best = max(runs, key=lambda r: r["commands_per_sec"])
+    summary: dict[str, Any] = {"bench": "engine-service", "market": market}
+    summary |= {k: v for k, v in best.items() if k != "batch_max"}
+    summary |= {"best_batch_max": best["batch_max"], "load_avg_1m": os.getloadavg()[0]}
+    return [summary | {"runs": runs}]
 
 
 def describe(result: dict[str, Any]) -> str:
-    if result.get("summary"):
-        return (
-            f"best: batch {result['best_batch_max']}: {result['commands_per_sec']:,} commands/s"
-            f", latency p50 {result.get('latency_p50_ms')} ms p99 {result.get('latency_p99_ms')} ms"
-        )
-    return (
-        f"batch {result['batch_max']:>6}: {result['commands_per_sec']:>8,} commands/s"
-        f"  p50 {result.get('latency_p50_ms')} ms  p99 {result.get('latency_p99_ms')} ms"
+    lines = [
+        f"batch {r['batch_max']:>6}: {r['commands_per_sec']:>8,} commands/s"
+        f"  p50 {r.get('latency_p50_ms')} ms  p99 {r.get('latency_p99_ms')} ms"
+        f"  p99.9 {r.get('latency_p999_ms')} ms"
+        for r in result["runs"]
+    ]
+    lines.append(
+        f"best: batch {result['best_batch_max']}: {result['commands_per_sec']:,} commands/s"
+        f", latency p50 {result.get('latency_p50_ms')} ms p99 {result.get('latency_p99_ms')} ms"
+        f" p99.9 {result.get('latency_p999_ms')} ms (load average {result['load_avg_1m']:.2f})"
     )
+    return "\n".join(lines)
