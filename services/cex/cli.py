@@ -195,7 +195,8 @@ def bench_orders(
     concurrency: Annotated[int, typer.Option("--concurrency", help="Concurrent clients.")] = 128,
     users: Annotated[int, typer.Option("--users", help="Distinct users.")] = 1_000,
     mode: Annotated[
-        list[str] | None, typer.Option("--mode", help="store and/or http (repeatable).")
+        list[str] | None,
+        typer.Option("--mode", help="store, http, http-batch (repeatable; default all)."),
     ] = None,
     workers: Annotated[
         int, typer.Option("--workers", help="Trading API processes (http mode).")
@@ -205,7 +206,7 @@ def bench_orders(
     """Orders accepted per second by the trading API, funds locked (local Postgres)."""
     from cex.bench import orders as bench
 
-    summary = bench.run(orders, concurrency, users, mode or ["store", "http"], workers)
+    summary = bench.run(orders, concurrency, users, mode or list(bench.MODES), workers)
     typer.echo(json.dumps(summary) if as_json else bench.describe(summary))
 
 

@@ -13,6 +13,11 @@ database of its own, created, migrated and seeded for the run and dropped afterw
     over HTTP (``POST /internal/v1/orders``, one order per request) by ``concurrency``
     concurrent clients from this process (aiohttp; the load generator shares the cores,
     and the summary says how much CPU it and the server took).
+``http-batch``
+    the same server, driven the way the public API calls it: ``POST
+    /internal/v1/orders/batch`` with ``HTTP_BATCH`` orders per request, from
+    ``concurrency / HTTP_BATCH`` clients (as many orders in flight as ``http``); its
+    latency is a whole request's.
 
 One JSON summary object: per mode ``orders``, ``ops_per_sec``, latency ``p50_ms`` and
 ``p99_ms`` (and the mean group-commit batch size, the CPU seconds of the load generator
@@ -45,6 +50,9 @@ from cex.trading.store import OrderStore
 from cex.trading.validation import OrderRequest, validate
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
+#: Orders per request in the ``http-batch`` mode.
+HTTP_BATCH = 32
+MODES = ("store", "http", "http-batch")
 
 
 def run(
@@ -54,17 +62,17 @@ def run(
     results = asyncio.run(_run(orders, concurrency, users, modes, workers))
     summary: dict[str, Any] = {"bench": "orders"}
     for result in results:
-        mode = result["mode"]
+        mode = result["mode"].replace("-", "_")
         summary |= {f"{mode}_{key}": result[key] for key in ("ops_per_sec", "p50_ms", "p99_ms")}
     return summary | {result["mode"]: result for result in results}
 
 
 def describe(summary: dict[str, Any]) -> str:
     lines = []
-    for mode in ("store", "http"):
+    for mode in MODES:
         if (result := summary.get(mode)) is not None:
             lines.append(
-                f"{mode:>6}: {result['ops_per_sec']:>9,.0f} orders/s  "
+                f"{mode:>10}: {result['ops_per_sec']:>9,.0f} orders/s  "
                 f"p50 {result['p50_ms']:.2f} ms  p99 {result['p99_ms']:.2f} ms  "
                 f"({result['orders']} orders, {result['concurrency']} clients)"
             )
@@ -77,6 +85,8 @@ async def _run(
     base_dsn = InfraSettings().postgres_dsn.rsplit("/", 1)[0]
     results = []
     for mode in modes:
+        if mode not in MODES:
+            raise ValueError(f"unknown mode {mode!r}: one of {', '.join(MODES)}")
         name = f"bench_orders_{uuid.uuid4().hex[:8]}"
         admin = await asyncpg.connect(f"{base_dsn}/postgres")
         await admin.execute(f'CREATE DATABASE "{name}"')
@@ -87,7 +97,8 @@ async def _run(
             if mode == "store":
                 results.append(await _bench_store(dsn, requests, concurrency))
             else:
-                results.append(await _bench_http(dsn, requests, concurrency, workers))
+                batch = HTTP_BATCH if mode == "http-batch" else 1
+                results.append(await _bench_http(dsn, requests, concurrency, workers, batch))
         finally:
             await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
             await admin.close()
@@ -153,8 +164,16 @@ async def _drive(requests: list[Any], concurrency: int, send: Any) -> tuple[floa
     return time.perf_counter() - started, latencies
 
 
-def _summary(mode: str, elapsed: float, latencies: list[float], concurrency: int) -> dict[str, Any]:
-    n = len(latencies)
+def _summary(
+    mode: str,
+    elapsed: float,
+    latencies: list[float],
+    concurrency: int,
+    *,
+    orders: int | None = None,
+) -> dict[str, Any]:
+    """A mode's figures; `latencies` are per request, `orders` the orders they carried."""
+    n = len(latencies) if orders is None else orders
     return {
         "bench": "orders",
         "mode": mode,
@@ -195,7 +214,7 @@ def _batch_totals() -> tuple[float, float]:
 
 
 async def _bench_http(
-    dsn: str, requests: list[OrderRequest], concurrency: int, workers: int
+    dsn: str, requests: list[OrderRequest], concurrency: int, workers: int, batch: int
 ) -> dict[str, Any]:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -225,15 +244,29 @@ async def _bench_http(
                     if response.status != 201:
                         raise RuntimeError(f"order refused: {await response.text()}")
 
+            async def send_batch(chunk: list[OrderRequest]) -> None:
+                body = [r.__dict__ for r in chunk]
+                async with http.post("/internal/v1/orders/batch", json=body) as response:
+                    refused = [o for o in await response.json() if "orderId" not in o]
+                    if response.status != 200 or refused:
+                        raise RuntimeError(f"orders refused: {refused[:3]}")
+
             server_cpu = _cpu_seconds(server.pid)
             client_cpu = time.process_time()
-            elapsed, latencies = await _drive(requests, concurrency, send)
+            if batch > 1:
+                chunks = [requests[i : i + batch] for i in range(0, len(requests), batch)]
+                clients = max(1, concurrency // batch)
+                elapsed, latencies = await _drive(chunks, clients, send_batch)
+            else:
+                clients = concurrency
+                elapsed, latencies = await _drive(requests, concurrency, send)
             client_cpu = time.process_time() - client_cpu
             server_cpu = _cpu_seconds(server.pid) - server_cpu
     finally:
         server.terminate()
         server.wait()
-    return _summary("http", elapsed, latencies, concurrency) | {
+    mode = "http-batch" if batch > 1 else "http"
+    return _summary(mode, elapsed, latencies, clients, orders=len(requests)) | {
         "workers": workers,
         "client_cpu_s": round(client_cpu, 2),
         "server_cpu_s": round(server_cpu, 2),
