@@ -119,8 +119,10 @@ async def _publish_forever(
         ctx.readiness.set_ready()
         try:
             while not ctx.stopping.is_set():
+                # Cleared before reading, so a NOTIFY during the read is not lost (cleared
+                # after it, the relay slept up to POLL_S with a command waiting).
+                wake.clear()
                 if not await publisher.publish_batch(settings.relay_batch_limit):
-                    wake.clear()
                     await _wait(wake, POLL_S)
         finally:
             await publisher.flush()
