@@ -23,5 +23,8 @@ if [[ ! -s "${PGDATA}/PG_VERSION" ]]; then
   fi
 fi
 
+# postgres refuses a data directory others may read (a volume's group permissions, set by
+# whoever mounted it, can have loosened it).
+chmod 700 "${PGDATA}"
 exec postgres -D "${PGDATA}" -c listen_addresses='*' \
   -c unix_socket_directories=/var/run/postgresql "$@"
