@@ -7,6 +7,8 @@ the audit scales with the database, not with Python. Checks:
                       included) equals deposits minus withdrawals
 ``external``          per asset, the EXTERNAL ledger bucket mirrors deposits − withdrawals
 ``journal-balance``   every journal's entries sum to zero per asset, and no journal is empty
+``ledger-refs``       every ledger entry's journal, user and asset exist (the database checks
+                      them per statement at insert, migration 0010, not by foreign keys)
 ``ledger-vs-balance`` per (user, asset), the AVAILABLE and LOCKED entries sum to the
                       balance columns
 ``locked-vs-orders``  per (user, asset), locked equals the locked_remaining of that user's
@@ -16,7 +18,7 @@ the audit scales with the database, not with Python. Checks:
 ``negative``          no negative balance and no negative locked_remaining
 ``closed-orders``     a terminal order (FILLED, CANCELED, EXPIRED, REJECTED) locks nothing
 ``trades``            trades unique per (market, trade id); their orders exist, in the
-                      trade's market, with the trade's users
+                      trade's market (so the market exists), with the trade's users
 ``engine-book``       (with an engine snapshot) the engine's open orders are the database's
                       open orders of that market, with the same user, side, fill and funds
 
@@ -87,6 +89,17 @@ _CHECKS: dict[str, tuple[str, str]] = {
         ORDER BY j.id
         """,
         "journal {id} ({kind} {reference}) sums to {total} in {asset}",
+    ),
+    "ledger-refs": (
+        """
+        SELECT e.journal_id, e.user_id, e.asset, count(*) AS entries FROM ledger_entries e
+        WHERE NOT EXISTS (SELECT FROM journals j WHERE j.id = e.journal_id)
+           OR (e.user_id IS NOT NULL AND NOT EXISTS (SELECT FROM users u WHERE u.id = e.user_id))
+           OR NOT EXISTS (SELECT FROM assets a WHERE a.code = e.asset)
+        GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+        """,
+        "{entries} ledger entries of journal {journal_id} (user {user_id}, {asset}) refer to a"
+        " missing journal, user or asset",
     ),
     "ledger-vs-balance": (
         """
