@@ -1,4 +1,5 @@
-"""``cex bench settlement``: trades settled per second, and batch latency.
+"""``cex bench settlement``: trades settled per second, batch latency, and the settle hop
+at a paced rate.
 
 Against the local stack (``make up`` or ``cex stack up --infra-only``), in a database and a
 topic of its own, created for the run and dropped afterwards:
@@ -10,26 +11,38 @@ topic of its own, created for the run and dropped afterwards:
    ``fanout`` lots, ``fanout`` takers buy one lot each with IOC limits — and its events are
    produced transactionally to a fresh ``executions`` topic (about four events per trade:
    the trade, both orders' updates, the book delta);
-3. measure: the settlement worker (the code of ``cex serve settlement``, in this process)
-   consumes and settles everything; the clock runs from its first batch to the last.
+3. throughput: the settlement worker (the code of ``cex serve settlement``, in this
+   process, on uvloop as the service) settles the ``trades`` backlog; the clock runs from
+   its first batch to the last;
+4. latency (``rate`` > 0): a producer process commits the next orders' events at ``rate``
+   orders per second for ``seconds`` seconds, one Kafka transaction every ``tick_ms`` (as an
+   engine commits what it has), while the worker settles them. Each event's latency runs
+   from its transaction's commit (the producer's clock) to the commit, and then to the
+   publication, of the batch that settled it (``time.monotonic``: one clock on the machine).
 
-Prints one JSON object: ``trades``, ``events``, ``trades_per_sec``, ``events_per_sec``,
-batch latency ``p50_ms`` / ``p99_ms``, the mean batch size, and ``seconds_by_phase``:
-where the time went (Kafka fetch and decode, database lock and read, the Python replay,
-balance locking and update, the remaining writes with COPY, and the commit).
+Prints one JSON object: ``trades_per_sec``, ``events_per_sec``, batch ``p50_ms`` /
+``p99_ms``, the mean batch size, ``seconds_by_phase`` (where the time went: Kafka fetch and
+decode, database lock and read, the Python replay, balances, orders, trades, ledger, commit
+and publication), ``cpu_seconds`` (this process's and its Postgres backend's CPU during the
+throughput phase: a figure a busy machine distorts less than wall time), and ``settle`` with
+the paced phase's ``committed_*`` and ``published_*`` p50/p99/p99.9 in ms.
 """
 
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
+import os
 import time
 import uuid
+from multiprocessing.connection import Connection
 from typing import Any
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from cex.bench.figures import latency_ms
 from cex.core.events import OrderCreate, OrderType, Side, StpMode, TimeInForce, encode
 from cex.core.market import MarketConfig
 from cex.core.matching import MatchingEngine
@@ -37,7 +50,7 @@ from cex.infra import registry
 from cex.infra.postgres import migrate
 from cex.infra.runtime import WorkerContext
 from cex.infra.settings import InfraSettings
-from cex.settlement.service import SettlementSettings, SettlementWorker
+from cex.settlement.service import SettledBatch, SettlementSettings, SettlementWorker
 
 SPEC: dict[str, Any] = {
     "symbol": "BTCUSDT", "base": "BTC", "quote": "USDT", "basePrecision": 8,
@@ -47,21 +60,44 @@ SPEC: dict[str, Any] = {
 TS = 1_700_000_000_000
 
 
-def run(trades: int, batch: int, users: int, fanout: int) -> dict[str, Any]:
-    return asyncio.run(_run(trades, batch, users, fanout))
+def run(
+    trades: int,
+    batch: int,
+    users: int,
+    fanout: int,
+    rate: int = 2000,
+    seconds: float = 10.0,
+    tick_ms: float = 5.0,
+) -> dict[str, Any]:
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvicorn[standard] brings it
+        return asyncio.run(_run(trades, batch, users, fanout, rate, seconds, tick_ms))
+    return uvloop.run(_run(trades, batch, users, fanout, rate, seconds, tick_ms))
 
 
 def describe(result: dict[str, Any]) -> str:
     phases = ", ".join(f"{k} {v:.2f}s" for k, v in result["seconds_by_phase"].items())
-    return (
+    text = (
         f"settled {result['trades']} trades ({result['events']} events) at "
         f"{result['trades_per_sec']:.0f} trades/s, batch p50 {result['p50_ms']:.1f} ms "
         f"p99 {result['p99_ms']:.1f} ms (mean {result['mean_batch_events']:.0f} events); "
         f"{phases}"
     )
+    settle = result.get("settle")
+    if settle:
+        text += (
+            f"; at {settle['rate']} orders/s, Kafka commit → settled p50"
+            f" {settle['committed_p50_ms']:.1f} ms p99 {settle['committed_p99_ms']:.1f} ms,"
+            f" → published p50 {settle['published_p50_ms']:.1f} ms"
+            f" p99 {settle['published_p99_ms']:.1f} ms"
+        )
+    return text
 
 
-async def _run(trades: int, batch: int, users: int, fanout: int) -> dict[str, Any]:
+async def _run(
+    trades: int, batch: int, users: int, fanout: int, rate: int, seconds: float, tick_ms: float
+) -> dict[str, Any]:
     infra = InfraSettings()
     base_dsn = infra.postgres_dsn.rsplit("/", 1)[0]
     name = f"bench_settlement_{uuid.uuid4().hex[:8]}"
@@ -74,12 +110,18 @@ async def _run(trades: int, batch: int, users: int, fanout: int) -> dict[str, An
         await kafka_admin.create_topics([NewTopic(topic, 1, 1)])
         dsn = f"{base_dsn}/{name}"
         t0 = time.perf_counter()
-        events = await _seed_and_generate(dsn, infra.kafka_bootstrap, topic, trades, users, fanout)
+        paced_orders = int(rate * seconds)
+        backlog, paced = await _seed_and_generate(
+            dsn, infra.kafka_bootstrap, topic, trades, paced_orders, users, fanout
+        )
         prepared = time.perf_counter() - t0
         result = await _measure(
             infra.model_copy(update={"postgres_dsn": dsn, "executions_topic": topic}),
-            SettlementSettings(batch_max=batch, poll_ms=50),
-            events,
+            SettlementSettings(batch_max=batch),
+            backlog,
+            paced,
+            rate,
+            tick_ms,
         )
         result["prepare_seconds"] = round(prepared, 1)
         result["batch_max"] = batch
@@ -92,8 +134,16 @@ async def _run(trades: int, batch: int, users: int, fanout: int) -> dict[str, An
 
 
 async def _seed_and_generate(
-    dsn: str, bootstrap: str, topic: str, trades: int, users: int, fanout: int
-) -> int:
+    dsn: str,
+    bootstrap: str,
+    topic: str,
+    trades: int,
+    paced_orders: int,
+    users: int,
+    fanout: int,
+) -> tuple[int, list[list[bytes]]]:
+    """Seed the database and produce the backlog's events (``trades`` trades); returns
+    their count and the paced phase's events (``paced_orders`` orders), per order."""
     await migrate(dsn)
     config = MarketConfig.from_spec("btc-usdt", SPEC)
     conn = await asyncpg.connect(dsn)
@@ -107,12 +157,12 @@ async def _seed_and_generate(
             " generate_series(1, $1) i RETURNING id", users)]  # fmt: skip
 
         # The orders: makers sell `fanout` lots at a price walking up and down; takers buy
-        # one lot each at that price, IOC.
-        engine = MatchingEngine(config)
+        # one lot each at that price, IOC. The backlog's rounds, then the paced phase's.
         rounds = -(-trades // fanout)
+        paced_rounds = -(-paced_orders // (fanout + 1))
         order_id = 0
         commands: list[OrderCreate] = []
-        for r in range(rounds):
+        for r in range(rounds + paced_rounds):
             price = 300_000 + (r % 200)
             order_id += 1
             commands.append(_create(order_id, makers[r % users], Side.SELL, price, fanout,
@@ -133,6 +183,12 @@ async def _seed_and_generate(
     finally:
         await conn.close()
 
+    engine = MatchingEngine(config)
+    events = [
+        [encode(event) for event in engine.apply(command, offset)]
+        for offset, command in enumerate(commands)
+    ]
+    split = rounds * (fanout + 1)
     producer = AIOKafkaProducer(
         bootstrap_servers=bootstrap,
         transactional_id=f"bench-{uuid.uuid4().hex}",
@@ -142,15 +198,15 @@ async def _seed_and_generate(
     await producer.start()
     produced = 0
     try:
-        for start in range(0, len(commands), 5000):
+        for start in range(0, split, 5000):
             async with producer.transaction():
-                for offset, command in enumerate(commands[start : start + 5000], start):
-                    for event in engine.apply(command, offset):
-                        await producer.send(topic, encode(event), partition=0)
+                for per_command in events[start : min(start + 5000, split)]:
+                    for value in per_command:
+                        await producer.send(topic, value, partition=0)
                         produced += 1
     finally:
         await producer.stop()
-    return produced
+    return produced, events[split:]
 
 
 def _create(order_id: int, user: int, side: Side, price: int, qty: int, locked: int) -> OrderCreate:
@@ -228,10 +284,15 @@ async def _lock(
 
 
 async def _measure(
-    infra: InfraSettings, settings: SettlementSettings, events: int
+    infra: InfraSettings,
+    settings: SettlementSettings,
+    backlog: int,
+    paced: list[list[bytes]],
+    rate: int,
+    tick_ms: float,
 ) -> dict[str, Any]:
-    latencies: list[float] = []
-    worker = SettlementWorker(infra, settings, observe_batch=latencies.append)
+    settled: list[SettledBatch] = []
+    worker = SettlementWorker(infra, settings, observe_batch=settled.append)
     ctx = WorkerContext("settlement-bench")
     task = asyncio.create_task(worker.run(ctx))
     conn = await asyncpg.connect(infra.postgres_dsn)
@@ -240,30 +301,155 @@ async def _measure(
             if task.done():
                 task.result()
             await asyncio.sleep(0.01)
-        while worker.events_seen < events:
+        assert worker.conn is not None
+        backend = worker.conn.get_server_pid()
+        cpu = (time.process_time(), _process_cpu(backend))
+        while worker.events_seen < backlog:
             if task.done():
                 task.result()
             await asyncio.sleep(0.005)
+        cpu_used = (time.process_time() - cpu[0], _process_cpu(backend) - cpu[1])
         assert worker.first_batch_at is not None
         assert worker.last_batch_at is not None
         elapsed = worker.last_batch_at - worker.first_batch_at
         trades = int(await conn.fetchval("SELECT count(*) FROM trades"))
+        phases = dict(worker.phase_seconds)
+        throughput = list(settled)
+        settle = await _paced(infra, worker, task, paced, rate, tick_ms) if paced else None
     finally:
         ctx.stopping.set()
         await task
         await conn.close()
-    latencies.sort()
-    n = len(latencies)
-    return {
+    n = len(throughput)
+    result: dict[str, Any] = {
         "benchmark": "settlement",
         "trades": trades,
-        "events": events,
+        "events": backlog,
         "seconds": round(elapsed, 3),
         "trades_per_sec": round(trades / elapsed),
-        "events_per_sec": round(events / elapsed),
+        "events_per_sec": round(backlog / elapsed),
         "batches": n,
-        "mean_batch_events": round(events / n, 1),
-        "p50_ms": round(latencies[n // 2] * 1000, 2),
-        "p99_ms": round(latencies[min(n - 1, int(n * 0.99))] * 1000, 2),
-        "seconds_by_phase": {k: round(v, 3) for k, v in worker.phase_seconds.items()},
+        "mean_batch_events": round(backlog / n, 1),
+        **latency_ms([b.seconds for b in throughput], 2),
+        "seconds_by_phase": {k: round(v, 3) for k, v in phases.items()},
+        "cpu_seconds": {
+            "settlement": round(cpu_used[0], 3),
+            "postgres_backend": round(cpu_used[1], 3),
+        },
+        "load_average": os.getloadavg()[0],
     }
+    if settle is not None:
+        result["settle"] = settle
+    return result
+
+
+def _process_cpu(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` (Linux ``/proc``; the local stack's
+    Postgres runs on this machine)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def _paced(
+    infra: InfraSettings,
+    worker: SettlementWorker,
+    task: asyncio.Task[None],
+    paced: list[list[bytes]],
+    rate: int,
+    tick_ms: float,
+) -> dict[str, Any]:
+    """Commit ``paced`` at ``rate`` orders/s from another process while ``worker`` runs;
+    the settle hop's latencies, per event."""
+    settled: list[SettledBatch] = []
+    worker.observe_batch = settled.append
+    total = sum(len(events) for events in paced)
+    seen = worker.events_seen
+    receiver, sender = multiprocessing.get_context("spawn").Pipe(duplex=False)
+    producer = multiprocessing.get_context("spawn").Process(
+        target=_produce_paced,
+        args=(infra.kafka_bootstrap, infra.executions_topic, paced, rate, tick_ms, sender),
+    )
+    producer.start()
+    sender.close()
+    try:
+        while worker.events_seen < seen + total:
+            if task.done():
+                task.result()
+            if not producer.is_alive() and producer.exitcode:
+                raise RuntimeError(f"the paced producer failed ({producer.exitcode})")
+            await asyncio.sleep(0.01)
+        commits: list[tuple[int, float, int]] = await asyncio.to_thread(receiver.recv)
+    finally:
+        await asyncio.to_thread(producer.join, 30)
+        receiver.close()
+    # Each transaction's events are settled by the first batch reaching past its last one.
+    committed: list[float] = []
+    published: list[float] = []
+    b = 0
+    for next_offset, commit_time, events in commits:
+        while settled[b].positions.get(0, 0) < next_offset:
+            b += 1
+        committed += [settled[b].committed_at - commit_time] * events
+        published += [settled[b].published_at - commit_time] * events
+    elapsed = commits[-1][1] - commits[0][1] if len(commits) > 1 else 0.0
+    return {
+        "rate": rate,
+        "orders": len(paced),
+        "events": total,
+        "offered_seconds": round(elapsed, 2),
+        "transactions": len(commits),
+        "batches": len(settled),
+        **{f"committed_{k}": v for k, v in _tail_ms(committed).items()},
+        **{f"published_{k}": v for k, v in _tail_ms(published).items()},
+    }
+
+
+def _tail_ms(seconds: list[float]) -> dict[str, float]:
+    figures = latency_ms(seconds, 2)
+    figures["p999_ms"] = round(seconds[min(len(seconds) - 1, int(len(seconds) * 0.999))] * 1000, 2)
+    return figures
+
+
+def _produce_paced(
+    bootstrap: str,
+    topic: str,
+    paced: list[list[bytes]],
+    rate: int,
+    tick_ms: float,
+    results: Connection,
+) -> None:
+    """In its own process, as an engine would be: every ``tick_ms``, the orders due by then
+    (``rate`` per second), in one Kafka transaction. Sends back ``(next offset, commit
+    time, events)`` per transaction."""
+    results.send(asyncio.run(_produce(bootstrap, topic, paced, rate, tick_ms)))
+    results.close()
+
+
+async def _produce(
+    bootstrap: str, topic: str, paced: list[list[bytes]], rate: int, tick_ms: float
+) -> list[tuple[int, float, int]]:
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, transactional_id=f"bench-paced-{uuid.uuid4().hex}"
+    )
+    await producer.start()
+    commits: list[tuple[int, float, int]] = []
+    try:
+        started = time.monotonic()
+        sent = 0
+        while sent < len(paced):
+            due = min(len(paced), int((time.monotonic() - started) * rate) + 1)
+            if due > sent:
+                async with producer.transaction():
+                    futures = [
+                        await producer.send(topic, value, partition=0)
+                        for events in paced[sent:due]
+                        for value in events
+                    ]
+                last = await futures[-1]
+                commits.append((last.offset + 1, time.monotonic(), len(futures)))
+                sent = due
+            await asyncio.sleep(tick_ms / 1000)
+    finally:
+        await producer.stop()
+    return commits

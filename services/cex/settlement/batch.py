@@ -154,17 +154,15 @@ class Settler:
             by_name[market.name] = market
         names = sorted(by_name)
 
-        # 1. progress rows, locked
-        await conn.execute(
-            "INSERT INTO settlement_progress (market, last_seq, next_offset)"
-            " SELECT unnest($1::text[]), 0, 0 ON CONFLICT (market) DO NOTHING",
-            names,
-        )
-        rows = await conn.fetch(
-            "SELECT market, last_seq, next_offset FROM settlement_progress"
-            " WHERE market = ANY($1::text[]) ORDER BY market FOR UPDATE",
-            names,
-        )
+        # 1. progress rows, locked (created for a market settled the first time)
+        rows = await conn.fetch(_LOCK_PROGRESS, names)
+        if len(rows) < len(names):
+            await conn.execute(
+                "INSERT INTO settlement_progress (market, last_seq, next_offset)"
+                " SELECT unnest($1::text[]), 0, 0 ON CONFLICT (market) DO NOTHING",
+                names,
+            )
+            rows = await conn.fetch(_LOCK_PROGRESS, names)
         last_seq = {r["market"]: int(r["last_seq"]) for r in rows}
         next_offset = {r["market"]: int(r["next_offset"]) for r in rows}
 
@@ -221,34 +219,9 @@ class Settler:
         deltas = balance_deltas(journals)
         t2 = time.perf_counter()
 
-        # 5. balances, locked in (user_id, asset) order; rows created for new receivers
-        locked_balances = await locks.balances(
-            deltas, create=[k for k, d in deltas.items() if d[0] > 0 or d[1] > 0]
-        )
+        # 5. balances, locked in (user_id, asset) order and updated; 6. the other writes
         if deltas:
-            keys = sorted(deltas)
-            users = [k[0] for k in keys]
-            assets = [k[1] for k in keys]
-            if len(locked_balances) != len(keys):
-                raise InconsistentDatabase(
-                    f"balance rows missing: {len(locked_balances)} for {len(keys)} keys"
-                )
-            # 6. writes
-            updated = await conn.fetch(
-                "UPDATE balances b SET available = b.available + d.available,"
-                " locked = b.locked + d.locked"
-                " FROM unnest($1::bigint[], $2::text[], $3::numeric[], $4::numeric[])"
-                " d(user_id, asset, available, locked)"
-                " WHERE b.user_id = d.user_id AND b.asset = d.asset"
-                " RETURNING b.user_id, b.asset, b.available, b.locked",
-                users,
-                assets,
-                [deltas[k][0] for k in keys],
-                [deltas[k][1] for k in keys],
-            )
-            result.balances = {
-                (r["user_id"], r["asset"]): (int(r["available"]), int(r["locked"])) for r in updated
-            }
+            result.balances = await _write_balances(conn, deltas)
         t3 = time.perf_counter()
         if changed:
             ids = sorted(changed)
@@ -290,13 +263,12 @@ class Settler:
             ]
             entries: list[tuple[object, ...]] = []
             for journal_id, journal in zip(journal_ids, journals, strict=True):
-                for p in journal.postings:
-                    entries.append((journal_id, p.user_id, p.bucket.value, p.asset, p.amount))
+                # (Bucket and JournalKind are str enums: written as their values.)
+                entries.extend((journal_id, *p) for p in journal.postings)
             await conn.copy_records_to_table(
                 "journals",
                 records=[
-                    (i, j.kind.value, j.reference)
-                    for i, j in zip(journal_ids, journals, strict=True)
+                    (i, j.kind, j.reference) for i, j in zip(journal_ids, journals, strict=True)
                 ],
                 columns=("id", "kind", "reference"),
             )
@@ -338,6 +310,71 @@ class Settler:
             "trades_copy": t_trades - t_orders,
             "ledger_copy_progress": t4 - t_trades,
         }
+
+
+#: The progress rows of the batch's markets, locked in name order.
+_LOCK_PROGRESS = (
+    "SELECT market, last_seq, next_offset FROM settlement_progress"
+    " WHERE market = ANY($1::text[]) ORDER BY market FOR UPDATE"
+)
+
+#: Lock the balances to change in (user_id, asset) order (cex.infra.transactions' order:
+#: the CTE's ORDER BY … FOR UPDATE locks every row before the UPDATE writes it) and apply
+#: the deltas, in one statement; returns the rows as they are after it.
+_UPDATE_BALANCES = """
+WITH d AS (
+    SELECT * FROM unnest($1::bigint[], $2::text[], $3::numeric[], $4::numeric[])
+        d(user_id, asset, available, locked)
+), held AS (
+    SELECT b.user_id, b.asset FROM balances b JOIN d USING (user_id, asset)
+    ORDER BY b.user_id, b.asset FOR UPDATE OF b
+)
+UPDATE balances b SET available = b.available + d.available, locked = b.locked + d.locked
+FROM held JOIN d USING (user_id, asset)
+WHERE b.user_id = held.user_id AND b.asset = held.asset
+RETURNING b.user_id, b.asset, b.available, b.locked
+"""
+
+#: The balance rows of first-time receivers (in key order), with their credit; a row a
+#: concurrent deposit created meanwhile gets the credit added.
+_CREATE_BALANCES = """
+INSERT INTO balances AS b (user_id, asset, available, locked)
+SELECT * FROM unnest($1::bigint[], $2::text[], $3::numeric[], $4::numeric[]) ORDER BY 1, 2
+ON CONFLICT (user_id, asset) DO UPDATE
+    SET available = b.available + excluded.available, locked = b.locked + excluded.locked
+RETURNING b.user_id, b.asset, b.available, b.locked
+"""
+
+
+async def _write_balances(
+    conn: asyncpg.Connection, deltas: dict[tuple[int, str], tuple[int, int]]
+) -> dict[tuple[int, str], tuple[int, int]]:
+    """Apply ``(user_id, asset) → (available delta, locked delta)``; returns each changed
+    row's ``(available, locked)`` after it. A missing row is created for a receiver; a
+    debit from a missing row is an :class:`InconsistentDatabase`."""
+    keys = sorted(deltas)
+    rows = await conn.fetch(
+        _UPDATE_BALANCES,
+        [k[0] for k in keys],
+        [k[1] for k in keys],
+        [deltas[k][0] for k in keys],
+        [deltas[k][1] for k in keys],
+    )
+    after = {(r[0], r[1]): (int(r[2]), int(r[3])) for r in rows}
+    if len(after) < len(keys):
+        missing = [k for k in keys if k not in after]
+        debited = [k for k in missing if min(deltas[k]) < 0]
+        if debited:
+            raise InconsistentDatabase(f"no balance row to debit for {debited[:5]}")
+        rows = await conn.fetch(
+            _CREATE_BALANCES,
+            [k[0] for k in missing],
+            [k[1] for k in missing],
+            [deltas[k][0] for k in missing],
+            [deltas[k][1] for k in missing],
+        )
+        after.update(((r[0], r[1]), (int(r[2]), int(r[3]))) for r in rows)
+    return after
 
 
 async def _amend_locks(conn: asyncpg.Connection, orders: Iterable[int]) -> dict[int, int]:
