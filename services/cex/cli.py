@@ -168,12 +168,17 @@ def bench_settlement(
     batch: Annotated[int, typer.Option("--batch", help="Most events per batch.")] = 5_000,
     users: Annotated[int, typer.Option("--users", help="Makers, and as many takers.")] = 1_000,
     fanout: Annotated[int, typer.Option("--fanout", help="Trades per maker order.")] = 10,
+    rate: Annotated[
+        int, typer.Option("--rate", help="Orders/s of the paced phase (0: none).")
+    ] = 2_000,
+    seconds: Annotated[float, typer.Option("--seconds", help="Paced phase length.")] = 10.0,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
 ) -> None:
-    """Trades settled per second from Kafka into Postgres, batch latency (local stack)."""
+    """Trades settled per second from Kafka into Postgres, batch latency, and Kafka commit
+    → settled at a paced rate (local stack)."""
     from cex.bench import settlement as bench
 
-    result = bench.run(trades, batch, users, fanout)
+    result = bench.run(trades, batch, users, fanout, rate, seconds)
     typer.echo(json.dumps(result) if as_json else bench.describe(result))
 
 
