@@ -11,6 +11,11 @@ Settings (environment, besides `cex.infra.settings`):
                             deadlock, and the market row numbers their commands
                             in commit order.
 ==========================  =====================================================
+
+Idle keep-alive connections are kept ``KEEP_ALIVE_S``, longer than its clients keep them
+(aiohttp 15 s, httpx 5 s): the client closes an idle connection first. With uvicorn's
+default (5 s) a client could send a POST on a connection the server was closing, and an
+order placement is not retried (seen as "Server disconnected" under load).
 """
 
 from __future__ import annotations
@@ -23,6 +28,8 @@ from pydantic_settings import SettingsConfigDict
 
 from cex.infra.settings import InfraSettings
 from cex.trading.app import PlacementLane, create_app
+
+KEEP_ALIVE_S = 30
 
 
 class TradingSettings(InfraSettings):
@@ -48,6 +55,7 @@ def serve(market: str | None = None) -> None:
         "loop": "uvloop",
         "http": "httptools",
         "access_log": False,
+        "timeout_keep_alive": KEEP_ALIVE_S,
     }
     if settings.trading_workers > 1:
         uvicorn.run(
