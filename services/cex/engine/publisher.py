@@ -20,6 +20,7 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass
 
+import msgspec
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError, ResponseError
 
@@ -100,10 +101,18 @@ async def delete_snapshot(client: aioredis.Redis, prefix: str, market: str) -> N
 
 @dataclass
 class Committed:
-    """One committed batch: its events and, when it is time, a snapshot to store."""
+    """One committed batch: its events and, when it is time, a snapshot to store.
+    ``encoded``, if given, holds each event's bytes as produced to Kafka: pub/sub messages
+    are built from them instead of encoding every event a second time."""
 
     events: list[Event]
     snapshot: keys.EngineSnapshot | None = None
+    encoded: list[bytes] | None = None
+
+
+# A list of the events' own encodings (msgspec.Raw) packs to the same bytes as
+# ``keys.encode_events`` of the events: a MessagePack array is its header, then its items.
+_pack = msgspec.msgpack.Encoder().encode
 
 
 class RedisPublisher:
@@ -198,34 +207,37 @@ class RedisPublisher:
         prev_seq = self.book_seq
         bids: dict[int, int] = {}
         asks: dict[int, int] = {}
-        trades: list[Event] = []
-        status: list[Event] = []
-        users: dict[int, list[Event]] = defaultdict(list)
-        for event in item.events:
+        trades: list[msgspec.Raw] = []
+        status: list[msgspec.Raw] = []
+        users: dict[int, list[msgspec.Raw]] = defaultdict(list)
+        encoded = item.encoded if item.encoded is not None else map(keys.encode, item.events)
+        for event, data in zip(item.events, encoded, strict=True):
             kind = type(event)
             if kind is BookDelta:
                 for side, price, qty in _levels(event):
                     (bids if side is Side.BUY else asks)[price] = qty
                 self.book_seq = event.seq
-            elif kind is TradeExecuted:
+                continue
+            raw = msgspec.Raw(data)
+            if kind is TradeExecuted:
                 assert isinstance(event, TradeExecuted)
-                trades.append(event)
-                users[event.maker_user_id].append(event)
+                trades.append(raw)
+                users[event.maker_user_id].append(raw)
                 if event.taker_user_id != event.maker_user_id:
-                    users[event.taker_user_id].append(event)
+                    users[event.taker_user_id].append(raw)
             elif kind is MarketStatusChanged or kind is ConfigUpdated or kind is ConfigUpdatedV2:
-                status.append(event)
+                status.append(raw)
             elif kind is CommandRejected:
                 assert isinstance(event, CommandRejected)
                 if event.user_id is not None:
-                    users[event.user_id].append(event)
+                    users[event.user_id].append(raw)
             elif kind is MatchPrevented:  # concerns the taker's and the maker's user
                 assert isinstance(event, MatchPrevented)
-                users[event.taker_user_id].append(event)
+                users[event.taker_user_id].append(raw)
                 if event.maker_user_id != event.taker_user_id:
-                    users[event.maker_user_id].append(event)
+                    users[event.maker_user_id].append(raw)
             else:
-                users[event.user_id].append(event)  # type: ignore[union-attr,index]
+                users[event.user_id].append(raw)  # type: ignore[union-attr,index]
         self._mirror(bids, asks)
 
         pipe = self.client.pipeline(transaction=True)
@@ -245,11 +257,11 @@ class RedisPublisher:
             )
             pipe.publish(self._depth, keys.encode(update))
         if trades:
-            pipe.publish(self._trades, keys.encode_events(trades))
+            pipe.publish(self._trades, _pack(trades))
         if status:
-            pipe.publish(self._market, keys.encode_events(status))
-        for user_id, events in users.items():
-            pipe.publish(keys.user_channel(self.prefix, user_id), keys.encode_events(events))
+            pipe.publish(self._market, _pack(status))
+        for user_id, raws in users.items():
+            pipe.publish(keys.user_channel(self.prefix, user_id), _pack(raws))
         if len(pipe):
             results = await pipe.execute()
             if changed and not self._book_dirty and results[0] != 1:

@@ -460,7 +460,8 @@ class EngineRunner:
                     m_batch.observe(done.commands)
                     m_offset.set(done.next_offset)
                     m_seq.set(done.next_seq)
-                    await publisher.submit(Committed(done.events, done.snapshot))
+                    encoded = [value for _, value, _ in done.records]
+                    await publisher.submit(Committed(done.events, done.snapshot, encoded))
 
                 if commit is None and pending is not None:
                     commit = asyncio.create_task(self._commit(producer, pending))
