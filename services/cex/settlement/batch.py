@@ -7,11 +7,13 @@ Per batch::
     3. lock the orders the events name       orders, by id                 (FOR UPDATE)
     4. replay the events                     cex.core.settlement.replay: state machine,
                                              funds, ledger journals (pure)
-    5. lock the balances to change           balances, by (user_id, asset) (FOR UPDATE)
-    6. write                                 balances: one UPDATE … FROM unnest
-                                             orders:   one UPDATE … FROM unnest
+    5. lock and update the balances          one statement: locked by (user_id, asset)
+                                             (FOR UPDATE), then updated; a first-time
+                                             receiver's row inserted after (rarely)
+    6. write                                 orders:   one UPDATE … FROM unnest
                                              trades, journals, entries,
-                                             prevented matches: COPY
+                                             prevented matches: COPY (their references
+                                             checked once per statement, migration 0010)
                                              markets:  status (MARKET_STATUS_CHANGED)
                                              progress: last_seq, next_offset
 
