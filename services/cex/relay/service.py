@@ -125,7 +125,11 @@ async def _publish_forever(
                 if not await publisher.publish_batch(settings.relay_batch_limit):
                     await _wait(wake, POLL_S)
         finally:
-            await publisher.flush()
+            try:
+                await publisher.flush()
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                # The next holder of the lock marks them when it reconciles with Kafka.
+                log.warning("marking the last published rows failed: %s", exc)
     finally:
         if pruning is not None:
             pruning.cancel()
