@@ -418,6 +418,7 @@ def test_helm_upgrade_to_a_new_image_rolls_the_services_with_no_lost_order(
                     f"docker.io/library/cex:{new_tag}"], check=True)  # fmt: skip
     tag = uuid.uuid4().hex[:8]
     maker = k8s.trader(f"maker-upgrade-{tag}@example.com", {"ETH": "10"})
+    taker = k8s.trader(f"taker-upgrade-{tag}@example.com", {"USDT": "100000"})
     helm_cmd = [str(k8s.cp.bin_dir / "helm"), f"--kubeconfig={k8s.cp.kubeconfig}", "-n", NS]
     upgrade = subprocess.Popen(
         [*helm_cmd, "upgrade", RELEASE, str(REPO_ROOT / "charts" / "cex"), "--reuse-values",
@@ -458,6 +459,59 @@ def test_helm_upgrade_to_a_new_image_rolls_the_services_with_no_lost_order(
         what=f"the {len(accepted)} accepted orders open ({refused} refused during the roll)",
     )
     print(f"helm upgrade: {len(accepted)} orders accepted, {refused} refused during the roll")
+    # The engines roll after helm (the new operator gives their StatefulSets the new image):
+    # once they have, orders crossing the resting ones trade with every one of them (a
+    # recovery that lost them from the book would leave the buy unfilled).
+    wait_until(lambda: engines_rolled_out(k8s), timeout=300, what="engines on the new image")
+    quantity = Decimal("0.1") * len(accepted)
+    buy = k8s.signed(
+        "POST", "/api/v3/order", taker,
+        {"symbol": "ETHUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "IOC",
+         "quantity": str(quantity), "price": "2500", "newOrderRespType": "FULL"},
+    )  # fmt: skip
+    assert Decimal(buy["executedQty"]) == quantity, buy
+    trades = k8s.signed("GET", "/api/v3/myTrades", maker, {"symbol": "ETHUSDT"})
+    assert sorted(t["orderId"] for t in trades) == sorted(accepted)
+
+
+def ctr_images() -> set[str]:
+    ctr = ["ctr", "--address", containerd_socket(), "-n", "k8s.io", "images", "ls", "-q"]
+    return set(subprocess.run(ctr, check=True, capture_output=True, text=True).stdout.split())
+
+
+def pod_images(k8s: K8sExchange) -> set[str]:
+    """The images every pod of the cluster names, as containerd names them."""
+    pods = k8s.cp.get_json("pods", "-A")["items"]
+    names = {c["image"] for p in pods for c in p["spec"]["containers"]}
+    return {n if "/" in n else f"docker.io/library/{n}" for n in names}
+
+
+def test_the_node_has_one_pause_image_and_imports_drop_unused_older_images(
+    k8s: K8sExchange,
+) -> None:
+    # The pod sandbox's pause image is the cluster's (scripts/cluster/install.sh): the
+    # images' build no longer makes a second one.
+    lib = subprocess.run(
+        ["bash", "-c", 'source "$1"; echo "$CEX_PAUSE_IMAGE"', "pause", str(LIB)],
+        check=True, capture_output=True, text=True,
+    ).stdout.strip()  # fmt: skip
+    assert [i for i in ctr_images() if "pause" in i] == [lib]
+    # An older name of the exchange's image that nothing uses goes with the next import;
+    # what pods use stays (nothing can be pulled again).
+    api = k8s.cp.get_json("deployment", f"{RELEASE}-api", "-n", NS)
+    image = api["spec"]["template"]["spec"]["containers"][0]["image"]
+    unused = f"docker.io/library/cex:e2e-unused-{uuid.uuid4().hex[:6]}"
+    ctr = ["ctr", "--address", containerd_socket(), "-n", "k8s.io"]
+    subprocess.run([*ctr, "images", "tag", f"docker.io/library/{image}", unused], check=True)
+    in_use = pod_images(k8s)
+    proc = subprocess.run(
+        [str(REPO_ROOT / "scripts" / "images" / "import.sh"), "cex"],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    after = ctr_images()
+    assert unused not in after, proc.stderr
+    assert in_use <= after, (in_use - after, proc.stderr)
 
 
 def symbol_status(k8s: K8sExchange, symbol: str) -> str:
@@ -510,3 +564,72 @@ def test_market_halt_and_fee_change_reach_the_running_engine_pod(k8s: K8sExchang
         assert engine_running(k8s, "eth-usdt")
     finally:
         patch({"makerFee": "0.001", "status": "Trading"})
+
+
+def test_helm_uninstall_keeps_the_crd_the_markets_and_the_data(k8s: K8sExchange) -> None:
+    tag = uuid.uuid4().hex[:8]
+    seller = k8s.trader(f"seller-keep-{tag}@example.com", {"BTC": "1"})
+    buyer = k8s.trader(f"buyer-keep-{tag}@example.com", {"USDT": "10000"})
+    k8s.signed(
+        "POST", "/api/v3/order", seller,
+        {"symbol": "BTCUSDT", "side": "SELL", "type": "LIMIT", "timeInForce": "GTC",
+         "quantity": "0.02", "price": "41000", "newOrderRespType": "RESULT"},
+    )  # fmt: skip
+    buy = k8s.signed(
+        "POST", "/api/v3/order", buyer,
+        {"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "GTC",
+         "quantity": "0.01", "price": "41000", "newOrderRespType": "FULL"},
+    )  # fmt: skip
+    assert buy["status"] == "FILLED", buy
+    wait_until(
+        lambda: k8s.balances(buyer).get("BTC", (Decimal(0), Decimal(0)))[0] > 0,
+        timeout=60,
+        what="the trade settled",
+    )
+
+    def state() -> dict[str, Any]:
+        return {
+            "seller": k8s.balances(seller),
+            "buyer": k8s.balances(buyer),
+            "open": k8s.signed("GET", "/api/v3/openOrders", seller, {"symbol": "BTCUSDT"}),
+            "orders": k8s.signed("GET", "/api/v3/allOrders", buyer, {"symbol": "BTCUSDT"}),
+            "trades": k8s.signed("GET", "/api/v3/myTrades", buyer, {"symbol": "BTCUSDT"}),
+        }
+
+    before = state()
+    assert [Decimal(o["executedQty"]) for o in before["open"]] == [Decimal("0.01")]
+
+    out = helm(k8s.cp, "uninstall", RELEASE, "--wait", "--timeout", "5m")
+    assert out.returncode == 0, out.stderr
+    # The CRD (the chart's crds/) and the Markets stay; so do devInfra's claims.
+    assert k8s.cp.kubectl("get", "crd", "markets.cex.dev", check=False).returncode == 0
+    assert {m["metadata"]["name"] for m in k8s.cp.get_json("markets", "-n", NS)["items"]} >= {
+        "btc-usdt",
+        "eth-usdt",
+    }
+    claims = {c["metadata"]["name"] for c in k8s.cp.get_json("pvc", "-n", NS)["items"]}
+    assert {f"data-{RELEASE}-{c}-0" for c in ("kafka", "postgres", "redis")} <= claims
+
+    # Installed again (make k8s-up: helm upgrade --install), it finds everything.
+    proc = subprocess.run(
+        [str(K8S_UP)], capture_output=True, text=True, timeout=45 * 60, cwd=REPO_ROOT,
+        env={**os.environ, "CEX_REAL_NODE": "true"},
+    )  # fmt: skip
+    assert proc.returncode == 0, f"k8s-up.sh failed:\n{proc.stderr[-6000:]}"
+    svc = k8s.cp.get_json("service", f"{RELEASE}-api", "-n", NS)
+    k8s.api = f"http://{svc['spec']['clusterIP']}:{svc['spec']['ports'][0]['port']}"
+    wait_until(lambda: engines_rolled_out(k8s), timeout=300, what="engines on the new image")
+    wait_until(
+        lambda: all(is_ready(k8s.cp, NS, m) for m in ("btc-usdt", "eth-usdt")),
+        timeout=120,
+        what="the Markets Ready again",
+    )
+    assert state() == before
+    # The engine's book came back too: the rest of the resting sell trades.
+    again = k8s.signed(
+        "POST", "/api/v3/order", buyer,
+        {"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "IOC",
+         "quantity": "0.01", "price": "41000", "newOrderRespType": "FULL"},
+    )  # fmt: skip
+    assert again["status"] == "FILLED", again
+    run_check_job(k8s)
