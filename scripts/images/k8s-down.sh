@@ -27,7 +27,9 @@ if [[ -s "${KUBECONFIG}" ]] && kubectl get --raw /readyz >/dev/null 2>&1; then
   fi
   fullname="${RELEASE}"
   [[ "${RELEASE}" == *cex* ]] || fullname="${RELEASE}-cex"
-  log "deleting devInfra's volumes and their data"
+  log "deleting devInfra's volumes and their data, and the API keys' sealing keys"
   "${CEX_IMAGES_DIR}/dev-volumes.sh" delete "${fullname}" "${NAMESPACE}"
+  # The chart keeps its generated Secret through helm uninstall (charts/cex/templates/api.yaml).
+  kubectl delete secret "${fullname}-api" -n "${NAMESPACE}" --ignore-not-found >&2
 fi
 "${CEX_REPO_ROOT}/scripts/cluster/down.sh"
