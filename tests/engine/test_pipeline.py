@@ -135,6 +135,7 @@ async def test_a_crash_with_a_batch_applied_behind_a_commit_loses_nothing(
     engine = EngineProcess(topo)
     await engine.wait_ready()
     assert '"from_snapshot": true' in engine.tail(), engine.tail()  # the committed one's
+    assert await engine.metric("cex_engine_replayed_commands_total") == 0
     await produce(topo, payloads[200:])
     await wait_caught_up(topo, engine)
     await assert_exactly_once(topo, config)

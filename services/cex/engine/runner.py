@@ -288,7 +288,9 @@ class EngineRunner:
                         if type(event) is BookDelta:
                             book_seq = event.seq
                     replayed += 1
-            metrics.REPLAYED.labels(self.market).inc(replayed)
+        # Counted after every recovery, 0 included: a snapshot at the committed offset
+        # (a quiet market's) replays nothing, and the series must still be there.
+        metrics.REPLAYED.labels(self.market).inc(replayed)
         consumer.seek(tp, committed)
 
         if self.settings.engine_verify_output:
