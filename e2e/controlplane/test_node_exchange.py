@@ -566,19 +566,32 @@ def test_market_halt_and_fee_change_reach_the_running_engine_pod(k8s: K8sExchang
         patch({"makerFee": "0.001", "status": "Trading"})
 
 
+def price_in_the_spread(k8s: K8sExchange, symbol: str) -> str:
+    """A whole price between the best bid and the best ask: orders resting from earlier tests
+    take no part in a trade there."""
+    with httpx.Client(base_url=k8s.api, timeout=30) as http:
+        depth = http.get("/api/v3/depth", params={"symbol": symbol, "limit": 5}).json()
+    bid = Decimal(depth["bids"][0][0]) if depth["bids"] else Decimal(30000)
+    ask = Decimal(depth["asks"][0][0]) if depth["asks"] else Decimal(50000)
+    price = ((bid + ask) / 2).quantize(Decimal(1))
+    assert bid < price < ask, depth
+    return str(price)
+
+
 def test_helm_uninstall_keeps_the_crd_the_markets_and_the_data(k8s: K8sExchange) -> None:
     tag = uuid.uuid4().hex[:8]
     seller = k8s.trader(f"seller-keep-{tag}@example.com", {"BTC": "1"})
     buyer = k8s.trader(f"buyer-keep-{tag}@example.com", {"USDT": "10000"})
+    price = price_in_the_spread(k8s, "BTCUSDT")
     k8s.signed(
         "POST", "/api/v3/order", seller,
         {"symbol": "BTCUSDT", "side": "SELL", "type": "LIMIT", "timeInForce": "GTC",
-         "quantity": "0.02", "price": "41000", "newOrderRespType": "RESULT"},
+         "quantity": "0.02", "price": price, "newOrderRespType": "RESULT"},
     )  # fmt: skip
     buy = k8s.signed(
         "POST", "/api/v3/order", buyer,
         {"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "GTC",
-         "quantity": "0.01", "price": "41000", "newOrderRespType": "FULL"},
+         "quantity": "0.01", "price": price, "newOrderRespType": "FULL"},
     )  # fmt: skip
     assert buy["status"] == "FILLED", buy
     wait_until(
@@ -629,7 +642,7 @@ def test_helm_uninstall_keeps_the_crd_the_markets_and_the_data(k8s: K8sExchange)
     again = k8s.signed(
         "POST", "/api/v3/order", buyer,
         {"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "IOC",
-         "quantity": "0.01", "price": "41000", "newOrderRespType": "FULL"},
+         "quantity": "0.01", "price": price, "newOrderRespType": "FULL"},
     )  # fmt: skip
     assert again["status"] == "FILLED", again
     run_check_job(k8s)
