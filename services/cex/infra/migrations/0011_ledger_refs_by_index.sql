@@ -2,7 +2,7 @@
 -- tests became hashed subplans reading every journal and every user for each insert
 -- (300,000 journals: 313 ms for a 7,000-entry COPY, and growing with the ledger). One
 -- anti-join with hash and merge joins off is one index probe per new entry per key
--- (the same COPY: 16 ms). Numbered 0012: 0011 was left to another change of issue 14.
+-- (the same COPY: 16 ms).
 CREATE OR REPLACE FUNCTION ledger_entries_refs() RETURNS trigger LANGUAGE plpgsql
     SET enable_hashjoin = off SET enable_mergejoin = off SET enable_seqscan = off
 AS $$
