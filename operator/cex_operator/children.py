@@ -95,9 +95,6 @@ def engine_statefulset(
     if settings.engine_env_secret:
         env_from.append({"secretRef": {"name": settings.engine_env_secret}})
     probe = {"periodSeconds": 5, "timeoutSeconds": 2}
-    # Readiness every second: a recovered engine is Ready (and its Market with it) within a
-    # second, not up to a period later; /readyz only reads a flag.
-    readiness = {"periodSeconds": 1, "timeoutSeconds": 1}
     container = {
         "name": COMPONENT,
         "image": settings.engine_image,
@@ -113,7 +110,7 @@ def engine_statefulset(
         "ports": [{"name": "http", "containerPort": ENGINE_HTTP_PORT, "protocol": "TCP"}],
         # Recovery replays the partition before /readyz turns 200: no liveness deadline on
         # readiness, only on the process answering at all.
-        "readinessProbe": readiness | {"httpGet": {"path": "/readyz", "port": "http"}},
+        "readinessProbe": probe | {"httpGet": {"path": "/readyz", "port": "http"}},
         "livenessProbe": probe
         | {"httpGet": {"path": "/healthz", "port": "http"}, "failureThreshold": 6},
         "resources": {
