@@ -9,27 +9,14 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import AsyncIterator
-
-import pytest
 
 from cex.audit.check import run as audit
 from cex.core.events import TradeExecuted
 from cex.core.ledger import balance_deltas, journal_for
-from tests.fixtures import NewTopicFactory
-from tests.settlement.harness import Exchange, exchange
+from tests.settlement.harness import Exchange
 
 BTC = 100_000_000
 USDT = 1_000_000
-
-
-@pytest.fixture
-async def ex(
-    exchange_dsn: str, kafka_bootstrap: str, new_topic: NewTopicFactory
-) -> AsyncIterator[Exchange]:
-    topic = await new_topic("executions", partitions=2)
-    async with exchange(exchange_dsn, kafka_bootstrap, topic) as the_exchange:
-        yield the_exchange
 
 
 def _free_port() -> int:

@@ -6,26 +6,12 @@ maker and taker fees 0.1 %, rounded up, in the asset received.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
-import pytest
-
 from cex.audit.check import run as audit
 from cex.core.events import TradeExecuted
-from tests.fixtures import NewTopicFactory
-from tests.settlement.harness import Exchange, exchange
+from tests.settlement.harness import Exchange
 
 BTC = 100_000_000  # satoshi per BTC
 USDT = 1_000_000  # micro-USDT per USDT
-
-
-@pytest.fixture
-async def ex(
-    exchange_dsn: str, kafka_bootstrap: str, new_topic: NewTopicFactory
-) -> AsyncIterator[Exchange]:
-    topic = await new_topic("executions", partitions=2)
-    async with exchange(exchange_dsn, kafka_bootstrap, topic) as the_exchange:
-        yield the_exchange
 
 
 def fee(amount: int) -> int:

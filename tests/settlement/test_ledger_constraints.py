@@ -4,28 +4,16 @@ created, a debit from a missing row refused)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import asyncpg
 import pytest
 
 from cex.audit.check import run as audit
 from cex.settlement.batch import Delivered
 from cex.settlement.errors import InconsistentDatabase
-from tests.fixtures import NewTopicFactory
-from tests.settlement.harness import Exchange, exchange
+from tests.settlement.harness import Exchange
 from tests.settlement.test_refusals import BTC, USDT, settler, snapshot_of_db
 
 ENTRY = "INSERT INTO ledger_entries (journal_id, user_id, bucket, asset, amount)"
-
-
-@pytest.fixture
-async def ex(
-    exchange_dsn: str, kafka_bootstrap: str, new_topic: NewTopicFactory
-) -> AsyncIterator[Exchange]:
-    topic = await new_topic("executions", partitions=2)
-    async with exchange(exchange_dsn, kafka_bootstrap, topic) as the_exchange:
-        yield the_exchange
 
 
 async def journal(conn: asyncpg.Connection) -> int:

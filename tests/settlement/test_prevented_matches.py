@@ -8,28 +8,16 @@ btc-usdt (examples/): tick 0.1 USDT (30000 = 300_000 ticks), lot 0.00001 BTC (0.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 
 from cex.audit.check import run as audit
 from cex.core.events import MatchPrevented, StpMode
 from cex.settlement.batch import Delivered, Settler, load_fee_user, load_markets
 from cex.settlement.errors import InconsistentEvent, UnknownOrder
-from tests.fixtures import NewTopicFactory
-from tests.settlement.harness import Exchange, exchange
+from tests.settlement.harness import Exchange
 
 BTC = 100_000_000
 USDT = 1_000_000
-
-
-@pytest.fixture
-async def ex(
-    exchange_dsn: str, kafka_bootstrap: str, new_topic: NewTopicFactory
-) -> AsyncIterator[Exchange]:
-    topic = await new_topic("executions", partitions=2)
-    async with exchange(exchange_dsn, kafka_bootstrap, topic) as the_exchange:
-        yield the_exchange
 
 
 async def _rows(ex: Exchange) -> list[tuple[object, ...]]:

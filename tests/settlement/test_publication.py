@@ -5,25 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
-
-import pytest
 
 from cex.core.events import TradeExecuted
 from cex.infra import redis as keys
 from cex.settlement.service import SettlementSettings, SettlementWorker
-from tests.fixtures import NewTopicFactory
-from tests.settlement.harness import Exchange, exchange, running
+from tests.settlement.harness import Exchange, running
 from tests.settlement.test_refusals import BTC, USDT
-
-
-@pytest.fixture
-async def ex(
-    exchange_dsn: str, kafka_bootstrap: str, new_topic: NewTopicFactory
-) -> AsyncIterator[Exchange]:
-    topic = await new_topic("executions", partitions=2)
-    async with exchange(exchange_dsn, kafka_bootstrap, topic) as the_exchange:
-        yield the_exchange
 
 
 async def test_each_user_hears_their_settled_events_orders_and_balances(ex: Exchange) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
@@ -21,20 +20,10 @@ from cex.core.events import (
 )
 from cex.settlement.batch import Delivered, Settler, load_fee_user, load_markets
 from cex.settlement.errors import InconsistentEvent, SequenceGap, UnknownOrder
-from tests.fixtures import NewTopicFactory
-from tests.settlement.harness import Exchange, exchange
+from tests.settlement.harness import Exchange
 
 BTC = 100_000_000
 USDT = 1_000_000
-
-
-@pytest.fixture
-async def ex(
-    exchange_dsn: str, kafka_bootstrap: str, new_topic: NewTopicFactory
-) -> AsyncIterator[Exchange]:
-    topic = await new_topic("executions", partitions=2)
-    async with exchange(exchange_dsn, kafka_bootstrap, topic) as the_exchange:
-        yield the_exchange
 
 
 async def snapshot_of_db(conn: asyncpg.Connection) -> list[object]:

@@ -3,8 +3,6 @@ engine has not seen), and the registry's market status follows the engine's."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 
 from cex.audit.check import run as audit
@@ -12,21 +10,11 @@ from cex.core.events import MarketStatus, MarketStatusChanged
 from cex.settlement.batch import Delivered
 from cex.settlement.errors import InconsistentEvent
 from cex.trading.validation import AmendRequest, validate_amend
-from tests.fixtures import NewTopicFactory
-from tests.settlement.harness import Exchange, exchange
+from tests.settlement.harness import Exchange
 from tests.settlement.test_refusals import cancelled, opened, settler, snapshot_of_db
 
 BTC = 100_000_000
 USDT = 1_000_000
-
-
-@pytest.fixture
-async def ex(
-    exchange_dsn: str, kafka_bootstrap: str, new_topic: NewTopicFactory
-) -> AsyncIterator[Exchange]:
-    topic = await new_topic("executions", partitions=2)
-    async with exchange(exchange_dsn, kafka_bootstrap, topic) as the_exchange:
-        yield the_exchange
 
 
 async def test_a_terminal_event_leaving_funds_locked_is_refused(ex: Exchange) -> None:
