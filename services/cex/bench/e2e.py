@@ -30,10 +30,11 @@ it (one clock, wall time):
     client-side ``accept`` grows and ``relay`` can even turn negative (the command is seen in
     Kafka before the answer is read).
 
-The observer's own fetches add up to ``fetch_max_wait_ms`` (5 ms) to the relay and engine
-hops. With ``--sweep`` the rate doubles from ``rate`` until the end-to-end p99 exceeds the
-goal or the stack falls behind the offered rate; the summary names the highest rate that
-stayed within the goal.
+The observers read only BTCUSDT's partition of each topic: with one partition the broker
+answers a parked ``read_committed`` fetch as soon as a transaction commits, so they add no
+wait of their own (and no polling load on the broker). With ``--sweep`` the rate doubles
+from ``rate`` until the end-to-end p99 exceeds the goal or the stack falls behind the offered
+rate; the summary names the highest rate that stayed within the goal.
 """
 
 from __future__ import annotations
@@ -49,10 +50,9 @@ import aiohttp
 import asyncpg
 import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 
 from cex.core.events import OrderCreate, TradeExecuted, decode_command, decode_event
-from cex.infra import accounts
+from cex.infra import accounts, registry
 from cex.infra import redis as keys
 from cex.infra.settings import InfraSettings
 from cex.stack.programs import TRADING_PORT
@@ -66,7 +66,7 @@ HOPS = (
     "accept", "relay", "engine", "settle", "accepted_to_settled", "sent_to_settled",
     "stamped_to_commanded", "stamped_to_settled",
 )  # fmt: skip
-OBSERVER_FETCH_WAIT_MS = 5
+SYMBOL = "BTCUSDT"
 #: How long after the last send the bench waits for stragglers before counting them lost.
 DRAIN_S = 10.0
 
@@ -206,30 +206,30 @@ async def _observe_settlement(pubsub: Any, state: _Run) -> None:
                 state.note(order_id, "settled", now)
 
 
-async def _partitions(bootstrap: str, topic: str) -> list[TopicPartition]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
+async def _partition(dsn: str) -> int:
+    """The partition index of the traded market (the same in ``orders`` and ``executions``)."""
+    conn = await asyncpg.connect(dsn)
     try:
-        (described,) = await admin.describe_topics([topic])
+        markets = await registry.load_markets(conn)
     finally:
-        await admin.close()
-    partitions = [TopicPartition(topic, p["partition"]) for p in described["partitions"]]
-    if not partitions:
-        raise RuntimeError(f"topic {topic!r} has no partitions: is the stack up (make up)?")
-    return partitions
+        await conn.close()
+    for market in markets.values():
+        if market.config.symbol == SYMBOL:
+            return market.partition
+    raise RuntimeError(f"no {SYMBOL} market is registered: is the stack up (make up)?")
 
 
-async def _consumer(bootstrap: str, topic: str) -> AIOKafkaConsumer:
-    partitions = await _partitions(bootstrap, topic)
+async def _consumer(bootstrap: str, topic: str, partition: int) -> AIOKafkaConsumer:
+    tp = TopicPartition(topic, partition)
+    # A consumer of several partitions would need a short fetch wait (aiokafka parks a fetch
+    # of the idle ones while a busy one's records are unread); one partition needs none.
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, isolation_level="read_committed",
-        fetch_max_wait_ms=OBSERVER_FETCH_WAIT_MS, enable_auto_commit=False,
-    )  # fmt: skip
+        bootstrap_servers=bootstrap, isolation_level="read_committed", enable_auto_commit=False
+    )
     await consumer.start()
-    consumer.assign(partitions)
-    await consumer.seek_to_end(*partitions)
-    for partition in partitions:  # resolve the end offsets now, before any order is sent
-        await consumer.position(partition)
+    consumer.assign([tp])
+    await consumer.seek_to_end(tp)
+    await consumer.position(tp)  # resolve the end offset now, before any order is sent
     return consumer
 
 
@@ -246,7 +246,7 @@ async def _offer(
         pair = i // 2
         seller, buyer = users[(2 * pair) % len(users)], users[(2 * pair + 1) % len(users)]
         user_id = seller if i % 2 == 0 else buyer
-        body = {"user_id": user_id, "symbol": "BTCUSDT", "side": "SELL" if i % 2 == 0 else "BUY",
+        body = {"user_id": user_id, "symbol": SYMBOL, "side": "SELL" if i % 2 == 0 else "BUY",
                 "type": "LIMIT", "timeInForce": "GTC", "quantity": "0.001",
                 "price": str(price_base + pair % 1000)}  # fmt: skip
         trace = _Trace(sent=time.time(), user_id=user_id)
@@ -276,8 +276,9 @@ async def _step(
     infra: InfraSettings, users: list[int], rate: float, seconds: float
 ) -> dict[str, Any]:
     state = _Run()
-    commands = await _consumer(infra.kafka_bootstrap, infra.orders_topic)
-    events = await _consumer(infra.kafka_bootstrap, infra.executions_topic)
+    partition = await _partition(infra.postgres_dsn)
+    commands = await _consumer(infra.kafka_bootstrap, infra.orders_topic, partition)
+    events = await _consumer(infra.kafka_bootstrap, infra.executions_topic, partition)
     redis = aioredis.from_url(infra.redis_url)
     pubsub = redis.pubsub()
     await pubsub.psubscribe(keys.account_channel(infra.redis_prefix, 0)[:-1] + "*")
