@@ -81,6 +81,11 @@ class AggregatorSettings(BaseSettings):
 
     batch_max: int = 5000  # records per batch
     poll_ms: int = 100
+    # How long the broker may park a fetch with nothing to return. One consumer reads every
+    # market's partition, and aiokafka, while a busy partition's records wait to be read
+    # (longer than its fixed 0.1 s prefetch backoff), fetches the idle ones alone: the busy
+    # one's next fetch waits behind that parked fetch (500 ms at aiokafka's default).
+    fetch_wait_ms: int = 50
     registry_refresh_s: float = 10.0
     metrics_port: int = 9330
 
@@ -116,13 +121,7 @@ class CandleAggregator:
         self.redis: aioredis.Redis | None = None
 
     async def run(self, ctx: WorkerContext) -> None:
-        self.consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.infra.kafka_bootstrap,
-            group_id=None,
-            enable_auto_commit=False,
-            isolation_level="read_committed",
-            auto_offset_reset="earliest",
-        )
+        self.consumer = kafka.consumer(self.infra, fetch_max_wait_ms=self.settings.fetch_wait_ms)
         await self.consumer.start()
         self.redis = keys.client(self.infra)
         self._commit = self.redis.register_script(COMMIT_BATCH)
