@@ -279,12 +279,16 @@ def bench_e2e(
         bool, typer.Option("--sweep", help="Double the rate until the goal is missed.")
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
+    trading_url: Annotated[
+        str | None,
+        typer.Option("--trading-url", help="The trading API (default: the local stack's)."),
+    ] = None,
 ) -> None:
     """An order's whole path hop by hop at a fixed rate: trading API → relay → engine →
-    settlement (local stack up)."""
+    settlement (local stack up; Kafka, Postgres and Redis from the CEX_* settings)."""
     from cex.bench import e2e as bench
 
-    result = bench.run(rate, seconds, users, sweep)
+    result = bench.run(rate, seconds, users, sweep, trading_url=trading_url)
     typer.echo(json.dumps(result) if as_json else bench.describe(result))
 
 

@@ -126,8 +126,11 @@ class _Run:
             self._count_settled()
 
 
-def run(rate: float, seconds: float, pairs_users: int, sweep: bool) -> dict[str, Any]:
-    return asyncio.run(_run(rate, seconds, pairs_users, sweep))
+def run(
+    rate: float, seconds: float, pairs_users: int, sweep: bool, *, trading_url: str | None = None
+) -> dict[str, Any]:
+    url = trading_url or f"http://127.0.0.1:{TRADING_PORT}"
+    return asyncio.run(_run(rate, seconds, pairs_users, sweep, url))
 
 
 def describe(result: dict[str, Any]) -> str:
@@ -273,7 +276,7 @@ async def _offer(
 
 
 async def _step(
-    infra: InfraSettings, users: list[int], rate: float, seconds: float
+    infra: InfraSettings, trading_url: str, users: list[int], rate: float, seconds: float
 ) -> dict[str, Any]:
     state = _Run()
     partition = await _partition(infra.postgres_dsn)
@@ -289,9 +292,7 @@ async def _step(
     ]
     try:
         connector = aiohttp.TCPConnector(limit=512)
-        async with aiohttp.ClientSession(
-            f"http://127.0.0.1:{TRADING_PORT}", connector=connector
-        ) as http:
+        async with aiohttp.ClientSession(trading_url, connector=connector) as http:
             first_sent = time.time()
             # Far above any resting bid, so a pair's sell rests until its buy arrives.
             await _offer(http, state, users, rate, seconds, price_base=900_000)
@@ -350,14 +351,16 @@ def _within_goal(step: dict[str, Any]) -> bool:
     )  # fmt: skip
 
 
-async def _run(rate: float, seconds: float, pair_users: int, sweep: bool) -> dict[str, Any]:
+async def _run(
+    rate: float, seconds: float, pair_users: int, sweep: bool, trading_url: str
+) -> dict[str, Any]:
     infra = InfraSettings()
     users = await _seed(infra.postgres_dsn, pair_users)
     steps = []
     best: float | None = None
     current = rate
     while True:
-        step = await _step(infra, users, current, seconds)
+        step = await _step(infra, trading_url, users, current, seconds)
         steps.append(step)
         if _within_goal(step):
             best = current
