@@ -50,7 +50,12 @@ from cex.infra import registry
 from cex.infra.postgres import migrate
 from cex.infra.runtime import WorkerContext
 from cex.infra.settings import InfraSettings
-from cex.settlement.service import SettledBatch, SettlementSettings, SettlementWorker
+from cex.settlement.service import (
+    SettledBatch,
+    SettlementSettings,
+    SettlementWorker,
+    tune_gc,
+)
 
 SPEC: dict[str, Any] = {
     "symbol": "BTCUSDT", "base": "BTC", "quote": "USDT", "basePrecision": 8,
@@ -293,6 +298,7 @@ async def _measure(
 ) -> dict[str, Any]:
     settled: list[SettledBatch] = []
     worker = SettlementWorker(infra, settings, observe_batch=settled.append)
+    tune_gc()  # as `cex serve settlement`
     ctx = WorkerContext("settlement-bench")
     task = asyncio.create_task(worker.run(ctx))
     conn = await asyncpg.connect(infra.postgres_dsn)

@@ -40,6 +40,7 @@ from cex.core.settlement import OrderState, check_leftovers, order_ids_of, repla
 from cex.infra.registry import MARKETS_CHANNEL
 from cex.infra.transactions import RowLocks
 from cex.settlement.errors import InconsistentDatabase, SequenceGap, UnknownMarket
+from cex.settlement.pgtext import copy_rows, texts
 
 __all__ = ["BatchResult", "Delivered", "MarketInfo", "Settler", "load_fee_user", "load_markets"]
 
@@ -81,9 +82,12 @@ class BatchResult:
 
 
 #: The order columns settlement reads and writes (cex.core.settlement.OrderState).
+#: Amounts come back as text (``int()`` of it is exact; a binary ``numeric`` is decoded
+#: through ``Decimal``, several times slower).
 ORDER_STATE_COLUMNS = (
-    "id, market, user_id, side, status, locked_asset, locked_remaining, filled_qty,"
-    " cumulative_quote, reason, price, quantity"
+    "id, market, user_id, side, status, locked_asset,"
+    " locked_remaining::text AS locked_remaining, filled_qty,"
+    " cumulative_quote::text AS cumulative_quote, reason, price, quantity"
 )
 
 
@@ -237,15 +241,15 @@ class Settler:
                 "UPDATE orders o SET status = u.status, locked_remaining = u.locked_remaining,"
                 " filled_qty = u.filled_qty, cumulative_quote = u.cumulative_quote,"
                 " reason = u.reason, price = u.price, quantity = u.quantity, updated_at = now()"
-                " FROM unnest($1::bigint[], $2::text[], $3::numeric[], $4::bigint[],"
-                " $5::numeric[], $6::text[], $7::bigint[], $8::bigint[])"
+                " FROM unnest($1::bigint[], $2::text[], $3::text[]::numeric[], $4::bigint[],"
+                " $5::text[]::numeric[], $6::text[], $7::bigint[], $8::bigint[])"
                 " u(id, status, locked_remaining, filled_qty, cumulative_quote, reason, price,"
                 " quantity) WHERE o.id = u.id",
                 ids,
                 [o.status.value for o in rows_],
-                [o.locked_remaining for o in rows_],
+                texts(o.locked_remaining for o in rows_),
                 [o.filled_qty for o in rows_],
-                [o.cumulative_quote for o in rows_],
+                texts(o.cumulative_quote for o in rows_),
                 [o.reason for o in rows_],
                 [o.price for o in rows_],
                 [o.quantity for o in rows_],
@@ -254,8 +258,7 @@ class Settler:
                 o.id: (o.user_id, o.status.value, o.filled_qty, o.cumulative_quote) for o in rows_
             }
         t_orders = time.perf_counter()
-        if trade_rows:
-            await conn.copy_records_to_table("trades", records=trade_rows, columns=_TRADE_COLUMNS)
+        await copy_rows(conn, "trades", _TRADE_COLUMNS, trade_rows)
         if prevented_rows:
             await conn.copy_records_to_table(
                 "prevented_matches", records=prevented_rows, columns=_PREVENTED_COLUMNS
@@ -268,21 +271,21 @@ class Settler:
                     "SELECT nextval('journals_id_seq') FROM generate_series(1, $1)", len(journals)
                 )
             ]
-            entries: list[tuple[object, ...]] = []
+            entries: list[tuple[int | str | None, ...]] = []
             for journal_id, journal in zip(journal_ids, journals, strict=True):
                 # (Bucket and JournalKind are str enums: written as their values.)
                 entries.extend((journal_id, *p) for p in journal.postings)
-            await conn.copy_records_to_table(
+            await copy_rows(
+                conn,
                 "journals",
-                records=[
-                    (i, j.kind, j.reference) for i, j in zip(journal_ids, journals, strict=True)
-                ],
-                columns=("id", "kind", "reference"),
+                ("id", "kind", "reference"),
+                [(i, j.kind, j.reference) for i, j in zip(journal_ids, journals, strict=True)],
             )
-            await conn.copy_records_to_table(
+            await copy_rows(
+                conn,
                 "ledger_entries",
-                records=entries,
-                columns=("journal_id", "user_id", "bucket", "asset", "amount"),
+                ("journal_id", "user_id", "bucket", "asset", "amount"),
+                entries,
             )
         if done.statuses:
             # The registry's status follows the engine's; a deleted market stays deleted.
@@ -330,8 +333,8 @@ _LOCK_PROGRESS = (
 #: the deltas, in one statement; returns the rows as they are after it.
 _UPDATE_BALANCES = """
 WITH d AS (
-    SELECT * FROM unnest($1::bigint[], $2::text[], $3::numeric[], $4::numeric[])
-        d(user_id, asset, available, locked)
+    SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[]::numeric[],
+                         $4::text[]::numeric[]) d(user_id, asset, available, locked)
 ), held AS (
     SELECT b.user_id, b.asset FROM balances b JOIN d USING (user_id, asset)
     ORDER BY b.user_id, b.asset FOR UPDATE OF b
@@ -339,17 +342,18 @@ WITH d AS (
 UPDATE balances b SET available = b.available + d.available, locked = b.locked + d.locked
 FROM held JOIN d USING (user_id, asset)
 WHERE b.user_id = held.user_id AND b.asset = held.asset
-RETURNING b.user_id, b.asset, b.available, b.locked
+RETURNING b.user_id, b.asset, b.available::text, b.locked::text
 """
 
 #: The balance rows of first-time receivers (in key order), with their credit; a row a
 #: concurrent deposit created meanwhile gets the credit added.
 _CREATE_BALANCES = """
 INSERT INTO balances AS b (user_id, asset, available, locked)
-SELECT * FROM unnest($1::bigint[], $2::text[], $3::numeric[], $4::numeric[]) ORDER BY 1, 2
+SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[]::numeric[], $4::text[]::numeric[])
+ORDER BY 1, 2
 ON CONFLICT (user_id, asset) DO UPDATE
     SET available = b.available + excluded.available, locked = b.locked + excluded.locked
-RETURNING b.user_id, b.asset, b.available, b.locked
+RETURNING b.user_id, b.asset, b.available::text, b.locked::text
 """
 
 
@@ -364,8 +368,8 @@ async def _write_balances(
         _UPDATE_BALANCES,
         [k[0] for k in keys],
         [k[1] for k in keys],
-        [deltas[k][0] for k in keys],
-        [deltas[k][1] for k in keys],
+        texts(deltas[k][0] for k in keys),
+        texts(deltas[k][1] for k in keys),
     )
     after = {(r[0], r[1]): (int(r[2]), int(r[3])) for r in rows}
     if len(after) < len(keys):
@@ -377,8 +381,8 @@ async def _write_balances(
             _CREATE_BALANCES,
             [k[0] for k in missing],
             [k[1] for k in missing],
-            [deltas[k][0] for k in missing],
-            [deltas[k][1] for k in missing],
+            texts(deltas[k][0] for k in missing),
+            texts(deltas[k][1] for k in missing),
         )
         after.update(((r[0], r[1]), (int(r[2]), int(r[3]))) for r in rows)
     return after

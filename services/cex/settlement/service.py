@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import time
 from collections.abc import Callable
@@ -309,11 +310,25 @@ class SettlementWorker:
                 LAG.labels(market.name).set(max(0, high - await self.consumer.position(tp)))
 
 
+def tune_gc() -> None:
+    """The collector's settings of a settlement process (``cex serve settlement`` and the
+    benchmark's worker). A batch allocates some 100,000 short-lived containers (events,
+    postings, rows); at the default gen0 threshold (700) the collector ran ~100 times per
+    batch and took a quarter of the process's CPU (1.09 s of 4.0 s for 50,000 trades,
+    measured with ``gc.callbacks``). Settlement makes almost no reference cycles, so a gen0
+    of 50,000 frees the same memory later, not less; start-up objects are frozen out of
+    the full collections."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
+
+
 def serve(market: str | None) -> None:
     """Entry point of ``cex serve settlement``: probes and metrics on ``CEX_METRICS_PORT``
     (else ``CEX_SETTLEMENT_METRICS_PORT``), JSON logs, graceful stop on SIGTERM."""
     settings = SettlementSettings()
     worker = SettlementWorker(settings=settings, market=market)
+    tune_gc()
     with contextlib.suppress(ImportError):  # uvicorn[standard] brings it
         import uvloop
 
