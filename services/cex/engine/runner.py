@@ -83,8 +83,6 @@ from cex.infra.runtime import WorkerContext
 from cex.infra.settings import InfraSettings
 
 log = logging.getLogger(__name__)
-import os
-_NOPUB = bool(os.environ.get("PROBE_NOPUB"))
 
 
 class RecoveryError(RuntimeError):
@@ -470,8 +468,7 @@ class EngineRunner:
                     m_offset.set(done.next_offset)
                     m_seq.set(done.next_seq)
                     encoded = [value for _, value, _ in done.records]
-                    if not _NOPUB:
-                        await publisher.submit(Committed(done.events, done.snapshot, encoded))
+                    await publisher.submit(Committed(done.events, done.snapshot, encoded))
 
                 if commit is None and pending is not None:
                     commit = asyncio.create_task(self._commit(producer, pending))
