@@ -30,6 +30,12 @@ it (one clock, wall time):
     client-side ``accept`` grows and ``relay`` can even turn negative (the command is seen in
     Kafka before the answer is read).
 
+``cpu_seconds``
+    CPU time each program of the local stack (``make up``: supervisord's programs; Postgres
+    with its backends) and this load generator spent during the step, and their sum per
+    settled order: on a machine with few cores the stack's capacity is the CPU it has
+    divided by that figure. Absent when the stack is not run by ``make up``.
+
 The observers read only BTCUSDT's partition of each topic: with one partition the broker
 answers a parked ``read_committed`` fetch as soon as a transaction commits, so they add no
 wait of their own (and no polling load on the broker). With ``--sweep`` the rate doubles
@@ -41,6 +47,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -56,6 +63,7 @@ from cex.infra import accounts, registry
 from cex.infra import redis as keys
 from cex.infra.settings import InfraSettings
 from cex.stack.programs import TRADING_PORT
+from cex.stack.supervisor import program_pids
 
 __all__ = ["describe", "run"]
 
@@ -290,6 +298,8 @@ async def _step(
         asyncio.create_task(_observe_events(events, state)),
         asyncio.create_task(_observe_settlement(pubsub, state)),
     ]
+    pids = program_pids()
+    cpu_before = _cpu_seconds(pids)
     try:
         connector = aiohttp.TCPConnector(limit=512)
         async with aiohttp.ClientSession(trading_url, connector=connector) as http:
@@ -307,7 +317,47 @@ async def _step(
         await events.stop()
         await pubsub.aclose()  # type: ignore[no-untyped-call]
         await redis.aclose()
-    return _summarise(state, rate, seconds, first_sent)
+    step = _summarise(state, rate, seconds, first_sent)
+    if pids:
+        spent = {name: round(after - cpu_before.get(name, 0.0), 2)
+                 for name, after in _cpu_seconds(pids).items()}  # fmt: skip
+        total = sum(spent.values())
+        step["cpu_seconds"] = dict(sorted(spent.items(), key=lambda kv: -kv[1])) | {
+            "total": round(total, 2),
+            "per_settled_order_ms": round(1000 * total / max(1, step["settled"]), 3),
+        }
+    return step
+
+
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_seconds(pids: dict[str, int]) -> dict[str, float]:
+    """CPU seconds so far of each program's process tree (its live descendants, and its
+    reaped children: Postgres backends come and go), plus this process as ``bench``."""
+    stats: dict[int, tuple[int, float, float]] = {}  # pid → (ppid, own, reaped children)
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    fields = f.read().rpartition(")")[2].split()
+            except OSError:
+                continue  # gone meanwhile
+            # After the command: state, ppid, ..., utime (12), stime, cutime, cstime.
+            own = (int(fields[11]) + int(fields[12])) / _TICK
+            reaped = (int(fields[13]) + int(fields[14])) / _TICK
+            stats[int(entry)] = (int(fields[1]), own, reaped)
+    children: dict[int, list[int]] = {}
+    for pid, (ppid, _, _) in stats.items():
+        children.setdefault(ppid, []).append(pid)
+
+    def tree(pid: int) -> float:
+        _, own, reaped = stats.get(pid, (0, 0.0, 0.0))
+        return own + reaped + sum(tree(child) for child in children.get(pid, []))
+
+    spent = {name: tree(pid) for name, pid in pids.items()}
+    spent["bench"] = time.process_time()
+    return spent
 
 
 def _summarise(state: _Run, rate: float, seconds: float, first_sent: float) -> dict[str, Any]:

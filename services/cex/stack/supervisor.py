@@ -96,6 +96,16 @@ def status(settings: StackSettings | None = None) -> dict[str, object]:
     return {"supervisord": running is not None, "programs": running or {}, "endpoints": endpoints}
 
 
+def program_pids(settings: StackSettings | None = None) -> dict[str, int]:
+    """Program name → pid of each running program of our supervisord (empty when it is not
+    running): what a benchmark samples to say which process spent the CPU."""
+    s = settings or StackSettings()
+    if _running_programs(s) is None:
+        return {}
+    return {info["name"]: int(info["pid"]) for info in _rpc_call(s, "getAllProcessInfo")
+            if info["pid"]}  # fmt: skip
+
+
 def infrastructure_ready(settings: StackSettings | None = None) -> bool:
     """True when every infrastructure component answers, whoever started it."""
     s = settings or StackSettings()
