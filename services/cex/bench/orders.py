@@ -20,8 +20,10 @@ database of its own, created, migrated and seeded for the run and dropped afterw
     latency is a whole request's.
 
 One JSON summary object: per mode ``orders``, ``ops_per_sec``, latency ``p50_ms`` and
-``p99_ms`` (and the mean group-commit batch size, the CPU seconds of the load generator
-and of the server where known), with each mode's orders/s and p50/p99 at the top level.
+``p99_ms``, the CPU seconds of this process (``client_cpu_s``: in ``store`` mode the
+validation and the store too), of the trading API's process (``server_cpu_s``) and of the
+bench database's Postgres backends (``postgres_cpu_s``), the mean group-commit batch size
+in ``store`` mode, and the load average; each mode's orders/s and p50/p99 at the top level.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ import subprocess
 import sys
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -195,14 +198,49 @@ async def _bench_store(dsn: str, requests: list[OrderRequest], concurrency: int)
         async def send(request: OrderRequest) -> None:
             await store.place(validate(request, config))
 
+        cpu = await _CpuMeter.start(pool)
         elapsed, latencies = await _drive(requests, concurrency, send)
+        used = await cpu.stop(pool)
     finally:
         await store.stop()
         await pool.close()
-    result = _summary("store", elapsed, latencies, concurrency)
+    result = _summary("store", elapsed, latencies, concurrency) | used
     orders, batches = _batch_totals()
     result["mean_batch"] = round((orders - orders_before) / max(1, batches - batches_before), 1)
     return result
+
+
+@dataclass
+class _CpuMeter:
+    """CPU seconds of this process, of a server process (and its children) and of the
+    bench database's Postgres backends, from `start` to `stop` (/proc: the local stack's
+    Postgres runs on this machine). A backend that connects meanwhile counts from 0."""
+
+    client: float
+    server: float
+    backends: dict[int, float]
+    server_pid: int | None = None
+
+    @classmethod
+    async def start(cls, conn: asyncpg.Pool, server_pid: int | None = None) -> _CpuMeter:
+        server = _cpu_seconds(server_pid) if server_pid else 0.0
+        return cls(time.process_time(), server, await _backend_cpu(conn), server_pid)
+
+    async def stop(self, conn: asyncpg.Pool) -> dict[str, Any]:
+        client = time.process_time() - self.client
+        server = _cpu_seconds(self.server_pid) - self.server if self.server_pid else None
+        backends = await _backend_cpu(conn)
+        postgres = sum(cpu - self.backends.get(pid, 0.0) for pid, cpu in backends.items())
+        used = {"client_cpu_s": round(client, 2), "postgres_cpu_s": round(postgres, 2)}
+        if server is not None:
+            used["server_cpu_s"] = round(server, 2)
+        return used | {"load_average": os.getloadavg()[0]}
+
+
+async def _backend_cpu(conn: asyncpg.Pool) -> dict[int, float]:
+    """CPU seconds so far of every Postgres backend connected to this database."""
+    pids = await conn.fetch("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")
+    return {r["pid"]: _cpu_seconds(r["pid"]) for r in pids}
 
 
 def _batch_totals() -> tuple[float, float]:
@@ -227,6 +265,7 @@ async def _bench_http(
     }
     cex = str(Path(sys.executable).with_name("cex"))
     server = subprocess.Popen([cex, "serve", "trading"], env=env)  # noqa: ASYNC220
+    observer = await create_pool(dsn, min_size=1, max_size=1)
     try:
         connector = aiohttp.TCPConnector(limit=concurrency)
         async with aiohttp.ClientSession(f"http://127.0.0.1:{port}", connector=connector) as http:
@@ -251,8 +290,7 @@ async def _bench_http(
                     if response.status != 200 or refused:
                         raise RuntimeError(f"orders refused: {refused[:3]}")
 
-            server_cpu = _cpu_seconds(server.pid)
-            client_cpu = time.process_time()
+            cpu = await _CpuMeter.start(observer, server.pid)
             if batch > 1:
                 chunks = [requests[i : i + batch] for i in range(0, len(requests), batch)]
                 clients = max(1, concurrency // batch)
@@ -260,17 +298,14 @@ async def _bench_http(
             else:
                 clients = concurrency
                 elapsed, latencies = await _drive(requests, concurrency, send)
-            client_cpu = time.process_time() - client_cpu
-            server_cpu = _cpu_seconds(server.pid) - server_cpu
+            used = await cpu.stop(observer)
     finally:
         server.terminate()
         server.wait()
+        await observer.close()
     mode = "http-batch" if batch > 1 else "http"
-    return _summary(mode, elapsed, latencies, clients, orders=len(requests)) | {
-        "workers": workers,
-        "client_cpu_s": round(client_cpu, 2),
-        "server_cpu_s": round(server_cpu, 2),
-    }
+    summary = _summary(mode, elapsed, latencies, clients, orders=len(requests))
+    return summary | used | {"workers": workers}
 
 
 def _cpu_seconds(pid: int) -> float:
