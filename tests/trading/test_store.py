@@ -132,6 +132,109 @@ async def test_concurrent_orders_never_spend_the_same_funds(order_store: OrderSt
     assert seqs == list(range(1, 31)), "command numbers are gap-free per market"
 
 
+def batches_by_way() -> dict[str, float]:
+    return {
+        way: REGISTRY.get_sample_value("cex_trading_batches_total", {"way": way}) or 0.0
+        for way in ("one_statement", "careful")
+    }
+
+
+async def ledger_matches_balances(pool: asyncpg.Pool) -> None:
+    """Every user's balances equal their ledger entries (deposits and order locks)."""
+    mismatched = await pool.fetch(
+        "SELECT b.user_id, b.asset FROM balances b LEFT JOIN ("
+        "  SELECT user_id, asset,"
+        "         sum(amount) FILTER (WHERE bucket = 'AVAILABLE') AS available,"
+        "         sum(amount) FILTER (WHERE bucket = 'LOCKED') AS locked"
+        "  FROM ledger_entries WHERE user_id IS NOT NULL GROUP BY 1, 2) l USING (user_id, asset)"
+        " WHERE b.available <> coalesce(l.available, 0) OR b.locked <> coalesce(l.locked, 0)"
+    )
+    assert mismatched == []
+
+
+async def test_a_batch_is_placed_in_one_statement_numbered_in_batch_order(
+    order_store: OrderStore,
+) -> None:
+    users = [
+        await funded_user(order_store.pool, f"w{i}@example.com", "USDT", 100 * USDT)
+        for i in range(6)
+    ]
+    config = order_store.market_for_symbol("BTCUSDT")
+    pendings = [
+        _Pending(validate(buy(u, f"w{i}", qty=f"0.00{i % 3 + 1}"), config),
+                 asyncio.get_running_loop().create_future())
+        for i, u in enumerate(users * 2)
+    ]  # fmt: skip
+    before = batches_by_way()
+
+    await order_store._commit_with_retry(pendings)
+
+    after = batches_by_way()
+    assert (after["one_statement"] - before["one_statement"], after["careful"]) == (
+        1, before["careful"],
+    )  # fmt: skip
+    rows = [p.future.result() for p in pendings]
+    outbox = await order_store.pool.fetch(
+        "SELECT command_seq, order_id, payload FROM outbox ORDER BY command_seq"
+    )
+    assert [(r["command_seq"], r["order_id"]) for r in outbox] == [
+        (i + 1, row["id"]) for i, row in enumerate(rows)
+    ]
+    assert [decode_command(r["payload"]).locked for r in outbox] == [  # type: ignore[union-attr]
+        row["locked"] for row in rows
+    ]
+    for i, user in enumerate(users):  # each user's two orders, locked together
+        locked = int(rows[i]["locked"]) + int(rows[i + 6]["locked"])
+        assert await balance(order_store.pool, user, "USDT") == (100 * USDT - locked, locked)
+    assert (
+        await order_store.pool.fetchval(
+            "SELECT next_command_seq FROM markets WHERE name = 'btc-usdt'"
+        )
+        == 13
+    )
+    await ledger_matches_balances(order_store.pool)
+
+
+async def test_orders_a_balance_cannot_all_cover_are_funded_in_arrival_order(
+    order_store: OrderStore,
+) -> None:
+    """A balance short for all its orders of a batch: its orders are funded one by one in
+    arrival order (a later, smaller one still fits); the batch's other orders are placed in
+    the one statement."""
+    fay = await funded_user(order_store.pool, "fay@example.com", "USDT", 25 * USDT)
+    gil = await funded_user(order_store.pool, "gil@example.com", "USDT", 100 * USDT)
+    config = order_store.market_for_symbol("BTCUSDT")
+    requests = [
+        buy(fay, "f1", qty="0.001"),  # 10 USDT
+        buy(gil, "g1", qty="0.002"),  # 20 USDT
+        buy(fay, "f2", qty="0.002"),  # 20 USDT: does not fit after f1
+        buy(fay, "f3", qty="0.001"),  # 10 USDT: fits
+        buy(fay, "f4", qty="0.001"),  # 10 USDT: does not fit
+    ]
+    pendings = [
+        _Pending(validate(r, config), asyncio.get_running_loop().create_future()) for r in requests
+    ]
+    before = batches_by_way()
+
+    await order_store._commit_with_retry(pendings)
+
+    after = batches_by_way()
+    assert after["one_statement"] - before["one_statement"] == 1
+    assert after["careful"] - before["careful"] == 1
+    outcomes = [p.future.exception() or p.future.result() for p in pendings]
+    assert [isinstance(o, dict) for o in outcomes] == [True, True, False, True, False]
+    assert [o.code for o in outcomes if isinstance(o, TradingError)] == [-2010, -2010]
+    assert await balance(order_store.pool, fay, "USDT") == (5 * USDT, 20 * USDT)
+    assert await balance(order_store.pool, gil, "USDT") == (80 * USDT, 20 * USDT)
+    outbox = await order_store.pool.fetch("SELECT command_seq, order_id FROM outbox ORDER BY 1")
+    # gil's order was committed first, fay's two by the careful transaction after it.
+    placed = [o["id"] for o in (outcomes[1], outcomes[0], outcomes[3])]  # type: ignore[index]
+    assert [(r["command_seq"], r["order_id"]) for r in outbox] == [
+        (1, placed[0]), (2, placed[1]), (3, placed[2]),
+    ]  # fmt: skip
+    await ledger_matches_balances(order_store.pool)
+
+
 async def test_a_client_order_id_of_an_open_order_is_a_duplicate(order_store: OrderStore) -> None:
     dave = await funded_user(order_store.pool, "dave@example.com", "USDT", 100 * USDT)
 
