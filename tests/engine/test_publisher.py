@@ -7,10 +7,12 @@ from __future__ import annotations
 import asyncio
 
 import redis.asyncio as aioredis
+from prometheus_client import REGISTRY
 
 from cex.bench.engine_service import workload
-from cex.core.events import Event, TradeExecuted, encode
+from cex.core.events import BookDelta, Event, Side, TradeExecuted, encode
 from cex.core.matching import MatchingEngine
+from cex.engine import metrics
 from cex.engine.publisher import Committed, RedisPublisher
 from cex.infra import redis as keys
 from tests.engine.harness import MARKET, market_config
@@ -67,3 +69,65 @@ async def test_pubsub_messages_from_the_kafka_encodings_are_the_events_encoding(
         await pubsub.aclose()
     assert got[trades_channel] == [keys.encode_events(trades)] * 2
     assert got[user_channel] == [keys.encode_events(mine)] * 2
+
+
+def _book_of(
+    bids: list[tuple[int, int]], asks: list[tuple[int, int]], seq: int
+) -> dict[bytes, bytes]:
+    book = {b"seq": str(seq).encode()}
+    book |= {f"b:{price}".encode(): str(qty).encode() for price, qty in bids}
+    book |= {f"a:{price}".encode(): str(qty).encode() for price, qty in asks}
+    return book
+
+
+async def test_a_redis_without_the_scripts_gets_the_book_rewritten_and_deltas_again(
+    redis_client: aioredis.Redis, redis_prefix: str
+) -> None:
+    """Deltas go by EVALSHA with no SCRIPT EXISTS per batch; a Redis that lost its scripts
+    (restarted; here SCRIPT FLUSH) fails only that command: the book key is rewritten
+    whole from the mirror, the script loaded again, the batch's messages still published,
+    and the next batches apply as deltas."""
+    config = market_config()
+    engine = MatchingEngine(config)
+    batches: list[list[Event]] = []
+    commands = list(workload(config, 300, seed=3))
+    for start in range(0, 300, 100):
+        batch: list[Event] = []
+        for offset in range(start, start + 100):
+            batch += engine.apply(commands[offset], offset)
+        batches.append(batch)
+    book = keys.book_key(redis_prefix, MARKET)
+    pubsub = redis_client.pubsub()
+    await pubsub.subscribe(keys.depth_channel(redis_prefix, MARKET))
+    publisher = RedisPublisher(
+        redis_client, redis_prefix, MARKET, config.symbol, book_seq=0, bids=[], asks=[]
+    )
+    await publisher.write_book()
+    metrics.REDIS_ERRORS.labels(MARKET)  # the series exists from here
+
+    def errors() -> float | None:
+        return REGISTRY.get_sample_value("cex_engine_redis_errors_total", {"market": MARKET})
+
+    errors_before = errors()
+    publisher.start()
+    try:
+        await publisher.submit(Committed(batches[0]))
+        async with asyncio.timeout(10):
+            while await redis_client.hget(book, "seq") != str(publisher.book_seq).encode():
+                await asyncio.sleep(0.01)
+        assert publisher.book_seq > 0
+        await redis_client.script_flush()
+        for batch in batches[1:]:
+            await publisher.submit(Committed(batch))
+        depth_messages = await _messages(pubsub, 3)
+    finally:
+        await publisher.close()
+        await pubsub.aclose()
+    last_delta = max(e.seq for e in batches[2] if isinstance(e, BookDelta))
+    assert await redis_client.hgetall(book) == _book_of(
+        engine.depth(Side.BUY), engine.depth(Side.SELL), last_delta
+    )
+    assert len(next(iter(depth_messages.values()))) == 3
+    assert await redis_client.script_exists(publisher._apply_depth.sha) == [True]
+    assert not publisher._book_dirty  # the last batch went as a delta again
+    assert errors() == errors_before  # a missing script is no Redis error

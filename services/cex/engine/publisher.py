@@ -187,6 +187,9 @@ class RedisPublisher:
         for price, qty in self.asks.items():
             args += [f"a:{price}", qty]
         await self._replace_book(keys=[self._book_key], args=args)
+        # Batches apply their deltas by EVALSHA (see _write): load the script here, where
+        # every start and every error (a restarted Redis has no scripts) comes through.
+        await self.client.script_load(_APPLY_DEPTH)
         self._book_dirty = False
 
     # ------------------------------------------------------------------ the task
@@ -242,11 +245,15 @@ class RedisPublisher:
 
         pipe = self.client.pipeline(transaction=True)
         changed = bool(bids or asks)
-        if changed and not self._book_dirty:
+        applying = changed and not self._book_dirty
+        if applying:
             args: list[str | int] = [prev_seq, self.book_seq]
             args += [a for p, q in bids.items() for a in (f"b:{p}", q)]
             args += [a for p, q in asks.items() for a in (f"a:{p}", q)]
-            await self._apply_depth(keys=[self._book_key], args=args, client=pipe)
+            # EVALSHA, not the Script object: in a pipeline that costs a SCRIPT EXISTS
+            # round trip per batch. A missing script fails this command only (the
+            # book is then rewritten whole, which loads it again).
+            pipe.evalsha(self._apply_depth.sha, 1, self._book_key, *args)
         if changed:
             update = keys.DepthUpdate(
                 self.symbol,
@@ -263,9 +270,14 @@ class RedisPublisher:
         for user_id, raws in users.items():
             pipe.publish(keys.user_channel(self.prefix, user_id), _pack(raws))
         if len(pipe):
-            results = await pipe.execute()
-            if changed and not self._book_dirty and results[0] != 1:
-                self._book_dirty = True
+            results = await pipe.execute(raise_on_error=False)
+            if applying:
+                applied, *results = results
+                if applied != 1:
+                    self._book_dirty = True  # behind the key, or the script is gone
+            for result in results:
+                if isinstance(result, Exception):
+                    raise result
         if self._book_dirty:
             await self.write_book()
         if item.snapshot is not None:
