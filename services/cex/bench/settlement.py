@@ -4,7 +4,10 @@ at a paced rate.
 Against the local stack (``make up`` or ``cex stack up --infra-only``), in a database and a
 topic of its own, created for the run and dropped afterwards:
 
-1. seed: a fresh database (migrated, one market), ``users`` makers and ``users`` takers
+1. seed: a fresh database (migrated, one market trading and ``idle_markets`` more, each
+   with its partition, as in the local stack: settlement reads every market's partition
+   with one consumer, and an idle partition changes how the consumer fetches the busy
+   one), ``users`` makers and ``users`` takers
    funded by deposits, and every order of the run inserted as the trading API does
    (PENDING, funds ``available → locked``, an ORDER_LOCK journal);
 2. generate: the orders go through the real matching engine core — each maker rests
@@ -73,12 +76,13 @@ def run(
     rate: int = 2000,
     seconds: float = 10.0,
     tick_ms: float = 5.0,
+    idle_markets: int = 1,
 ) -> dict[str, Any]:
     try:
         import uvloop
     except ImportError:  # pragma: no cover - uvicorn[standard] brings it
-        return asyncio.run(_run(trades, batch, users, fanout, rate, seconds, tick_ms))
-    return uvloop.run(_run(trades, batch, users, fanout, rate, seconds, tick_ms))
+        return asyncio.run(_run(trades, batch, users, fanout, rate, seconds, tick_ms, idle_markets))
+    return uvloop.run(_run(trades, batch, users, fanout, rate, seconds, tick_ms, idle_markets))
 
 
 def describe(result: dict[str, Any]) -> str:
@@ -101,7 +105,14 @@ def describe(result: dict[str, Any]) -> str:
 
 
 async def _run(
-    trades: int, batch: int, users: int, fanout: int, rate: int, seconds: float, tick_ms: float
+    trades: int,
+    batch: int,
+    users: int,
+    fanout: int,
+    rate: int,
+    seconds: float,
+    tick_ms: float,
+    idle_markets: int,
 ) -> dict[str, Any]:
     infra = InfraSettings()
     base_dsn = infra.postgres_dsn.rsplit("/", 1)[0]
@@ -112,12 +123,12 @@ async def _run(
     await kafka_admin.start()
     try:
         await admin_pg.execute(f'CREATE DATABASE "{name}"')
-        await kafka_admin.create_topics([NewTopic(topic, 1, 1)])
+        await kafka_admin.create_topics([NewTopic(topic, 1 + idle_markets, 1)])
         dsn = f"{base_dsn}/{name}"
         t0 = time.perf_counter()
         paced_orders = int(rate * seconds)
         backlog, paced = await _seed_and_generate(
-            dsn, infra.kafka_bootstrap, topic, trades, paced_orders, users, fanout
+            dsn, infra.kafka_bootstrap, topic, trades, paced_orders, users, fanout, idle_markets
         )
         prepared = time.perf_counter() - t0
         result = await _measure(
@@ -130,6 +141,7 @@ async def _run(
         )
         result["prepare_seconds"] = round(prepared, 1)
         result["batch_max"] = batch
+        result["idle_markets"] = idle_markets
         return result
     finally:
         await admin_pg.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -146,6 +158,7 @@ async def _seed_and_generate(
     paced_orders: int,
     users: int,
     fanout: int,
+    idle_markets: int,
 ) -> tuple[int, list[list[bytes]]]:
     """Seed the database and produce the backlog's events (``trades`` trades); returns
     their count and the paced phase's events (``paced_orders`` orders), per order."""
@@ -153,7 +166,12 @@ async def _seed_and_generate(
     config = MarketConfig.from_spec("btc-usdt", SPEC)
     conn = await asyncpg.connect(dsn)
     try:
-        await registry.register_market(conn, config, SPEC)
+        await registry.register_market(conn, config, SPEC)  # partition 0
+        for i in range(idle_markets):  # partitions 1, 2, …: no order, no event
+            spec = SPEC | {"symbol": f"IDLE{i}USDT", "base": f"IDLE{i}"}
+            await registry.register_market(
+                conn, MarketConfig.from_spec(f"idle{i}-usdt", spec), spec
+            )
         makers = [u for (u,) in await conn.fetch(
             "INSERT INTO users (email) SELECT 'maker' || i || '@bench' FROM"
             " generate_series(1, $1) i RETURNING id", users)]  # fmt: skip
