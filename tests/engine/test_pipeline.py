@@ -13,6 +13,7 @@ import pytest
 import redis.asyncio as aioredis
 from aiokafka import AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord
+from prometheus_client import REGISTRY
 
 from cex.bench.engine_service import workload
 from cex.engine.runner import Applied, EngineRunner
@@ -149,6 +150,7 @@ async def test_pipelined_transactions_commit_in_input_order(topo: Topology) -> N
     config = market_config()
     payloads = encode_commands(workload(config, 1500, seed=22))
     runner = HeldRunner(topo, EngineSettings(engine_batch_max=64), hold=2)
+    batches_timed = _command_seconds_count()
     ctx = WorkerContext("held")
     task = asyncio.create_task(runner.run(ctx))
     async with asyncio.timeout(30):
@@ -171,4 +173,12 @@ async def test_pipelined_transactions_commit_in_input_order(topo: Topology) -> N
     assert sum(commands for commands, _ in runner.transactions) == len(payloads)
     assert all(commands <= 64 for commands, _ in runner.transactions)
     assert runner.applies > len(runner.transactions)  # some transactions joined batches
+    # Every applied batch is timed once, at the commit of the transaction it joined.
+    assert _command_seconds_count() - batches_timed == runner.applies
     await assert_exactly_once(topo, config)
+
+
+def _command_seconds_count() -> float:
+    """Batches observed so far by ``cex_engine_command_seconds`` (fetched -> committed)."""
+    value = REGISTRY.get_sample_value("cex_engine_command_seconds_count", {"market": MARKET})
+    return value or 0.0

@@ -24,6 +24,13 @@ TXN_SECONDS = Histogram(
     ["market"],
     buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5),
 )
+COMMAND_SECONDS = Histogram(
+    "cex_engine_command_seconds",
+    "Time a fetched batch of commands spends in the engine until its events are committed"
+    " (applying, waiting for the transaction in flight, its own transaction)",
+    ["market"],
+    buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5),
+)
 SNAPSHOT_AGE = Gauge(
     "cex_engine_snapshot_age_seconds", "Seconds since the last snapshot was written", ["market"]
 )

@@ -62,6 +62,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import time
 from dataclasses import dataclass, field
@@ -116,10 +117,12 @@ class Applied:
     next_seq: int  # the seq after their events
     book_seq: int  # the seq of the last BOOK_DELTA up to here
     snapshot: EngineSnapshot | None = field(default=None)  # state at a boundary within
+    fetched_at: list[float] = field(default_factory=list)  # when each batch was fetched
 
     def then(self, later: Applied) -> Applied:
         """These commands followed by ``later``'s, as one transaction."""
         self.commands += later.commands
+        self.fetched_at += later.fetched_at
         self.records += later.records
         self.events += later.events
         self.next_offset, self.next_seq = later.next_offset, later.next_seq
@@ -206,6 +209,11 @@ class EngineRunner:
                     "recovery_s": round(time.monotonic() - started, 3),
                 },
             )
+            # What exists now (code, clients, the recovered book) lives as long as the
+            # process: frozen out of the collector's way, a full collection scans only
+            # what was made since, not the whole heap (18-100 ms pauses seen under load).
+            gc.collect()
+            gc.freeze()
             ctx.readiness.set_ready()
             await self.live(ctx, consumer, producer, publisher)
         finally:
@@ -331,6 +339,7 @@ class EngineRunner:
     def _apply_batch(self, batch: list[ConsumerRecord[bytes, bytes]]) -> Applied:
         """Apply a batch to the core and encode its events (nothing leaves the process)."""
         assert self.engine is not None
+        fetched_at = time.monotonic()
         engine, key = self.engine, self.key
         records: list[OutRecord] = []
         events: list[Event] = []
@@ -350,6 +359,7 @@ class EngineRunner:
             next_offset=batch[-1].offset + 1,
             next_seq=engine.next_seq,
             book_seq=self.applied_book_seq,
+            fetched_at=[fetched_at],
         )
 
     def _snapshot(self, next_offset: int, book_seq: int) -> EngineSnapshot:
@@ -415,6 +425,7 @@ class EngineRunner:
         m_offset = metrics.INPUT_OFFSET.labels(market)
         m_seq = metrics.NEXT_SEQ.labels(market)
         m_refresh = metrics.OFFSET_REFRESHES.labels(market)
+        m_command = metrics.COMMAND_SECONDS.labels(market)
         every = self.settings.engine_snapshot_every
         interval = self.settings.engine_snapshot_interval_s
         refresh = self.settings.engine_offset_refresh_s
@@ -460,7 +471,15 @@ class EngineRunner:
                 if commit is not None and commit.done():
                     done = commit.result()  # a failed commit ends the process
                     commit = None
+                    if pending is not None:
+                        # The next transaction before anything else: its round trips are
+                        # the hot path, the bookkeeping and Redis below run while they
+                        # are out.
+                        commit = asyncio.create_task(self._commit(producer, pending))
+                        pending = None
                     last_commit = time.monotonic()
+                    for fetched_at in done.fetched_at:
+                        m_command.observe(last_commit - fetched_at)
                     self.next_offset, self.book_seq = done.next_offset, done.book_seq
                     m_commands.inc(done.commands)
                     m_events.inc(len(done.events))
