@@ -2,7 +2,7 @@
 
 Runs against the local stack's Postgres (``make up`` or ``cex stack up --infra-only``) in a
 database of its own, created, migrated and seeded for the run and dropped afterwards:
-``users`` users, each funded to place every order it will send. Two modes:
+``users`` users, each funded to place every order it will send. Three modes:
 
 ``store``
     The trading API's order store in this process (validation, group commit, funds
@@ -11,8 +11,9 @@ database of its own, created, migrated and seeded for the run and dropped afterw
 ``http``
     ``cex serve trading`` as a separate process (``workers`` uvicorn processes), driven
     over HTTP (``POST /internal/v1/orders``, one order per request) by ``concurrency``
-    concurrent clients from this process (aiohttp; the load generator shares the cores,
-    and the summary says how much CPU it and the server took).
+    concurrent keep-alive connections from this process (`_KeepAlive`: prepared request
+    bytes, httptools parsing the answers; the load generator shares the cores with what it
+    measures, and the summary says how much CPU it and the server took).
 ``http-batch``
     the same server, driven the way the public API calls it: ``POST
     /internal/v1/orders/batch`` with ``HTTP_BATCH`` orders per request, from
@@ -23,7 +24,8 @@ One JSON summary object: per mode ``orders``, ``ops_per_sec``, latency ``p50_ms`
 ``p99_ms``, the CPU seconds of this process (``client_cpu_s``: in ``store`` mode the
 validation and the store too), of the trading API's process (``server_cpu_s``) and of the
 bench database's Postgres backends (``postgres_cpu_s``), the mean group-commit batch size
-in ``store`` mode, and the load average; each mode's orders/s and p50/p99 at the top level.
+(``mean_batch``, from the server's metrics in the HTTP modes), and the load average; each
+mode's orders/s and p50/p99 at the top level.
 """
 
 from __future__ import annotations
@@ -37,12 +39,16 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import aiohttp
 import asyncpg
+import httptools
+import msgspec
+import uvloop
 import yaml
 from prometheus_client import REGISTRY
+from prometheus_client.parser import text_string_to_metric_families
 
 from cex.bench.figures import latency_ms
 from cex.core.market import MarketConfig
@@ -62,7 +68,9 @@ def run(
     orders: int, concurrency: int, users: int, modes: list[str], workers: int = 1
 ) -> dict[str, Any]:
     """One summary of every mode run (see the module's docstring)."""
-    results = asyncio.run(_run(orders, concurrency, users, modes, workers))
+    # uvloop, as the servers: the load generator shares the cores with what it measures.
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        results = runner.run(_run(orders, concurrency, users, modes, workers))
     summary: dict[str, Any] = {"bench": "orders"}
     for result in results:
         mode = result["mode"].replace("-", "_")
@@ -243,12 +251,19 @@ async def _backend_cpu(conn: asyncpg.Pool) -> dict[int, float]:
     return {r["pid"]: _cpu_seconds(r["pid"]) for r in pids}
 
 
-def _batch_totals() -> tuple[float, float]:
-    """Orders and batches the store committed so far (its cex_trading_batch_orders)."""
-    return (
-        REGISTRY.get_sample_value("cex_trading_batch_orders_sum") or 0.0,
-        REGISTRY.get_sample_value("cex_trading_batch_orders_count") or 0.0,
-    )
+def _batch_totals(metrics: str | None = None) -> tuple[float, float]:
+    """Orders and batches the store committed so far (its cex_trading_batch_orders): this
+    process's, or those of a server's `/metrics` text."""
+    names = ("cex_trading_batch_orders_sum", "cex_trading_batch_orders_count")
+    if metrics is None:
+        return (REGISTRY.get_sample_value(names[0]) or 0.0,
+                REGISTRY.get_sample_value(names[1]) or 0.0)  # fmt: skip
+    values = dict.fromkeys(names, 0.0)
+    for family in text_string_to_metric_families(metrics):
+        for sample in family.samples:
+            if sample.name in values:
+                values[sample.name] += sample.value
+    return values[names[0]], values[names[1]]
 
 
 async def _bench_http(
@@ -267,8 +282,7 @@ async def _bench_http(
     server = subprocess.Popen([cex, "serve", "trading"], env=env)  # noqa: ASYNC220
     observer = await create_pool(dsn, min_size=1, max_size=1)
     try:
-        connector = aiohttp.TCPConnector(limit=concurrency)
-        async with aiohttp.ClientSession(f"http://127.0.0.1:{port}", connector=connector) as http:
+        async with aiohttp.ClientSession(f"http://127.0.0.1:{port}") as http:
             for _ in range(300):
                 try:
                     async with http.get("/readyz") as probe:
@@ -277,28 +291,47 @@ async def _bench_http(
                 except aiohttp.ClientConnectionError:
                     pass
                 await asyncio.sleep(0.1)
+            async with http.get("/metrics") as response:
+                batches_before = _batch_totals(await response.text())
+            if batch > 1:
+                bodies = [
+                    msgspec.json.encode(requests[i : i + batch])
+                    for i in range(0, len(requests), batch)
+                ]
+                clients = max(1, concurrency // batch)
+            else:
+                bodies = [msgspec.json.encode(r) for r in requests]
+                clients = concurrency
+            connections = [await _KeepAlive.open(port) for _ in range(clients)]
+            free = asyncio.Queue[_KeepAlive]()
+            for connection in connections:
+                free.put_nowait(connection)
 
-            async def send(request: OrderRequest) -> None:
-                async with http.post("/internal/v1/orders", json=request.__dict__) as response:
-                    if response.status != 201:
-                        raise RuntimeError(f"order refused: {await response.text()}")
-
-            async def send_batch(chunk: list[OrderRequest]) -> None:
-                body = [r.__dict__ for r in chunk]
-                async with http.post("/internal/v1/orders/batch", json=body) as response:
-                    refused = [o for o in await response.json() if "orderId" not in o]
-                    if response.status != 200 or refused:
-                        raise RuntimeError(f"orders refused: {refused[:3]}")
+            async def send(body: bytes) -> None:
+                connection = await free.get()
+                try:
+                    if batch > 1:
+                        status, answer = await connection.post(b"/internal/v1/orders/batch", body)
+                        refused = [o for o in msgspec.json.decode(answer) if "orderId" not in o]
+                        if status != 200 or refused:
+                            raise RuntimeError(f"orders refused: {refused[:3]}")
+                    else:
+                        status, answer = await connection.post(b"/internal/v1/orders", body)
+                        if status != 201:
+                            raise RuntimeError(f"order refused: {answer!r}")
+                finally:
+                    free.put_nowait(connection)
 
             cpu = await _CpuMeter.start(observer, server.pid)
-            if batch > 1:
-                chunks = [requests[i : i + batch] for i in range(0, len(requests), batch)]
-                clients = max(1, concurrency // batch)
-                elapsed, latencies = await _drive(chunks, clients, send_batch)
-            else:
-                clients = concurrency
-                elapsed, latencies = await _drive(requests, concurrency, send)
+            elapsed, latencies = await _drive(bodies, clients, send)
             used = await cpu.stop(observer)
+            for connection in connections:
+                connection.close()
+            async with http.get("/metrics") as response:
+                orders, batches = _batch_totals(await response.text())
+            used["mean_batch"] = round(
+                (orders - batches_before[0]) / max(1, batches - batches_before[1]), 1
+            )
     finally:
         server.terminate()
         server.wait()
@@ -306,6 +339,57 @@ async def _bench_http(
     mode = "http-batch" if batch > 1 else "http"
     summary = _summary(mode, elapsed, latencies, clients, orders=len(requests))
     return summary | used | {"workers": workers}
+
+
+class _KeepAlive(asyncio.Protocol):
+    """One keep-alive HTTP/1.1 connection of the load generator, one request at a time:
+    requests are prepared bytes, responses parsed by httptools (uvicorn's parser). aiohttp's
+    client took as much CPU per order as the server it measured (~0.15 ms), on the same two
+    cores; this takes a tenth of that."""
+
+    def __init__(self) -> None:
+        self._parser = httptools.HttpResponseParser(self)
+        self._transport: asyncio.Transport | None = None
+        self._answer: asyncio.Future[tuple[int, bytes]] | None = None
+        self._body: list[bytes] = []
+
+    @classmethod
+    async def open(cls, port: int) -> _KeepAlive:
+        loop = asyncio.get_running_loop()
+        _, protocol = await loop.create_connection(cls, "127.0.0.1", port)
+        return protocol
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._answer is not None and not self._answer.done():
+            self._answer.set_exception(exc or ConnectionError("the server closed the connection"))
+
+    def data_received(self, data: bytes) -> None:
+        self._parser.feed_data(data)
+
+    def on_body(self, body: bytes) -> None:
+        self._body.append(body)
+
+    def on_message_complete(self) -> None:
+        assert self._answer is not None
+        self._answer.set_result((self._parser.get_status_code(), b"".join(self._body)))
+
+    async def post(self, path: bytes, body: bytes) -> tuple[int, bytes]:
+        """The response's status and body."""
+        assert self._transport is not None
+        self._answer = asyncio.get_running_loop().create_future()
+        self._body = []
+        self._transport.write(
+            b"POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            b"Content-Length: %d\r\n\r\n%s" % (path, len(body), body)
+        )
+        return await self._answer
+
+    def close(self) -> None:
+        if self._transport is not None:
+            self._transport.close()
 
 
 def _cpu_seconds(pid: int) -> float:
