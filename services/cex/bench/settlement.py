@@ -333,6 +333,10 @@ async def _measure(
                 task.result()
             await asyncio.sleep(0.005)
         cpu_used = (time.process_time() - cpu[0], _process_cpu(backend) - cpu[1])
+        while sum(b.events for b in settled) < backlog:  # their publication follows
+            if task.done():
+                task.result()
+            await asyncio.sleep(0.005)
         assert worker.first_batch_at is not None
         assert worker.last_batch_at is not None
         elapsed = worker.last_batch_at - worker.first_batch_at
