@@ -10,6 +10,7 @@ import pytest
 from cex.audit.check import run as audit
 from cex.settlement.batch import Delivered
 from cex.settlement.errors import InconsistentDatabase
+from cex.settlement.pgtext import copy_rows
 from tests.settlement.harness import Exchange
 from tests.settlement.test_refusals import BTC, USDT, settler, snapshot_of_db
 
@@ -36,7 +37,8 @@ async def test_entries_must_refer_to_a_journal_a_user_and_an_asset(ex: Exchange)
             with pytest.raises(asyncpg.ForeignKeyViolationError, match="missing row"):
                 async with conn.transaction():
                     await conn.execute(f"{ENTRY} VALUES {values}", alice, await journal(conn))
-        # COPY, as settlement writes them, is checked the same way.
+        # COPY, as settlement writes them, is checked the same way, each distinct key once
+        # (migration 0012): one bad key among many good ones is found and named.
         with pytest.raises(asyncpg.ForeignKeyViolationError, match="missing row"):
             async with conn.transaction():
                 await conn.copy_records_to_table(
@@ -44,6 +46,21 @@ async def test_entries_must_refer_to_a_journal_a_user_and_an_asset(ex: Exchange)
                     records=[(await journal(conn), alice + 1000, "AVAILABLE", "USDT", 1)],
                     columns=("journal_id", "user_id", "bucket", "asset", "amount"),
                 )
+        good = await journal(conn)
+        for bad, message in (
+            ((good + 1000, alice, "USDT"), f"journal {good + 1000}, user {alice}, asset USDT"),
+            ((good, alice + 1000, "USDT"), f"journal {good}, user {alice + 1000}, asset USDT"),
+            ((good, alice, "DOGE"), f"journal {good}, user {alice}, asset DOGE"),
+        ):
+            rows = [(good, alice, "AVAILABLE", "USDT", 1)] * 50 + [(*bad[:2], "LOCKED", bad[2], 1)]
+            with pytest.raises(asyncpg.ForeignKeyViolationError, match=message):
+                async with conn.transaction():
+                    await copy_rows(
+                        conn,
+                        "ledger_entries",
+                        ("journal_id", "user_id", "bucket", "asset", "amount"),
+                        [*rows, (good, None, "EXTERNAL", "USDT", -51)],
+                    )
         # One statement writing the journal and its entries (as the trading API does).
         await conn.execute(
             "WITH j AS (INSERT INTO journals (kind, reference) VALUES ('DEPOSIT', 'cte')"
