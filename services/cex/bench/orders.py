@@ -55,7 +55,7 @@ from cex.core.market import MarketConfig
 from cex.infra import registry
 from cex.infra.postgres import create_pool, migrate
 from cex.infra.settings import InfraSettings
-from cex.trading.store import OrderStore
+from cex.trading.store import OrderStore, create_order_pool
 from cex.trading.validation import OrderRequest, validate
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
@@ -196,7 +196,7 @@ def _summary(
 
 
 async def _bench_store(dsn: str, requests: list[OrderRequest], concurrency: int) -> dict[str, Any]:
-    pool = await create_pool(dsn, max_size=4)
+    pool = await create_order_pool(dsn, max_size=4)
     store = OrderStore(pool)
     await store.start()
     orders_before, batches_before = _batch_totals()

@@ -3,12 +3,14 @@
 Standby until it holds the publisher lock (two relays at once: one publishes, the other
 waits, so a market's commands are never reordered); then fences older producers,
 reconciles with what Kafka already has, and publishes batches: one Kafka transaction per
-batch, then the rows are marked published. Marking is off the path of the next batch: it
-runs while the next batch is read and sent (the publisher remembers what it sent, so a
-row sent but not yet marked is never sent again); a crash before the mark is what
-reconciling covers anyway. Every market with waiting commands gets an equal
-share of a batch, in command order within each market (`cex.infra.outbox.next_batch`), so
-one market's backlog never holds back another's commands. The trading API's
+batch, then the rows are marked published. Neither the read of the next batch nor the
+mark is on the path of a batch: the next batch is read while this one's transaction
+commits (once its records are acknowledged; it starts after them), and the mark runs while
+the next batch is sent (the publisher remembers what it sent, so a row sent but not yet
+marked is never sent again); a crash before the mark is what reconciling covers anyway.
+Every market with waiting commands gets an equal share of a batch, in command order within
+each market (`cex.infra.outbox.next_batch`), so one market's backlog never holds back
+another's commands. The trading API's
 `NOTIFY cex_outbox` wakes the relay, a short poll covers a missed notification. Meanwhile
 published rows older than `CEX_OUTBOX_RETENTION_S` are deleted in bounded rounds.
 
@@ -33,6 +35,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import asyncpg
@@ -74,7 +77,11 @@ class RelaySettings(InfraSettings):
 
 async def run_relay(ctx: WorkerContext, settings: RelaySettings) -> None:
     lock_conn = await asyncpg.connect(settings.postgres_dsn)
-    pool = await asyncpg.create_pool(settings.postgres_dsn, min_size=1, max_size=3)
+    # Its connections change no session state (reads, marks, deletes): a released one
+    # skips asyncpg's reset query, a round trip after every read and mark.
+    pool = await asyncpg.create_pool(
+        settings.postgres_dsn, min_size=1, max_size=3, reset=_keep_session
+    )
     assert pool is not None
     try:
         ctx.readiness.set_not_ready("standby: another relay holds the publisher lock")
@@ -109,7 +116,9 @@ async def _publish_forever(
     await consumer.start()
     pruning: asyncio.Task[None] | None = None
     try:
-        publisher = Publisher(pool, producer, settings.orders_topic, await _partitions(pool))
+        publisher = Publisher(
+            pool, producer, settings.orders_topic, await _partitions(pool), wake=wake
+        )
         async with pool.acquire() as conn:
             last = await outbox.reconcile(
                 conn, consumer, settings.orders_topic, publisher.partitions
@@ -119,14 +128,11 @@ async def _publish_forever(
         ctx.readiness.set_ready()
         try:
             while not ctx.stopping.is_set():
-                # Cleared before reading, so a NOTIFY during the read is not lost (cleared
-                # after it, the relay slept up to POLL_S with a command waiting).
-                wake.clear()
                 if not await publisher.publish_batch(settings.relay_batch_limit):
                     await _wait(wake, POLL_S)
         finally:
             try:
-                await publisher.flush()
+                await publisher.close()
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                 # The next holder of the lock marks them when it reconciles with Kafka.
                 log.warning("marking the last published rows failed: %s", exc)
@@ -149,33 +155,63 @@ class Publisher:
     partitions: dict[str, int]  # market → partition, refreshed when a new market appears
     #: market → the last command number this publisher sent (its row may be unmarked yet)
     sent: dict[str, int] = field(default_factory=dict)
+    #: Set by the outbox's notification; cleared just before each read, so a notification
+    #: sent during a read is never lost (the caller waits for it when a batch is empty).
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
     _marking: asyncio.Task[None] | None = field(default=None, repr=False)
+    #: The next batch, read while the previous one's transaction commits.
+    _reading: asyncio.Task[list[asyncpg.Record]] | None = field(default=None, repr=False)
 
     async def publish_batch(self, limit: int) -> list[asyncpg.Record]:
         """Publish up to about `limit` waiting commands, shared fairly by the markets;
         returns the rows published (none when nothing waits). Their rows are marked in
         the background: `flush` waits for it."""
-        rows = await outbox.next_batch(self.pool, limit, self.sent)
+        reading, self._reading = self._reading, None
+        rows = await (reading or self._read(limit, self.sent))
         OLDEST.set(max((r["age_s"] for r in rows), default=0.0))
         if not rows:
             return rows
         if any(r["market"] not in self.partitions for r in rows):
             self.partitions = await _partitions(self.pool)
+        ahead = self.sent | {r["market"]: r["command_seq"] for r in rows}  # the last of each
+
+        def read_next() -> None:
+            self._reading = asyncio.create_task(self._read(limit, ahead))
+
         started = time.perf_counter()
-        await _publish(self.producer, self.topic, self.partitions, rows)
-        for row in rows:  # by market and command number: the last one of each wins
-            self.sent[row["market"]] = row["command_seq"]
+        try:
+            await _publish(self.producer, self.topic, self.partitions, rows, committing=read_next)
+        except BaseException:
+            await self._stop_reading()
+            raise
+        self.sent = ahead
         LATENCY.observe(time.perf_counter() - started)
         BATCH.observe(len(rows))
         await self.flush()  # the previous batch's mark, done meanwhile; one at a time
         self._marking = asyncio.create_task(outbox.mark_published(self.pool, rows))
         return rows
 
+    async def _read(self, limit: int, sent: dict[str, int]) -> list[asyncpg.Record]:
+        self.wake.clear()
+        return await outbox.next_batch(self.pool, limit, sent)
+
+    async def _stop_reading(self) -> None:
+        reading, self._reading = self._reading, None
+        if reading is not None:
+            reading.cancel()
+            await asyncio.gather(reading, return_exceptions=True)
+
     async def flush(self) -> None:
         """Wait until every published row is marked (a failed mark raises here)."""
         marking, self._marking = self._marking, None
         if marking is not None:
             await marking
+
+    async def close(self) -> None:
+        """Drop the batch read ahead (it is read again by whoever publishes next) and wait
+        for the marks."""
+        await self._stop_reading()
+        await self.flush()
 
 
 async def _prune_forever(ctx: WorkerContext, settings: RelaySettings, pool: asyncpg.Pool) -> None:
@@ -194,7 +230,11 @@ async def _publish(
     topic: str,
     partitions: dict[str, int],
     rows: list[asyncpg.Record],
+    *,
+    committing: Callable[[], None] = lambda: None,
 ) -> None:
+    """`rows` in one transaction; `committing` is called once every record is
+    acknowledged, as the commit begins."""
     by_market: dict[str, list[asyncpg.Record]] = {}
     for row in rows:
         by_market.setdefault(row["market"], []).append(row)
@@ -212,6 +252,11 @@ async def _publish(
             futures += await kafka.send_records(producer, topic, partitions[market], records)
             PUBLISHED.labels(market).inc(len(market_rows))
         await asyncio.gather(*futures)
+        committing()
+
+
+async def _keep_session(_: asyncpg.Connection) -> None:
+    return None
 
 
 async def _partitions(pool: asyncpg.Pool) -> dict[str, int]:

@@ -27,10 +27,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_
 from starlette.types import Receive, Scope, Send
 
 from cex.core.market import MAX_INT64, MarketConfig
-from cex.infra.postgres import create_pool
 from cex.infra.settings import InfraSettings
 from cex.trading import errors
-from cex.trading.store import OrderStore
+from cex.trading.store import OrderStore, create_order_pool
 from cex.trading.validation import AmendRequest, OrderRequest, validate, validate_amend
 
 log = logging.getLogger(__name__)
@@ -67,7 +66,7 @@ def create_api(settings: InfraSettings | None = None, store: OrderStore | None =
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = store is None
-        the_store = store or OrderStore(await create_pool(settings.postgres_dsn, max_size=10))
+        the_store = store or OrderStore(await create_order_pool(settings.postgres_dsn))
         if owned:
             await the_store.start()
         app.state.store = the_store

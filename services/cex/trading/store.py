@@ -224,6 +224,20 @@ class _MarketStatusChanged(Exception):
     """A market stopped trading after the batch was checked: retry with fresh statuses."""
 
 
+async def create_order_pool(dsn: str, *, max_size: int = 10) -> asyncpg.Pool:
+    """The store's connection pool. Its connections change no session state (no SET,
+    advisory lock, cursor or LISTEN left behind: the registry follower unlistens itself),
+    so a released connection skips asyncpg's reset query, a round trip at the end of every
+    batch; asyncpg still rolls back a transaction left open and drops listeners."""
+    pool = await asyncpg.create_pool(dsn, min_size=2, max_size=max_size, reset=_keep_session)
+    assert pool is not None
+    return pool
+
+
+async def _keep_session(_: asyncpg.Connection) -> None:
+    return None
+
+
 def wall_clock_ms() -> int:
     return time.time_ns() // 1_000_000
 
