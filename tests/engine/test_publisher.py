@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 import redis.asyncio as aioredis
 from prometheus_client import REGISTRY
 
@@ -13,6 +14,7 @@ from cex.bench.engine_service import workload
 from cex.core.events import BookDelta, Event, Side, TradeExecuted, encode
 from cex.core.matching import MatchingEngine
 from cex.engine import metrics
+from cex.engine import publisher as publisher_module
 from cex.engine.publisher import Committed, RedisPublisher
 from cex.infra import redis as keys
 from tests.engine.harness import MARKET, market_config
@@ -28,9 +30,15 @@ async def _messages(pubsub: aioredis.client.PubSub, count: int) -> dict[str, lis
     return got
 
 
+@pytest.mark.parametrize("per_call", [1000, 2], ids=["one-call", "calls-of-2-messages"])
 async def test_pubsub_messages_from_the_kafka_encodings_are_the_events_encoding(
-    redis_client: aioredis.Redis, redis_prefix: str
+    redis_client: aioredis.Redis,
+    redis_prefix: str,
+    per_call: int,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    """Also when a batch's messages take several script calls (a backlog's big batch)."""
+    monkeypatch.setattr(publisher_module, "_MESSAGES_PER_CALL", per_call)
     config = market_config()
     engine = MatchingEngine(config)
     events: list[Event] = []
@@ -80,13 +88,12 @@ def _book_of(
     return book
 
 
-async def test_a_redis_without_the_scripts_gets_the_book_rewritten_and_deltas_again(
+async def test_a_redis_that_lost_its_scripts_still_gets_every_batch(
     redis_client: aioredis.Redis, redis_prefix: str
 ) -> None:
-    """Deltas go by EVALSHA with no SCRIPT EXISTS per batch; a Redis that lost its scripts
-    (restarted; here SCRIPT FLUSH) fails only that command: the book key is rewritten
-    whole from the mirror, the script loaded again, the batch's messages still published,
-    and the next batches apply as deltas."""
+    """A batch is one script call (book delta and messages); a Redis that lost its scripts
+    (restarted; here SCRIPT FLUSH) gets the script again on the next call: no error, the
+    book key ends equal to the engine's book, every batch's depth message is published."""
     config = market_config()
     engine = MatchingEngine(config)
     batches: list[list[Event]] = []
@@ -128,6 +135,6 @@ async def test_a_redis_without_the_scripts_gets_the_book_rewritten_and_deltas_ag
         engine.depth(Side.BUY), engine.depth(Side.SELL), last_delta
     )
     assert len(next(iter(depth_messages.values()))) == 3
-    assert await redis_client.script_exists(publisher._apply_depth.sha) == [True]
-    assert not publisher._book_dirty  # the last batch went as a delta again
+    assert await redis_client.script_exists(publisher._publish_batch.sha) == [True]
+    assert not publisher._book_dirty
     assert errors() == errors_before  # a missing script is no Redis error
