@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Iterable, Sequence
 
 import asyncpg
 
-__all__ = ["copy_rows", "text_copy", "texts"]
+__all__ = ["copy_rows", "copy_text", "text_copy", "texts"]
 
 CopyValue = int | str | None
 
@@ -58,9 +58,15 @@ async def copy_rows(
 ) -> None:
     """``COPY table (columns) FROM STDIN`` in text format (see the module docstring)."""
     if rows:
-        data = text_copy(rows, len(columns))
-        # An async iterable, not a file: asyncpg reads a file through a thread pool.
-        await conn.copy_to_table(table, source=_once(data), columns=columns, format="text")
+        await copy_text(conn, table, columns, text_copy(rows, len(columns)))
+
+
+async def copy_text(
+    conn: asyncpg.Connection, table: str, columns: Sequence[str], payload: bytes
+) -> None:
+    """``COPY table (columns) FROM STDIN`` of a :func:`text_copy` payload."""
+    # An async iterable, not a file: asyncpg reads a file through a thread pool.
+    await conn.copy_to_table(table, source=_once(payload), columns=columns, format="text")
 
 
 async def _once(data: bytes) -> AsyncIterator[bytes]:
