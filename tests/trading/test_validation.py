@@ -151,3 +151,26 @@ def test_a_missing_client_order_id_is_generated_like_binance() -> None:
 
 def test_a_given_client_order_id_is_kept() -> None:
     assert validate(request(newClientOrderId="my-id_1"), BTC).client_order_id == "my-id_1"
+
+
+def test_parsed_values_are_kept_per_config_and_refusals_never() -> None:
+    """Parsed prices and quantities are kept by (text, config): a config with another grid
+    parses the same text anew, and a refused value is refused every time."""
+    coarse = MarketConfig.from_spec(
+        "btc-usdt", {**example_specs()["btc-usdt"], "tickSize": "1", "minQty": "0.001"}
+    )
+    assert validate(request(price="30000"), BTC).price == 300000
+    assert validate(request(price="30000"), coarse).price == 30000
+    for _ in range(2):
+        with pytest.raises(TradingError, match="PRICE_FILTER"):
+            validate(request(price="30000.1"), coarse)
+        with pytest.raises(TradingError, match="LOT_SIZE"):
+            validate(request(quantity="0.0001", price="30000"), coarse)
+    assert validate(request(quantity="0.0001"), BTC).quantity == 10
+
+
+def test_an_unknown_enum_value_is_refused_with_its_code() -> None:
+    for field, code in (("side", -1117), ("type", -1116), ("selfTradePreventionMode", -1171)):
+        with pytest.raises(TradingError) as caught:
+            validate(request(**{field: "NOPE"}), BTC)
+        assert caught.value.code == code

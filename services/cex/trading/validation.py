@@ -11,6 +11,7 @@ Funds are checked under row locks in the store.
 from __future__ import annotations
 
 import enum
+import functools
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -47,6 +48,9 @@ GENERATED_CLIENT_ID_LENGTH = 22
 #: quantities are ``bigint``. Anything larger is refused here, at the edge, never by a
 #: failed write (which would fail every order of its batch).
 MAX_ORDER_AMOUNT = MAX_INT64
+
+#: Parsed prices and quantities kept (`_parsed_price`, `_parsed_quantity`), each.
+PARSED_CACHE_SIZE = 4096
 
 
 def new_client_order_id() -> str:
@@ -208,8 +212,15 @@ def _in_notional_bounds(quote_units: int, config: MarketConfig) -> bool:
 
 def _price(text: str | None, config: MarketConfig, param: str) -> int:
     """A price (or stop price) in ticks: on the tick grid, positive, a 64-bit integer."""
-    ticks = _amount(lambda: config.price_to_ticks(_required(text, param), field=param),
-                    param, "PRICE_FILTER")  # fmt: skip
+    return _parsed_price(_required(text, param), config, param)
+
+
+# Prices and quantities repeat (levels near the book, round sizes), and a decimal parse is
+# a third of an order's validation: a market's parsed values are kept (by the config, so a
+# changed config parses anew). A refused value raises, which is never kept.
+@functools.lru_cache(maxsize=PARSED_CACHE_SIZE)
+def _parsed_price(text: str, config: MarketConfig, param: str) -> int:
+    ticks = _amount(lambda: config.price_to_ticks(text, field=param), param, "PRICE_FILTER")
     if not in_int64(ticks):
         raise errors.filter_failure("PRICE_FILTER")
     return ticks
@@ -226,6 +237,11 @@ def _quantity(text: str | None, config: MarketConfig, param: str = "quantity") -
     keeps within 64 bits)."""
     if text is None:
         raise errors.mandatory(param)
+    return _parsed_quantity(text, config, param)
+
+
+@functools.lru_cache(maxsize=PARSED_CACHE_SIZE)
+def _parsed_quantity(text: str, config: MarketConfig, param: str) -> int:
     return _amount(lambda: config.qty_to_lots(text, field=param), param, "LOT_SIZE")
 
 
@@ -245,10 +261,16 @@ def _amount(parse: Callable[[], int], param: str, filter_name: str) -> int:
 
 
 def _enum(kind: type[E], value: str, what: str, code: int) -> E:
-    try:
-        return kind(value)
-    except ValueError:
-        raise errors.invalid_enum(code, what) from None
+    member = _MEMBERS[kind].get(value)
+    if member is None:
+        raise errors.invalid_enum(code, what)
+    return member  # type: ignore[return-value]
+
+
+#: Enum members by value (a dict lookup; calling the enum class costs several times more).
+_MEMBERS: dict[type[enum.Enum], dict[str, enum.Enum]] = {
+    kind: {m.value: m for m in kind} for kind in (Side, OrderType, StpMode)
+}
 
 
 # ---------------------------------------------------------------------- amend
