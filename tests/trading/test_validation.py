@@ -165,8 +165,8 @@ def test_parsed_values_are_kept_per_config_and_refusals_never() -> None:
         with pytest.raises(TradingError, match="PRICE_FILTER"):
             validate(request(price="30000.1"), coarse)
         with pytest.raises(TradingError, match="LOT_SIZE"):
-            validate(request(quantity="0.0001", price="30000"), coarse)
-    assert validate(request(quantity="0.0001"), BTC).quantity == 10
+            validate(request(quantity="0.0002", price="30000"), coarse)
+    assert validate(request(quantity="0.0002"), BTC).quantity == 20
 
 
 def test_an_unknown_enum_value_is_refused_with_its_code() -> None:
