@@ -80,14 +80,21 @@ PUBLISH_ERRORS = Counter(
 )
 
 
-#: Publishes ``ARGV`` as (channel, message) pairs, in order.
+#: Publishes ``ARGV`` as (channel, message) pairs, in order: one script call per chunk,
+#: not one PUBLISH each (a batch has thousands, and the client's per-command reply parsing
+#: was a third of settlement's CPU).
 _PUBLISH_LUA = """
 for i = 1, #ARGV, 2 do redis.call('PUBLISH', ARGV[i], ARGV[i + 1]) end
 return #ARGV / 2
 """
 #: How long a reader's getmany waits for records before it asks again.
 _READ_WAIT_MS = 10_000
-_PUBLISH_CHUNK = 2000  # arguments per script call: 1,000 messages keep Redis's pause short
+#: Records decoded at a time: a few ms of the event loop, so the applier, whose database
+#: round trips are the critical path, resumes soon after each answer.
+_READ_MAX = 1000
+#: Arguments per script call: 1,000 messages keep Redis's pause short, and encoding them
+#: (a few ms) is the longest the publisher holds the event loop from the applier.
+_PUBLISH_CHUNK = 2000
 
 
 class SettlementSettings(BaseSettings):
@@ -229,9 +236,7 @@ class SettlementWorker:
             await self._room.wait()
             # (A long wait: records wake it at once, and an idle market's reader polling
             # every poll_ms cost ~0.2 % of a core each.)
-            records = await consumer.getmany(
-                tp, timeout_ms=_READ_WAIT_MS, max_records=self.settings.batch_max
-            )
+            records = await consumer.getmany(tp, timeout_ms=_READ_WAIT_MS, max_records=_READ_MAX)
             rs = records.get(tp)
             if not rs:
                 continue
@@ -389,19 +394,20 @@ class SettlementWorker:
         now_ms = time.time_ns() // 1_000_000
         prefix = self.infra.redis_prefix
         messages: list[str | bytes] = []
-        for user_id, events in users.items():
-            messages.append(keys.account_channel(prefix, user_id))
-            messages.append(keys.encode_events(events))
-            update = keys.UserUpdate(
-                now_ms, events, orders.get(user_id, []), balances.get(user_id, [])
-            )
-            messages.append(keys.userdata_channel(prefix, user_id))
-            messages.append(keys.encode_user_data(update))
         try:
-            # One script call per chunk, not one PUBLISH each: a batch has thousands, and
-            # the client's per-command reply parsing was a third of settlement's CPU.
-            for start in range(0, len(messages), _PUBLISH_CHUNK):
-                await self._publish_script(args=messages[start : start + _PUBLISH_CHUNK])
+            for user_id, events in users.items():
+                messages.append(keys.account_channel(prefix, user_id))
+                messages.append(keys.encode_events(events))
+                update = keys.UserUpdate(
+                    now_ms, events, orders.get(user_id, []), balances.get(user_id, [])
+                )
+                messages.append(keys.userdata_channel(prefix, user_id))
+                messages.append(keys.encode_user_data(update))
+                if len(messages) >= _PUBLISH_CHUNK:
+                    await self._publish_script(args=messages)
+                    messages = []
+            if messages:
+                await self._publish_script(args=messages)
         except (RedisError, OSError) as exc:
             PUBLISH_ERRORS.inc()
             log.warning("publishing settled user updates failed: %s", exc)
