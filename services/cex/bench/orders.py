@@ -55,6 +55,7 @@ from cex.core.market import MarketConfig
 from cex.infra import registry
 from cex.infra.postgres import create_pool, migrate
 from cex.infra.settings import InfraSettings
+from cex.trading.app import BATCH_WORKERS
 from cex.trading.store import OrderStore, create_order_pool
 from cex.trading.validation import OrderRequest, validate
 
@@ -196,8 +197,10 @@ def _summary(
 
 
 async def _bench_store(dsn: str, requests: list[OrderRequest], concurrency: int) -> dict[str, Any]:
-    pool = await create_order_pool(dsn, max_size=4)
-    store = OrderStore(pool)
+    # As the trading API makes its store (`cex.trading.app`).
+    pool = await create_order_pool(dsn, max_size=2)
+    batch_pool = await create_order_pool(dsn, max_size=BATCH_WORKERS, generic_plans=True)
+    store = OrderStore(pool, workers=BATCH_WORKERS, batch_pool=batch_pool)
     await store.start()
     orders_before, batches_before = _batch_totals()
     try:
@@ -211,6 +214,7 @@ async def _bench_store(dsn: str, requests: list[OrderRequest], concurrency: int)
         used = await cpu.stop(pool)
     finally:
         await store.stop()
+        await batch_pool.close()
         await pool.close()
     result = _summary("store", elapsed, latencies, concurrency) | used
     orders, batches = _batch_totals()

@@ -36,6 +36,8 @@ from cex.trading.validation import AmendRequest, OrderRequest, validate, validat
 log = logging.getLogger(__name__)
 
 ORDERS = Counter("cex_trading_orders_total", "Order placements by outcome", ["outcome"])
+#: Order batches in flight at once (`OrderStore`'s workers), each on its own connection.
+BATCH_WORKERS = 3
 ACCEPTED, REJECTED, FAILED = (ORDERS.labels(o) for o in ("accepted", "rejected", "failed"))
 LATENCY = Histogram(
     "cex_trading_place_seconds",
@@ -68,15 +70,23 @@ def create_api(settings: InfraSettings | None = None, store: OrderStore | None =
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = store is None
-        the_store = store or OrderStore(await create_order_pool(settings.postgres_dsn))
-        if owned:
+        if store is None:
+            dsn = settings.postgres_dsn
+            the_store = OrderStore(
+                await create_order_pool(dsn),
+                workers=BATCH_WORKERS,
+                batch_pool=await create_order_pool(dsn, max_size=BATCH_WORKERS, generic_plans=True),
+            )
             await the_store.start()
+        else:
+            the_store = store
         app.state.store = the_store
         try:
             yield
         finally:
             if owned:
                 await the_store.stop()
+                await the_store.batch_pool.close()
                 await the_store.pool.close()
 
     app = FastAPI(title="cex trading API (internal)", lifespan=lifespan)
