@@ -92,6 +92,7 @@ _READ_WAIT_MS = 10_000
 #: Records decoded at a time: a few ms of the event loop, so the applier, whose database
 #: round trips are the critical path, resumes soon after each answer.
 _READ_MAX = 1000
+_FETCH_BYTES = 1 << 20
 #: Arguments per script call: 1,000 messages keep Redis's pause short, and encoding them
 #: (a few ms) is the longest the publisher holds the event loop from the applier.
 _PUBLISH_CHUNK = 2000
@@ -280,7 +281,14 @@ class SettlementWorker:
             await self._start_feed(market, progress.get(market.name))
 
     async def _start_feed(self, market: MarketInfo, stored: tuple[int, int] | None) -> None:
-        consumer = kafka.consumer(self.infra, fetch_max_wait_ms=self.settings.fetch_wait_ms)
+        # A consumer per market holds up to one fetch per market: 1 MiB (~10,000 events,
+        # two batches) each, not the shared default's 8, so many markets behind stay small.
+        consumer = kafka.consumer(
+            self.infra,
+            fetch_max_wait_ms=self.settings.fetch_wait_ms,
+            max_partition_fetch_bytes=_FETCH_BYTES,
+            fetch_max_bytes=_FETCH_BYTES,
+        )
         await consumer.start()
         try:
             tp = TopicPartition(self.topic, market.partition)
