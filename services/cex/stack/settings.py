@@ -25,7 +25,7 @@ class StackSettings(BaseSettings):
     kafka_port: int = 19092
     kafka_controller_port: int = 19093
     kafka_version: str = "3.9.1"
-    kafka_heap: str = "512m"
+    kafka_heap: str = "1g"
     postgres_port: int = 15432
     postgres_user: str = "cex"
     postgres_password: str = "cex"
