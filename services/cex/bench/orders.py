@@ -11,7 +11,7 @@ database of its own, created, migrated and seeded for the run and dropped afterw
 ``http``
     ``cex serve trading`` as a separate process (``workers`` uvicorn processes), driven
     over HTTP (``POST /internal/v1/orders``, one order per request) by ``concurrency``
-    concurrent keep-alive connections from this process (`_KeepAlive`: prepared request
+    concurrent keep-alive connections from this process (`cex.bench.keepalive`: prepared request
     bytes, httptools parsing the answers; the load generator shares the cores with what it
     measures, and the summary says how much CPU it and the server took).
 ``http-batch``
@@ -39,11 +39,10 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import aiohttp
 import asyncpg
-import httptools
 import msgspec
 import uvloop
 import yaml
@@ -51,6 +50,7 @@ from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
 from cex.bench.figures import latency_ms
+from cex.bench.keepalive import KeepAlive
 from cex.core.market import MarketConfig
 from cex.infra import registry
 from cex.infra.postgres import create_pool, migrate
@@ -306,8 +306,8 @@ async def _bench_http(
             else:
                 bodies = [msgspec.json.encode(r) for r in requests]
                 clients = concurrency
-            connections = [await _KeepAlive.open(port) for _ in range(clients)]
-            free = asyncio.Queue[_KeepAlive]()
+            connections = [await KeepAlive.open("127.0.0.1", port) for _ in range(clients)]
+            free = asyncio.Queue[KeepAlive]()
             for connection in connections:
                 free.put_nowait(connection)
 
@@ -343,57 +343,6 @@ async def _bench_http(
     mode = "http-batch" if batch > 1 else "http"
     summary = _summary(mode, elapsed, latencies, clients, orders=len(requests))
     return summary | used | {"workers": workers}
-
-
-class _KeepAlive(asyncio.Protocol):
-    """One keep-alive HTTP/1.1 connection of the load generator, one request at a time:
-    requests are prepared bytes, responses parsed by httptools (uvicorn's parser). aiohttp's
-    client took as much CPU per order as the server it measured (~0.15 ms), on the same two
-    cores; this takes a tenth of that."""
-
-    def __init__(self) -> None:
-        self._parser = httptools.HttpResponseParser(self)
-        self._transport: asyncio.Transport | None = None
-        self._answer: asyncio.Future[tuple[int, bytes]] | None = None
-        self._body: list[bytes] = []
-
-    @classmethod
-    async def open(cls, port: int) -> _KeepAlive:
-        loop = asyncio.get_running_loop()
-        _, protocol = await loop.create_connection(cls, "127.0.0.1", port)
-        return protocol
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if self._answer is not None and not self._answer.done():
-            self._answer.set_exception(exc or ConnectionError("the server closed the connection"))
-
-    def data_received(self, data: bytes) -> None:
-        self._parser.feed_data(data)
-
-    def on_body(self, body: bytes) -> None:
-        self._body.append(body)
-
-    def on_message_complete(self) -> None:
-        assert self._answer is not None
-        self._answer.set_result((self._parser.get_status_code(), b"".join(self._body)))
-
-    async def post(self, path: bytes, body: bytes) -> tuple[int, bytes]:
-        """The response's status and body."""
-        assert self._transport is not None
-        self._answer = asyncio.get_running_loop().create_future()
-        self._body = []
-        self._transport.write(
-            b"POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-            b"Content-Length: %d\r\n\r\n%s" % (path, len(body), body)
-        )
-        return await self._answer
-
-    def close(self) -> None:
-        if self._transport is not None:
-            self._transport.close()
 
 
 def _cpu_seconds(pid: int) -> float:
