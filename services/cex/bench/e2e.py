@@ -52,12 +52,15 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
-import aiohttp
 import asyncpg
+import msgspec
 import redis.asyncio as aioredis
+import uvloop
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from cex.bench.keepalive import KeepAlive
 from cex.core.events import OrderCreate, TradeExecuted, decode_command, decode_event
 from cex.infra import accounts, registry
 from cex.infra import redis as keys
@@ -138,7 +141,7 @@ def run(
     rate: float, seconds: float, pairs_users: int, sweep: bool, *, trading_url: str | None = None
 ) -> dict[str, Any]:
     url = trading_url or f"http://127.0.0.1:{TRADING_PORT}"
-    return asyncio.run(_run(rate, seconds, pairs_users, sweep, url))
+    return uvloop.run(_run(rate, seconds, pairs_users, sweep, url))
 
 
 def describe(result: dict[str, Any]) -> str:
@@ -245,10 +248,15 @@ async def _consumer(bootstrap: str, topic: str, partition: int) -> AIOKafkaConsu
 
 
 async def _offer(
-    http: aiohttp.ClientSession, state: _Run, users: list[int], rate: float, seconds: float,
+    trading_url: str, state: _Run, users: list[int], rate: float, seconds: float,
     price_base: int,
 ) -> float:  # fmt: skip
-    """Send ``rate * seconds`` orders on schedule; returns the time the last was sent."""
+    """Send ``rate * seconds`` orders on schedule, each on an idle keep-alive connection (a
+    new one when all are busy: open loop); returns the time the last was sent."""
+    address = urlsplit(trading_url)
+    host, port = address.hostname or "127.0.0.1", address.port or 80
+    idle: list[KeepAlive] = []
+    opened: list[KeepAlive] = []
     count = int(rate * seconds) // 2 * 2
     started = time.perf_counter()
     tasks = []
@@ -257,29 +265,40 @@ async def _offer(
         pair = i // 2
         seller, buyer = users[(2 * pair) % len(users)], users[(2 * pair + 1) % len(users)]
         user_id = seller if i % 2 == 0 else buyer
-        body = {"user_id": user_id, "symbol": SYMBOL, "side": "SELL" if i % 2 == 0 else "BUY",
-                "type": "LIMIT", "timeInForce": "GTC", "quantity": "0.001",
-                "price": str(price_base + pair % 1000)}  # fmt: skip
+        body = msgspec.json.encode({
+            "user_id": user_id, "symbol": SYMBOL, "side": "SELL" if i % 2 == 0 else "BUY",
+            "type": "LIMIT", "timeInForce": "GTC", "quantity": "0.001",
+            "price": str(price_base + pair % 1000)})  # fmt: skip
         trace = _Trace(sent=time.time(), user_id=user_id)
         try:
-            async with http.post("/internal/v1/orders", json=body) as response:
-                payload = await response.json()
-                if response.status != 201:
-                    state.errors += 1
-                    return
-        except aiohttp.ClientError:
+            if idle:
+                connection = idle.pop()
+            else:
+                connection = await KeepAlive.open(host, port)
+                opened.append(connection)
+            status, answer = await connection.post(b"/internal/v1/orders", body)
+        except OSError:
+            state.errors += 1
+            return
+        idle.append(connection)
+        if status != 201:
             state.errors += 1
             return
         trace.accepted = time.time()
+        payload = msgspec.json.decode(answer)
         trace.stamped = int(payload["transactTime"]) / 1000
         state.adopt(int(payload["orderId"]), trace)
 
-    for i in range(count):
-        delay = started + i / rate - time.perf_counter()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        tasks.append(asyncio.create_task(send(i)))
-    await asyncio.gather(*tasks)
+    try:
+        for i in range(count):
+            delay = started + i / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(send(i)))
+        await asyncio.gather(*tasks)
+    finally:
+        for connection in opened:
+            connection.close()
     return time.time()
 
 
@@ -301,11 +320,9 @@ async def _step(
     pids = program_pids()
     cpu_before = _cpu_seconds(pids)
     try:
-        connector = aiohttp.TCPConnector(limit=512)
-        async with aiohttp.ClientSession(trading_url, connector=connector) as http:
-            first_sent = time.time()
-            # Far above any resting bid, so a pair's sell rests until its buy arrives.
-            await _offer(http, state, users, rate, seconds, price_base=900_000)
+        first_sent = time.time()
+        # Far above any resting bid, so a pair's sell rests until its buy arrives.
+        await _offer(trading_url, state, users, rate, seconds, price_base=900_000)
         state.offered()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(state.all_settled.wait(), DRAIN_S)

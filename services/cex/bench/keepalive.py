@@ -36,6 +36,7 @@ class KeepAlive(asyncio.Protocol):
         self._transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self._transport = None
         if self._answer is not None and not self._answer.done():
             self._answer.set_exception(exc or ConnectionError("the server closed the connection"))
 
@@ -50,8 +51,9 @@ class KeepAlive(asyncio.Protocol):
         self._answer.set_result((self._parser.get_status_code(), b"".join(self._body)))
 
     async def post(self, path: bytes, body: bytes) -> tuple[int, bytes]:
-        """The response's status and body."""
-        assert self._transport is not None
+        """The response's status and body; ConnectionError once the server closed it."""
+        if self._transport is None:
+            raise ConnectionError("the server closed the connection")
         self._answer = asyncio.get_running_loop().create_future()
         self._body = []
         self._transport.write(
