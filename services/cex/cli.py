@@ -292,6 +292,20 @@ def bench_e2e(
     typer.echo(json.dumps(result) if as_json else bench.describe(result))
 
 
+@bench_app.command("candles")
+def bench_candles(
+    rate: Annotated[int, typer.Option("--rate", help="Orders per second.")] = 500,
+    seconds: Annotated[float, typer.Option("--seconds", help="Paced phase length.")] = 10.0,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
+) -> None:
+    """The candle aggregator's CPU per order and commit → kline published latency at a
+    paced rate (local stack's Kafka, Redis and Postgres; a topic and prefix of its own)."""
+    from cex.bench import candles as bench
+
+    result = bench.run(rate, seconds)
+    typer.echo(json.dumps(result) if as_json else bench.describe(result))
+
+
 def main() -> None:
     app()
 
