@@ -79,16 +79,19 @@ the trade and user channels.
 
 from __future__ import annotations
 
+import functools
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from decimal import Decimal
 from typing import Any
 
 import msgspec
 import redis.asyncio as aioredis
 
-from cex.core.candles import Candle, decode_candle, decode_state
+from cex.core.candles import INTERVALS, Candle, decode_candle, decode_state
 from cex.core.events import BookDelta, Event, MatchPrevented, TradeExecuted
 from cex.core.market import MarketConfig
+from cex.core.money import asset_step
 from cex.infra.settings import InfraSettings
 
 __all__ = [
@@ -113,6 +116,7 @@ __all__ = [
     "encode_events",
     "encode_user_data",
     "events_by_user",
+    "fixed_point",
     "kline_json",
     "kline_payload",
     "parse_book",
@@ -375,17 +379,66 @@ def kline_json(config: MarketConfig, candle: Candle) -> dict[str, Any]:
 def kline_payload(
     config: MarketConfig, candles: Iterable[Candle], *, seq: int, event_ts: int
 ) -> bytes:
-    """The message of ``{prefix}:candles:{market}`` (see the module docstring)."""
-    return json.dumps(
-        {
-            "market": config.name,
-            "symbol": config.symbol,
-            "seq": seq,
-            "E": event_ts,
-            "klines": [kline_json(config, c) for c in candles],
-        },
-        separators=(",", ":"),
-    ).encode()
+    """The message of ``{prefix}:candles:{market}`` (see the module docstring): the bytes
+    ``json.dumps`` makes of :func:`kline_json`'s objects (compact separators), written
+    directly — the aggregator sends one per batch, with up to 32 candles, and the generic
+    path (a dict and six Decimal formattings per candle) was a tenth of its CPU."""
+    form = _kline_form(config)
+    klines = ",".join([form.kline(c) for c in candles])
+    return f'{form.head}{seq},"E":{event_ts},"klines":[{klines}]}}'.encode()
+
+
+class _KlineForm:
+    """One market's constant parts of a kline message and its amount formats."""
+
+    def __init__(self, config: MarketConfig) -> None:
+        # json.dumps escapes the names as the reference does; ints and the formatted
+        # amounts (digits, '.', '-') never need escaping.
+        self.symbol = json.dumps(config.symbol)
+        self.head = f'{{"market":{json.dumps(config.name)},"symbol":{self.symbol},"seq":'
+        self.after_close = {i: self._after_close(i) for i in INTERVALS}
+        self.price = fixed_point(config.tick_size)
+        self.qty = fixed_point(config.lot_size)
+        self.quote = fixed_point(asset_step(config.quote_precision))
+
+    def _after_close(self, interval: str) -> str:
+        return f',"s":{self.symbol},"i":{json.dumps(interval)},"f":'
+
+    def kline(self, c: Candle) -> str:
+        after_close = self.after_close.get(c.interval) or self._after_close(c.interval)
+        price, qty, quote = self.price, self.qty, self.quote
+        return (
+            f'{{"t":{c.open_time},"T":{c.close_time}{after_close}{c.first_trade_id}'
+            f',"L":{c.last_trade_id},"o":"{price(c.open)}","c":"{price(c.close)}"'
+            f',"h":"{price(c.high)}","l":"{price(c.low)}","v":"{qty(c.volume)}"'
+            f',"n":{c.trades},"x":{"true" if c.closed else "false"}'
+            f',"q":"{quote(c.quote_volume)}","V":"{qty(c.taker_buy_volume)}"'
+            f',"Q":"{quote(c.taker_buy_quote)}","B":"0"}}'
+        )
+
+
+@functools.lru_cache(maxsize=256)
+def _kline_form(config: MarketConfig) -> _KlineForm:
+    return _KlineForm(config)
+
+
+def fixed_point(step: Decimal) -> Callable[[int], str]:
+    """``format_units(units, step)`` for one ``step``, in integer arithmetic (the same
+    text: ``units × step`` with ``step``'s decimals)."""
+    _, digits, exponent = step.as_tuple()
+    assert isinstance(exponent, int)
+    coefficient = int("".join(map(str, digits)))
+    if exponent >= 0:
+        multiplier = coefficient * 10**exponent
+        return lambda units: str(units * multiplier)
+    places = -exponent
+
+    def formatted(units: int) -> str:
+        scaled = units * coefficient
+        text = str(abs(scaled)).rjust(places + 1, "0")
+        return f"{'-' if scaled < 0 else ''}{text[:-places]}.{text[-places:]}"
+
+    return formatted
 
 
 async def read_recent_candles(
