@@ -172,6 +172,18 @@ def test_state_round_trips_with_unbounded_quote_volumes() -> None:
     assert state.current["1d"].quote_volume == 2**125
 
 
+def test_applying_to_a_copy_leaves_the_state_as_it_was() -> None:
+    state = cc.new_state()
+    first = TradeExecuted("X", 1, 1, 0, 1, 5, 2, 10, 1, Side.BUY, 1, 1, 2, 2, 0, 0)
+    cc.apply(state, [first])
+    stored = cc.encode_state(state)
+    copy = cc.copy_state(state)
+    cc.apply(copy, [msgspec_replace(first, seq=2, trade_id=2, ts=cc.DAY, price=7)])
+    assert cc.encode_state(state) == stored
+    assert copy.last_seq == 2
+    assert copy.current["1m"].open == 7
+
+
 def msgspec_replace(t: TradeExecuted, **changes: int) -> TradeExecuted:
     import msgspec
 

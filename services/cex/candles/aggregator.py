@@ -2,6 +2,11 @@
 
 * Reads ``executions`` with ``isolation_level=read_committed`` and *manual* assignment of
   the partition of every market in the registry (or ``--market`` only); no consumer group.
+  A consumer per market's partition, as settlement does (see :mod:`cex.settlement.service`):
+  with one consumer for all, aiokafka fetches the idle partitions alone while a busy
+  one's records wait, and the busy one's next fetch waits behind that parked fetch.
+* Only TRADE_EXECUTED records are decoded (most of ``executions`` is order and book events):
+  their tag is recognised in the record's first bytes.
 * Per market, Redis holds the aggregation state (:class:`cex.core.candles.CandleState`:
   the current candle of each interval and the last applied trade's seq) and the next
   input offset, in ``{prefix}:candles:state:{market}``. Each batch is written by ONE Lua
@@ -24,10 +29,10 @@ import asyncio
 import contextlib
 import logging
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
+import msgspec
 import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from prometheus_client import Counter, Gauge, Histogram
@@ -35,7 +40,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from redis.exceptions import RedisError, ResponseError
 
 from cex.core import candles
-from cex.core.events import TradeExecuted, decode_event
+from cex.core.events import TradeExecuted
 from cex.core.market import MarketConfig
 from cex.infra import kafka
 from cex.infra import redis as keys
@@ -80,22 +85,54 @@ class AggregatorSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CEX_CANDLES_", frozen=True, extra="ignore")
 
     batch_max: int = 5000  # records per batch
-    poll_ms: int = 100
-    # How long the broker may park a fetch with nothing to return. One consumer reads every
-    # market's partition, and aiokafka, while a busy partition's records wait to be read
-    # (longer than its fixed 0.1 s prefetch backoff), fetches the idle ones alone: the busy
-    # one's next fetch waits behind that parked fetch (500 ms at aiokafka's default).
-    fetch_wait_ms: int = 50
+    # How long a market's reader waits in getmany (records wake it at once; a short wait
+    # made each idle market's reader poll for nothing).
+    poll_ms: int = 10_000
+    # How long the broker may park a fetch with nothing to return (a reader's own
+    # partition only: nothing else waits behind it).
+    fetch_wait_ms: int = 500
     registry_refresh_s: float = 10.0
     metrics_port: int = 9330
 
 
-@dataclass
+#: A consumer per market holds at most one fetch of 1 MiB (~10,000 events), not the shared
+#: default's 8 MiB per partition.
+_FETCH_BYTES = 1 << 20
+#: The msgpack string of TRADE_EXECUTED's tag, which follows an event's array header
+#: (one byte up to 15 elements, three up to 65,535): only these records are decoded.
+_TRADE_TAG = msgspec.msgpack.encode(TradeExecuted.__struct_config__.tag)
+_trade_decoder = msgspec.msgpack.Decoder(TradeExecuted)
+
+
+def is_trade(value: bytes) -> bool:
+    """Whether an ``executions`` record is a TRADE_EXECUTED event, without decoding it."""
+    return value.startswith(_TRADE_TAG, 1) or value.startswith(_TRADE_TAG, 3)
+
+
 class MarketCandles:
-    config: MarketConfig
-    partition: int
-    state: candles.CandleState = field(default_factory=candles.new_state)
-    next_offset: int | None = None  # None: nothing stored yet
+    """One market's partition: its aggregation state, its consumer and the task reading it."""
+
+    def __init__(self, config: MarketConfig, partition: int, prefix: str) -> None:
+        self.config = config
+        self.partition = partition
+        self.state = candles.new_state()
+        self.next_offset: int | None = None  # None: nothing stored yet
+        self.consumer: AIOKafkaConsumer | None = None
+        self.task: asyncio.Task[None] | None = None
+        # The script's constant keys and arguments, and the metrics' children.
+        self.state_key = keys.candles_state_key(prefix, config.name)
+        self.script_keys = [
+            self.state_key,
+            *(keys.candles_pending_key(prefix, config.name, i) for i in candles.INTERVALS),
+        ]
+        self.channel = keys.candles_channel(prefix, config.name)
+        self.trades = TRADES.labels(config.name)
+        self.last_seq = LAST_SEQ.labels(config.name)
+        self.lag = LAG.labels(config.name)
+
+
+#: An interval's position among the script's pending keys (KEYS[2] is the first).
+_PENDING_INDEX = {interval: i + 1 for i, interval in enumerate(candles.INTERVALS)}
 
 
 class StaleState(Exception):
@@ -117,50 +154,30 @@ class CandleAggregator:
         self.topic = self.infra.executions_topic
         self.prefix = self.infra.redis_prefix
         self.markets: dict[int, MarketCandles] = {}  # by partition
-        self.consumer: AIOKafkaConsumer | None = None
         self.redis: aioredis.Redis | None = None
 
     async def run(self, ctx: WorkerContext) -> None:
-        self.consumer = kafka.consumer(self.infra, fetch_max_wait_ms=self.settings.fetch_wait_ms)
-        await self.consumer.start()
         self.redis = keys.client(self.infra)
         self._commit = self.redis.register_script(COMMIT_BATCH)
         try:
             await self._refresh_registry()
             ctx.readiness.set_ready()
-            refreshed = time.monotonic()
             while not ctx.stopping.is_set():
-                if time.monotonic() - refreshed > self.settings.registry_refresh_s:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(ctx.stopping.wait(), self.settings.registry_refresh_s)
+                for market in self.markets.values():
+                    if market.task is not None and market.task.done():
+                        market.task.result()  # a reader failed: stop with its error
+                        raise RuntimeError(f"the reader of {market.config.name} ended")
+                if not ctx.stopping.is_set():
                     await self._refresh_registry()
-                    refreshed = time.monotonic()
-                if not self.markets:
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(ctx.stopping.wait(), self.settings.poll_ms / 1000)
-                    continue
-                records = await self.consumer.getmany(
-                    timeout_ms=self.settings.poll_ms, max_records=self.settings.batch_max
-                )
-                for tp, batch in records.items():
-                    market = self.markets.get(tp.partition)
-                    if market is None or not batch:
-                        continue
-                    try:
-                        await self._apply(market, batch)
-                    except (StaleState, RedisError, OSError) as exc:
-                        RESYNCS.inc()
-                        log.warning("candle write for %s failed (%s); reloading",
-                                    market.config.name, exc)  # fmt: skip
-                        await asyncio.sleep(0.2)
-                        await self._load(market)
-                if records:
-                    await self._update_lag()
         finally:
             ctx.readiness.set_not_ready("stopped")
-            await self.consumer.stop()
+            for market in self.markets.values():
+                await self._stop_reader(market)
             await self.redis.aclose()
 
     async def _refresh_registry(self) -> None:
-        assert self.consumer is not None
         conn = await asyncpg.connect(self.infra.postgres_dsn)
         try:
             registered = await load_markets(conn)
@@ -170,50 +187,100 @@ class CandleAggregator:
             registered = {n: m for n, m in registered.items() if n == self.only_market}
             if not registered:
                 raise RuntimeError(f"market {self.only_market!r} is not in the registry")
-        # The topic's partitions from the admin API: the consumer's own metadata only covers
+        # The topic's partitions from the admin API: a consumer's own metadata only covers
         # what it is assigned, and refreshing it means its private client.
         counts = await kafka.partition_counts(self.infra.kafka_bootstrap, [self.topic])
         existing = set(range(counts.get(self.topic, 0)))
         wanted = {m.partition: m for m in registered.values() if m.partition in existing}
         if wanted.keys() == self.markets.keys():
             return
-        self.consumer.assign([TopicPartition(self.topic, p) for p in sorted(wanted)])
-        self.markets = {p: MarketCandles(m.config, p) for p, m in wanted.items()}
-        for market in self.markets.values():
-            await self._load(market)
+        for partition in self.markets.keys() - wanted.keys():
+            await self._stop_reader(self.markets.pop(partition))
+        for partition in sorted(wanted.keys() - self.markets.keys()):
+            market = MarketCandles(wanted[partition].config, partition, self.prefix)
+            self.markets[partition] = market
+            await self._start_reader(market)
         log.info("aggregating candles of %s", sorted(m.config.name for m in self.markets.values()))
+
+    async def _start_reader(self, market: MarketCandles) -> None:
+        consumer = kafka.consumer(
+            self.infra,
+            fetch_max_wait_ms=self.settings.fetch_wait_ms,
+            max_partition_fetch_bytes=_FETCH_BYTES,
+            fetch_max_bytes=_FETCH_BYTES,
+        )
+        await consumer.start()
+        market.consumer = consumer
+        try:
+            consumer.assign([TopicPartition(self.topic, market.partition)])
+            await self._load(market)
+        except BaseException:
+            market.consumer = None
+            await consumer.stop()
+            raise
+        market.task = asyncio.create_task(
+            self._read(market, consumer), name=f"candles-read-{market.config.name}"
+        )
+
+    async def _stop_reader(self, market: MarketCandles) -> None:
+        if market.task is not None:
+            market.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await market.task
+        if market.consumer is not None:
+            await market.consumer.stop()
+
+    async def _read(self, market: MarketCandles, consumer: AIOKafkaConsumer) -> None:
+        """One market's reader: fetch what is there, aggregate it, write it."""
+        tp = TopicPartition(self.topic, market.partition)
+        while True:
+            records = await consumer.getmany(
+                tp, timeout_ms=self.settings.poll_ms, max_records=self.settings.batch_max
+            )
+            batch = records.get(tp)
+            if not batch:
+                continue
+            try:
+                await self._apply(market, batch)
+            except (StaleState, RedisError, OSError) as exc:
+                RESYNCS.inc()
+                log.warning("candle write for %s failed (%s); reloading",
+                            market.config.name, exc)  # fmt: skip
+                await asyncio.sleep(0.2)
+                await self._load(market)
+            high = consumer.highwater(tp)
+            if high is not None:
+                market.lag.set(max(0, high - await consumer.position(tp)))
 
     async def _load(self, market: MarketCandles) -> None:
         """Read the stored state and seek the partition to its offset."""
         assert self.redis is not None
-        assert self.consumer is not None
-        stored: list[Any] = await self.redis.hmget(
-            keys.candles_state_key(self.prefix, market.config.name), ["next_offset", "state"]
-        )
+        assert market.consumer is not None
+        stored: list[Any] = await self.redis.hmget(market.state_key, ["next_offset", "state"])
         tp = TopicPartition(self.topic, market.partition)
         if stored[0] is None:
             market.state, market.next_offset = candles.new_state(), None
-            await self.consumer.seek_to_beginning(tp)
+            await market.consumer.seek_to_beginning(tp)
         else:
             market.state = candles.decode_state(stored[1] or b"{}")
             market.next_offset = int(stored[0])
-            self.consumer.seek(tp, market.next_offset)
+            market.consumer.seek(tp, market.next_offset)
 
     async def _apply(self, market: MarketCandles, records: list) -> None:  # type: ignore[type-arg]
         started = time.perf_counter()
         config = market.config
         trades = []
         for record in records:
-            if record.value is None:
+            value = record.value
+            if value is None or not is_trade(value):
                 continue
-            event = decode_event(record.value)
-            if isinstance(event, TradeExecuted):
-                if event.market != config.symbol:
-                    log.warning("trade of %s in the partition of %s ignored",
-                                event.market, config.symbol)  # fmt: skip
-                    continue
-                trades.append(event)
-        state = candles.decode_state(candles.encode_state(market.state))  # a copy
+            trade = _trade_decoder.decode(value)
+            if trade.market != config.symbol:
+                log.warning("trade of %s in the partition of %s ignored",
+                            trade.market, config.symbol)  # fmt: skip
+                continue
+            trades.append(trade)
+        state = candles.copy_state(market.state)  # the stored one stays until written
         before = state.last_seq
         update = candles.apply(state, trades)
         applied = sum(1 for t in trades if t.seq > before)
@@ -224,21 +291,18 @@ class CandleAggregator:
             last = max((t for t in trades if t.seq > before), key=lambda t: t.seq)
             payload = keys.kline_payload(config, changed, seq=state.last_seq, event_ts=last.ts)
         args: list[bytes | str | int] = [
-            "" if market.next_offset is None else str(market.next_offset),
-            str(next_offset),
-            str(market.partition),
+            "" if market.next_offset is None else market.next_offset,
+            next_offset,
+            market.partition,
             candles.encode_state(state),
-            keys.candles_channel(self.prefix, config.name),
+            market.channel,
             payload,
         ]
-        index = {interval: i + 1 for i, interval in enumerate(candles.INTERVALS)}
         for candle in changed:
-            args += [index[candle.interval], str(candle.open_time), candles.encode_candle(candle)]
-        pending = [keys.candles_pending_key(self.prefix, config.name, i) for i in candles.INTERVALS]
+            args += [_PENDING_INDEX[candle.interval], candle.open_time,
+                     candles.encode_candle(candle)]  # fmt: skip
         try:
-            await self._commit(
-                keys=[keys.candles_state_key(self.prefix, config.name), *pending], args=args
-            )
+            await self._commit(keys=market.script_keys, args=args)
         except ResponseError as exc:
             if "STALE" in str(exc):
                 raise StaleState(str(exc)) from exc
@@ -246,17 +310,9 @@ class CandleAggregator:
         market.state, market.next_offset = state, next_offset
         BATCHES.inc()
         BATCH_SECONDS.observe(time.perf_counter() - started)
-        TRADES.labels(config.name).inc(applied)
+        market.trades.inc(applied)
         SKIPPED.inc(len(trades) - applied)
-        LAST_SEQ.labels(config.name).set(state.last_seq)
-
-    async def _update_lag(self) -> None:
-        assert self.consumer is not None
-        for partition, market in self.markets.items():
-            tp = TopicPartition(self.topic, partition)
-            high = self.consumer.highwater(tp)
-            if high is not None:
-                LAG.labels(market.config.name).set(max(0, high - await self.consumer.position(tp)))
+        market.last_seq.set(state.last_seq)
 
 
 def serve(market: str | None) -> None:

@@ -54,6 +54,7 @@ __all__ = [
     "apply",
     "close_time",
     "combine",
+    "copy_state",
     "decode_candle",
     "decode_state",
     "encode_candle",
@@ -300,6 +301,12 @@ class Update(msgspec.Struct, frozen=True, gc=False):
 
 def new_state() -> CandleState:
     return CandleState()
+
+
+def copy_state(state: CandleState) -> CandleState:
+    """A copy :func:`apply` can change without changing ``state`` (candles are immutable:
+    apply replaces them in the dict, so a new dict suffices)."""
+    return CandleState(state.last_seq, dict(state.current))
 
 
 def apply(state: CandleState, trades: Iterable[TradeExecuted]) -> Update:
