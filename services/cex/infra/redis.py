@@ -397,20 +397,31 @@ class _KlineForm:
         self.symbol = json.dumps(config.symbol)
         self.head = f'{{"market":{json.dumps(config.name)},"symbol":{self.symbol},"seq":'
         self.after_close = {i: self._after_close(i) for i in INTERVALS}
-        self.price = fixed_point(config.tick_size)
+        self._format_price = fixed_point(config.tick_size)
+        # A batch's candles of every interval share most of their prices: each formatted
+        # once (bounded: the prices of one stretch of trading).
+        self._prices: dict[int, str] = {}
         self.qty = fixed_point(config.lot_size)
         self.quote = fixed_point(asset_step(config.quote_precision))
 
     def _after_close(self, interval: str) -> str:
         return f',"s":{self.symbol},"i":{json.dumps(interval)},"f":'
 
+    def price(self, ticks: int) -> str:
+        if len(self._prices) >= 4096:
+            self._prices.clear()
+        text = self._prices[ticks] = self._format_price(ticks)
+        return text
+
     def kline(self, c: Candle) -> str:
         after_close = self.after_close.get(c.interval) or self._after_close(c.interval)
-        price, qty, quote = self.price, self.qty, self.quote
+        prices, price, qty, quote = self._prices, self.price, self.qty, self.quote
         return (
             f'{{"t":{c.open_time},"T":{c.close_time}{after_close}{c.first_trade_id}'
-            f',"L":{c.last_trade_id},"o":"{price(c.open)}","c":"{price(c.close)}"'
-            f',"h":"{price(c.high)}","l":"{price(c.low)}","v":"{qty(c.volume)}"'
+            f',"L":{c.last_trade_id},"o":"{prices.get(c.open) or price(c.open)}"'
+            f',"c":"{prices.get(c.close) or price(c.close)}"'
+            f',"h":"{prices.get(c.high) or price(c.high)}"'
+            f',"l":"{prices.get(c.low) or price(c.low)}","v":"{qty(c.volume)}"'
             f',"n":{c.trades},"x":{"true" if c.closed else "false"}'
             f',"q":"{quote(c.quote_volume)}","V":"{qty(c.taker_buy_volume)}"'
             f',"Q":"{quote(c.taker_buy_quote)}","B":"0"}}'
