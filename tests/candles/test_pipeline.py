@@ -13,16 +13,34 @@ import asyncpg
 import pytest
 import redis.asyncio as aioredis
 
-from cex.candles.aggregator import AggregatorSettings, CandleAggregator
+from cex.candles.aggregator import RESYNCS, AggregatorSettings, CandleAggregator, is_trade
 from cex.candles.persister import CandlePersister, PersisterSettings
 from cex.candles.rebuild import rebuild
 from cex.candles.store import load_candles
 from cex.core import candles
+from cex.core.events import (
+    OrderCreate,
+    OrderType,
+    Side,
+    StpMode,
+    TimeInForce,
+    TradeExecuted,
+    decode_event,
+    encode,
+)  # fmt: skip
+from cex.core.market import MarketConfig
+from cex.core.matching.engine import MatchingEngine
 from cex.infra import redis as keys
 from cex.infra.runtime import WorkerContext
 from cex.stack.settings import StackSettings
 from tests.candles.harness import MARKETS, Stream
 from tests.fixtures import NewTopicFactory
+
+SPEC = {
+    "symbol": "BTCUSDT", "base": "BTC", "quote": "USDT", "basePrecision": 8,
+    "quotePrecision": 6, "tickSize": "0.1", "lotSize": "0.00001", "minQty": "0.00001",
+    "maxQty": "9000", "minNotional": "5", "makerFee": "0.001", "takerFee": "0.002",
+}  # fmt: skip
 
 
 @pytest.fixture
@@ -135,3 +153,56 @@ async def test_a_reset_offset_redelivers_and_changes_nothing(
         assert not await redis_client.hlen(
             keys.candles_pending_key(stream.prefix, "btc-usdt", interval)
         )
+
+
+async def test_a_redis_that_lost_its_scripts_gets_the_script_again(
+    stream: Stream, redis_client: aioredis.Redis
+) -> None:
+    """The batches are sent straight on each market's connection by the script's sha: a
+    Redis that lost its scripts (restarted; here SCRIPT FLUSH) is sent the script again,
+    with no resync and nothing lost."""
+    infra = stream.infra
+    await stream.produce(40)
+    async with running(CandleAggregator(infra, AggregatorSettings()).run):
+        async with asyncio.timeout(60):
+            while await stream.aggregated_seq(redis_client, "btc-usdt") < stream.seq["btc-usdt"]:
+                await asyncio.sleep(0.05)
+        resyncs = RESYNCS._value.get()
+        await redis_client.script_flush()
+        await stream.produce(40)
+        async with asyncio.timeout(60):
+            while await stream.aggregated_seq(redis_client, "btc-usdt") < stream.seq["btc-usdt"]:
+                await asyncio.sleep(0.05)
+        assert RESYNCS._value.get() == resyncs
+    raw = await redis_client.hget(keys.candles_state_key(stream.prefix, "btc-usdt"), "state")
+    state = candles.decode_state(raw)
+    expected = stream.expected("btc-usdt")
+    assert all(expected[c.interval, c.open_time] == c for c in state.current.values())
+
+
+def test_only_trades_are_recognised_by_their_first_bytes() -> None:
+    """``is_trade`` agrees with decoding for every kind of event the engine produces."""
+    config = MarketConfig.from_spec("btc-usdt", SPEC)
+    engine = MatchingEngine(config)
+    values = []
+    for n in range(40):
+        side = Side.SELL if n % 3 else Side.BUY
+        command = OrderCreate(
+            market="BTCUSDT", ts=n, order_id=n + 1, client_order_id=f"c{n}", user_id=1 + n % 2,
+            side=side, type=OrderType.LIMIT,
+            time_in_force=TimeInForce.IOC if n % 4 == 0 else TimeInForce.GTC,
+            price=300_000 + n % 3 if side is Side.SELL else 300_002,
+            quantity=1_000 if n % 5 else 1, quote_order_qty=None, stop_price=None,
+            expire_at=None, stp_mode=StpMode.NONE, locked=locked(config, side),
+        )  # fmt: skip
+        values += [encode(e) for e in engine.apply(command, n)]
+    kinds = {type(decode_event(v)) for v in values}
+    assert len(values) > 60
+    assert TradeExecuted in kinds
+    assert len(kinds) >= 4
+    for value in values:
+        assert is_trade(value) == isinstance(decode_event(value), TradeExecuted)
+
+
+def locked(config: MarketConfig, side: Side) -> int:
+    return config.base_units(1_000) if side is Side.SELL else config.notional(300_002, 1_000)
