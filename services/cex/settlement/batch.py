@@ -6,17 +6,22 @@ Per batch::
     2. drop what is already applied          seq <= last_seq; a gap is an error
     3. lock the orders the events name       orders, by id                 (FOR UPDATE)
     4. replay the events                     cex.core.settlement.replay: state machine,
-                                             funds, ledger journals (pure); journal ids
-    5. lock and update the balances          one statement: locked by (user_id, asset)
-                                             (FOR UPDATE), then updated; a first-time
-                                             receiver's row inserted after (rarely).
-                                             Meanwhile step 6's rows are encoded here.
-    6. write                                 orders:   one UPDATE … FROM unnest
+                                             funds, ledger journals (pure)
+    5. write what needs no new lock          journal ids, then orders: one UPDATE … FROM
+                                             unnest (each payload encoded while the
+                                             statement before it runs)
                                              trades, journals, entries: text COPY
                                              prevented matches: COPY (references checked
                                              once per key and statement, migration 0012)
-                                             markets:  status (MARKET_STATUS_CHANGED)
                                              progress: last_seq, next_offset
+    6. lock and update the balances          one statement: locked by (user_id, asset)
+                                             (FOR UPDATE), then updated; a first-time
+                                             receiver's row inserted after (rarely)
+    7. markets                               status (MARKET_STATUS_CHANGED), then commit
+
+The balance rows are the ones the trading API locks too (its batches lock their users'
+funds): settlement takes them last, so it holds them only for their statement and the
+commit, never while it writes trades and the ledger.
 
 Amounts travel as text (``cex.settlement.pgtext``: asyncpg's binary ``numeric`` is slow).
 
@@ -32,19 +37,21 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 import asyncpg
 
 from cex.core.events import Event, OrderStatus, Side
-from cex.core.ledger import JournalKind, balance_deltas
+from cex.core.ledger import Journal, JournalKind, balance_deltas
 from cex.core.settlement import OrderState, check_leftovers, order_ids_of, replay
 from cex.infra.registry import MARKETS_CHANNEL
 from cex.infra.transactions import RowLocks
 from cex.settlement.errors import InconsistentDatabase, SequenceGap, UnknownMarket
 from cex.settlement.pgtext import copy_text, text_copy, texts
+
+T = TypeVar("T")
 
 __all__ = ["BatchResult", "Delivered", "MarketInfo", "Settler", "load_fee_user", "load_markets"]
 
@@ -231,62 +238,32 @@ class Settler:
             for market, e in done.prevented
         ]  # fmt: skip
         changed = sorted(done.changed)
+        order_rows = [orders[i] for i in changed]
         deltas = balance_deltas(journals)
-        journal_ids: list[int] = []
-        if journals:
-            journal_ids = [
-                r[0]
-                for r in await conn.fetch(
-                    "SELECT nextval('journals_id_seq') FROM generate_series(1, $1)", len(journals)
-                )
-            ]
         t2 = time.perf_counter()
 
-        # 5. balances, locked in (user_id, asset) order and updated: the statement runs in
-        # the database while the other writes are encoded here (a tenth of the batch's CPU)
-        balances = asyncio.ensure_future(_write_balances(conn, deltas)) if deltas else None
-        try:
-            if balances is not None:
-                await asyncio.sleep(0)  # it sends its statement
-            order_rows = [orders[i] for i in changed]
-            trades_copy = text_copy(trade_rows, len(_TRADE_COLUMNS))
-            journals_copy = text_copy(
-                [(i, j.kind, j.reference) for i, j in zip(journal_ids, journals, strict=True)],
-                len(_JOURNAL_COLUMNS),
-            )
-            entries: list[tuple[int | str | None, ...]] = []
-            for journal_id, journal in zip(journal_ids, journals, strict=True):
-                # (Bucket and JournalKind are str enums: written as their values.)
-                entries.extend((journal_id, *p) for p in journal.postings)
-            entries_copy = text_copy(entries, len(_ENTRY_COLUMNS))
-        finally:
-            if balances is not None:
-                result.balances = await balances
-        t3 = time.perf_counter()
-
-        # 6. the other writes
-        if order_rows:
-            await conn.execute(
-                "UPDATE orders o SET status = u.status, locked_remaining = u.locked_remaining,"
-                " filled_qty = u.filled_qty, cumulative_quote = u.cumulative_quote,"
-                " reason = u.reason, price = u.price, quantity = u.quantity, updated_at = now()"
-                " FROM unnest($1::bigint[], $2::text[], $3::text[]::numeric[], $4::bigint[],"
-                " $5::text[]::numeric[], $6::text[], $7::bigint[], $8::bigint[])"
-                " u(id, status, locked_remaining, filled_qty, cumulative_quote, reason, price,"
-                " quantity) WHERE o.id = u.id",
-                changed,
-                [o.status.value for o in order_rows],
-                texts(o.locked_remaining for o in order_rows),
-                [o.filled_qty for o in order_rows],
-                texts(o.cumulative_quote for o in order_rows),
-                [o.reason for o in order_rows],
-                [o.price for o in order_rows],
-                [o.quantity for o in order_rows],
-            )
-            result.orders = {
-                o.id: (o.user_id, o.status.value, o.filled_qty, o.cumulative_quote)
-                for o in order_rows
-            }
+        # 5. the writes that lock nothing new, each payload encoded while the statement
+        # before it runs in the database (the text payloads are a tenth of the batch's CPU)
+        journal_ids: list[int] = []
+        numbering = (
+            asyncio.ensure_future(conn.fetch(_NEXT_JOURNAL_IDS, len(journals)))
+            if journals
+            else None
+        )
+        trades_copy = await _while_running(
+            numbering, lambda: text_copy(trade_rows, len(_TRADE_COLUMNS))
+        )
+        if numbering is not None:
+            journal_ids = [r[0] for r in numbering.result()]
+        updating = (
+            asyncio.ensure_future(_update_orders(conn, changed, order_rows)) if order_rows else None
+        )
+        journals_copy, entries_copy = await _while_running(
+            updating, lambda: _ledger_copies(journal_ids, journals)
+        )
+        result.orders = {
+            o.id: (o.user_id, o.status.value, o.filled_qty, o.cumulative_quote) for o in order_rows
+        }
         t_orders = time.perf_counter()
         if trade_rows:
             await copy_text(conn, "trades", _TRADE_COLUMNS, trades_copy)
@@ -298,6 +275,22 @@ class Settler:
         if journals:
             await copy_text(conn, "journals", _JOURNAL_COLUMNS, journals_copy)
             await copy_text(conn, "ledger_entries", _ENTRY_COLUMNS, entries_copy)
+        await conn.execute(
+            "UPDATE settlement_progress p SET last_seq = u.last_seq, next_offset = u.next_offset"
+            " FROM unnest($1::text[], $2::bigint[], $3::bigint[]) u(market, last_seq, next_offset)"
+            " WHERE p.market = u.market",
+            names,
+            [last_seq[n] for n in names],
+            [next_offset[n] for n in names],
+        )
+        t_ledger = time.perf_counter()
+
+        # 6. balances, locked in (user_id, asset) order and updated in one statement, the
+        # last but the rare market status: held only for it and the commit. The trading
+        # API locks the same rows for its batches; every statement run while holding them
+        # made its batches wait, and settlement's next batch behind those.
+        if deltas:
+            result.balances = await _write_balances(conn, deltas)
         if done.statuses:
             # The registry's status follows the engine's; a deleted market stays deleted.
             await locks.markets(done.statuses)
@@ -311,14 +304,6 @@ class Settler:
             )
             for row in changed_markets:
                 await conn.execute("SELECT pg_notify($1, $2)", MARKETS_CHANNEL, row["name"])
-        await conn.execute(
-            "UPDATE settlement_progress p SET last_seq = u.last_seq, next_offset = u.next_offset"
-            " FROM unnest($1::text[], $2::bigint[], $3::bigint[]) u(market, last_seq, next_offset)"
-            " WHERE p.market = u.market",
-            names,
-            [last_seq[n] for n in names],
-            [next_offset[n] for n in names],
-        )
         t4 = time.perf_counter()
         result.applied = len(todo)
         result.trades = len(trade_rows)
@@ -326,12 +311,15 @@ class Settler:
         result.timings = {
             "db_lock_read": t1 - t0,
             "replay": t2 - t1,
-            "balances_and_encoding": t3 - t2,
-            "orders_update": t_orders - t3,
+            "orders_and_encoding": t_orders - t2,
             "trades_copy": t_trades - t_orders,
-            "ledger_copy_progress": t4 - t_trades,
+            "ledger_copy_progress": t_ledger - t_trades,
+            "balances": t4 - t_ledger,
         }
 
+
+#: Numbers for a batch's journals (their ids are in the entries' rows).
+_NEXT_JOURNAL_IDS = "SELECT nextval('journals_id_seq') FROM generate_series(1, $1)"
 
 #: The progress rows of the batch's markets, locked in name order.
 _LOCK_PROGRESS = (
@@ -397,6 +385,52 @@ async def _write_balances(
         )
         after.update(((r[0], r[1]), (int(r[2]), int(r[3]))) for r in rows)
     return after
+
+
+async def _while_running(statement: asyncio.Future[Any] | None, encode: Callable[[], T]) -> T:
+    """``encode()`` while ``statement`` (sent, not awaited yet) runs in the database; then
+    its answer (an error of either is raised, after the statement is done)."""
+    if statement is None:
+        return encode()
+    await asyncio.sleep(0)  # it sends its statement
+    try:
+        return encode()
+    finally:
+        await statement
+
+
+async def _update_orders(conn: asyncpg.Connection, ids: list[int], rows: list[OrderState]) -> None:
+    """Write the orders ``ids`` (locked in step 3) as ``rows`` leave them."""
+    await conn.execute(
+        "UPDATE orders o SET status = u.status, locked_remaining = u.locked_remaining,"
+        " filled_qty = u.filled_qty, cumulative_quote = u.cumulative_quote,"
+        " reason = u.reason, price = u.price, quantity = u.quantity, updated_at = now()"
+        " FROM unnest($1::bigint[], $2::text[], $3::text[]::numeric[], $4::bigint[],"
+        " $5::text[]::numeric[], $6::text[], $7::bigint[], $8::bigint[])"
+        " u(id, status, locked_remaining, filled_qty, cumulative_quote, reason, price,"
+        " quantity) WHERE o.id = u.id",
+        ids,
+        [o.status.value for o in rows],
+        texts(o.locked_remaining for o in rows),
+        [o.filled_qty for o in rows],
+        texts(o.cumulative_quote for o in rows),
+        [o.reason for o in rows],
+        [o.price for o in rows],
+        [o.quantity for o in rows],
+    )
+
+
+def _ledger_copies(journal_ids: list[int], journals: list[Journal]) -> tuple[bytes, bytes]:
+    """The journals and their entries as COPY payloads."""
+    journals_copy = text_copy(
+        [(i, j.kind, j.reference) for i, j in zip(journal_ids, journals, strict=True)],
+        len(_JOURNAL_COLUMNS),
+    )
+    entries: list[tuple[int | str | None, ...]] = []
+    for journal_id, journal in zip(journal_ids, journals, strict=True):
+        # (Bucket and JournalKind are str enums: written as their values.)
+        entries.extend((journal_id, *p) for p in journal.postings)
+    return journals_copy, text_copy(entries, len(_ENTRY_COLUMNS))
 
 
 async def _amend_locks(conn: asyncpg.Connection, orders: Iterable[int]) -> dict[int, int]:
