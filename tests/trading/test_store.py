@@ -16,7 +16,7 @@ from cex.core.market import MarketConfig
 from cex.infra import registry
 from cex.trading.app import create_app
 from cex.trading.errors import TradingError
-from cex.trading.store import OrderStore, _Pending
+from cex.trading.store import OrderStore, _Pending, create_order_pool
 from cex.trading.validation import OrderRequest, validate
 from tests.fixtures import example_specs, funded_user
 
@@ -233,6 +233,56 @@ async def test_orders_a_balance_cannot_all_cover_are_funded_in_arrival_order(
         (1, placed[0]), (2, placed[1]), (3, placed[2]),
     ]  # fmt: skip
     await ledger_matches_balances(order_store.pool)
+
+
+async def test_batches_on_generic_plans_place_and_refuse_as_on_custom_plans(
+    exchange_dsn: str,
+) -> None:
+    """The API's batch pool runs the batch statements' generic plans: batches of every
+    size place, fund and number exactly, a short balance takes the careful way, and a
+    market that stopped trading refuses."""
+    # Two connections, one held by the registry follower: a market found halted is
+    # reloaded only once the careful batch gave its connection back (else: a hang).
+    pool = await create_order_pool(exchange_dsn, max_size=2)
+    batch_pool = await create_order_pool(exchange_dsn, max_size=2, generic_plans=True)
+    store = OrderStore(pool, batch_pool=batch_pool, clock_ms=lambda: 1_700_000_000_000)
+    await store.start()
+    try:
+        assert await batch_pool.fetchval("SHOW plan_cache_mode") == "force_generic_plan"
+        users = [await funded_user(pool, f"g{i}@example.com", "USDT", 100 * USDT) for i in range(9)]
+        config = store.market_for_symbol("BTCUSDT")
+        placed = 0
+        for k, size in enumerate((1, 2, 5, 9, 3, 7, 9)):  # one generic plan, every array size
+            pendings = [
+                _Pending(validate(buy(users[i], f"g{k}-{i}"), config),
+                         asyncio.get_running_loop().create_future())
+                for i in range(size)
+            ]  # fmt: skip
+            await store._commit_with_retry(pendings)
+            assert all(p.future.result()["status"] == "PENDING" for p in pendings)
+            placed += size
+        # users[0] placed 7 orders of 10 USDT: 30 left, so 3 of the next 4 fit.
+        short = [
+            _Pending(validate(buy(users[0], f"short{i}"), config),
+                     asyncio.get_running_loop().create_future())
+            for i in range(4)
+        ]  # fmt: skip
+        await store._commit_with_retry(short)
+        assert [p.future.exception() is None for p in short] == [True, True, True, False]
+        placed += 3
+        seqs = [r[0] for r in await pool.fetch("SELECT command_seq FROM outbox ORDER BY 1")]
+        assert seqs == list(range(1, placed + 1))
+        assert await balance(pool, users[0], "USDT") == (0, 100 * USDT)
+        await ledger_matches_balances(pool)
+
+        await pool.execute("UPDATE markets SET status = 'HALTED' WHERE name = 'btc-usdt'")
+        with pytest.raises(TradingError, match="Market is closed"):
+            await place(store, buy(users[1], "halted"))
+        assert await pool.fetchval("SELECT count(*) FROM outbox") == placed
+    finally:
+        await store.stop()
+        await batch_pool.close()
+        await pool.close()
 
 
 async def test_a_client_order_id_of_an_open_order_is_a_duplicate(order_store: OrderStore) -> None:

@@ -198,7 +198,7 @@ def _summary(
 
 async def _bench_store(dsn: str, requests: list[OrderRequest], concurrency: int) -> dict[str, Any]:
     # As the trading API makes its store (`cex.trading.app`).
-    pool = await create_order_pool(dsn, max_size=2)
+    pool = await create_order_pool(dsn, max_size=4)
     batch_pool = await create_order_pool(dsn, max_size=BATCH_WORKERS, generic_plans=True)
     store = OrderStore(pool, workers=BATCH_WORKERS, batch_pool=batch_pool)
     await store.start()

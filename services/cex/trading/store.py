@@ -451,13 +451,22 @@ class OrderStore:
         transient = (asyncpg.UniqueViolationError, _MarketStatusChanged)
         try:
             outcomes: list[Outcome] = await retrying(attempts=5, also=transient)(
-                self._commit, batch
+                self._commit_seeing_statuses, batch
             )
         except Exception as exc:
             if is_retryable(exc) or isinstance(exc, transient):
                 raise errors.TradingError(-1008, "Server busy.", 503) from exc
             raise
         return outcomes
+
+    async def _commit_seeing_statuses(self, batch: Sequence[_Pending]) -> list[Outcome]:
+        try:
+            return await self._commit(batch)
+        except _MarketStatusChanged:
+            # Reloaded once the batch's connection is back in the pool (reloading while
+            # holding it could wait forever for a connection of an exhausted pool).
+            await self.refresh_markets()
+            raise
 
     async def _commit(self, batch: Sequence[_Pending]) -> list[Outcome]:
         """One transaction for the batch, in five round trips: duplicate check and ids,
@@ -522,7 +531,6 @@ class OrderStore:
                 {orders[i].market for i in accepted}, "name, status, next_command_seq"
             )
             if any(r["status"] != "TRADING" for r in market_rows):
-                await self.refresh_markets()
                 raise _MarketStatusChanged
             await _write_commands(
                 conn, {r["name"]: int(r["next_command_seq"]) for r in market_rows}, rows.commands
