@@ -371,3 +371,47 @@ async def test_a_batch_sent_but_not_yet_marked_is_never_sent_again(
         order_store.pool, "btc-usdt"
     )
     assert not await order_store.pool.fetchval("SELECT count(*) FROM outbox WHERE NOT published")
+
+
+async def test_a_batch_read_ahead_and_dropped_is_published_by_the_next_holder(
+    exchange_settings: InfraSettings, order_store: OrderStore
+) -> None:
+    """The next batch is read while a batch commits; a publisher that stops drops that
+    read (`close`), and whoever publishes next sends those commands once, in order."""
+    await place_orders(order_store, 10, "ahead", only="BTCUSDT")
+    producer = kafka.producer(
+        exchange_settings,
+        transactional_id=outbox.publisher_transactional_id(exchange_settings.orders_topic),
+    )
+    await producer.start()
+    try:
+        partitions = {"btc-usdt": 0, "eth-usdt": 1}
+        first = Publisher(order_store.pool, producer, exchange_settings.orders_topic, partitions)
+        sent = await first.publish_batch(limit=4)
+        assert first._reading is not None  # the next batch, read during the commit
+        await first.close()
+        assert first._reading is None
+        # The next holder: marks what Kafka has (the first batch), then publishes the rest.
+        consumer = kafka.consumer(exchange_settings)
+        await consumer.start()
+        try:
+            async with order_store.pool.acquire() as conn:
+                last = await outbox.reconcile(
+                    conn, consumer, exchange_settings.orders_topic, partitions
+                )
+        finally:
+            await consumer.stop()
+        second = Publisher(order_store.pool, producer, exchange_settings.orders_topic, partitions)
+        rest = []
+        while batch := await second.publish_batch(limit=4):
+            rest.append([r["command_seq"] for r in batch])
+        await second.close()
+    finally:
+        await producer.stop()
+    assert [r["command_seq"] for r in sent] == [1, 2, 3, 4]
+    assert last["btc-usdt"] == 4
+    assert rest == [[5, 6, 7, 8], [9, 10]]
+    assert await read_partition(exchange_settings, 0) == await expected(
+        order_store.pool, "btc-usdt"
+    )
+    assert not await order_store.pool.fetchval("SELECT count(*) FROM outbox WHERE NOT published")
