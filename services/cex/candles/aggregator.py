@@ -64,8 +64,9 @@ LAG = Gauge("cex_candles_lag_records", "Records in the partition not aggregated 
 
 #: KEYS: the state hash, then the pending hash of every interval (INTERVALS order).
 #: ARGV: expected next_offset ('' when none is stored), new next_offset, partition, state
-#: JSON, channel, payload ('' publishes nothing), then (interval number, open time, candle
-#: JSON) triples.
+#: JSON, channel, payload ('' publishes nothing), then the changed candles in one argument:
+#: a line "<interval number> <open time> <candle JSON>" each (compact JSON has no newline;
+#: one argument, not three per candle: redis-py packs each argument in Python).
 COMMIT_BATCH = """
 local stored = redis.call('HGET', KEYS[1], 'next_offset')
 if stored == false then stored = '' end
@@ -73,8 +74,8 @@ if stored ~= ARGV[1] then
   return redis.error_reply('STALE stored offset ' .. stored .. ', expected ' .. ARGV[1])
 end
 redis.call('HSET', KEYS[1], 'next_offset', ARGV[2], 'partition', ARGV[3], 'state', ARGV[4])
-for i = 7, #ARGV, 3 do
-  redis.call('HSET', KEYS[1 + tonumber(ARGV[i])], ARGV[i + 1], ARGV[i + 2])
+for interval, opened, candle in string.gmatch(ARGV[7], '(%d+) (-?%d+) ([^\\n]*)\\n') do
+  redis.call('HSET', KEYS[1 + tonumber(interval)], opened, candle)
 end
 if ARGV[6] ~= '' then redis.call('PUBLISH', ARGV[5], ARGV[6]) end
 return 1
@@ -326,10 +327,11 @@ class CandleAggregator:
             candles.encode_state(state),
             market.channel,
             payload,
-        ]
-        for candle in changed:
-            args += [_PENDING_INDEX[candle.interval], candle.open_time,
-                     candles.encode_candle(candle)]  # fmt: skip
+            b"".join([
+                b"%d %d %s\n" % (_PENDING_INDEX[c.interval], c.open_time, candles.encode_candle(c))
+                for c in changed
+            ]),
+        ]  # fmt: skip
         await self._write(market, args)
         market.state, market.next_offset = state, next_offset
         BATCHES.inc()
