@@ -92,6 +92,10 @@ class AggregatorSettings(BaseSettings):
     # How long the broker may park a fetch with nothing to return (a reader's own
     # partition only: nothing else waits behind it).
     fetch_wait_ms: int = 500
+    # Bytes a fetch waits for (up to fetch_wait_ms) before it returns: 1 returns what is
+    # there at once. More makes fewer, larger batches (each batch costs the same fixed
+    # Kafka and Redis work) at the price of up to fetch_wait_ms of latency.
+    fetch_min_bytes: int = 1
     registry_refresh_s: float = 10.0
     metrics_port: int = 9330
 
@@ -208,6 +212,7 @@ class CandleAggregator:
         consumer = kafka.consumer(
             self.infra,
             fetch_max_wait_ms=self.settings.fetch_wait_ms,
+            fetch_min_bytes=self.settings.fetch_min_bytes,
             max_partition_fetch_bytes=_FETCH_BYTES,
             fetch_max_bytes=_FETCH_BYTES,
         )
