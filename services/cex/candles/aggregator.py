@@ -14,6 +14,12 @@
   pending hashes the persister drains, and the publication on ``{prefix}:candles:{market}``
   (:mod:`cex.infra.redis` documents keys and payloads). A kill -9 at any instant leaves
   either the old or the new state with its own offset: nothing lost, nothing counted twice.
+* A market's batches go to Redis on a connection of its own, straight (the client's pool,
+  retries and hooks cost more than the call), by the script's sha; a Redis that lost its
+  scripts is sent it again. Work per batch is what remains at a steady rate (the engine
+  commits every few ms: a batch holds a few trades), so it is kept small: only
+  TRADE_EXECUTED records decoded, the kline message written from per-market parts
+  (:func:`cex.infra.redis.kline_payload`), the changed candles in one script argument.
 * On start, and after any failed write, the state is read back and the partition is
   sought to the stored offset; a trade whose seq is not above the stored seq is skipped.
 * The script refuses a write whose expected offset is not the stored one (another
@@ -258,8 +264,8 @@ class CandleAggregator:
                 await asyncio.sleep(0.2)
                 await self._load(market)
             high = consumer.highwater(tp)
-            if high is not None:
-                market.lag.set(max(0, high - await consumer.position(tp)))
+            if high is not None and market.next_offset is not None:
+                market.lag.set(max(0, high - market.next_offset))
 
     async def _write(self, market: MarketCandles, args: list[bytes | str | int]) -> None:
         """The batch's script call on the market's own connection: straight to the
@@ -342,7 +348,8 @@ class CandleAggregator:
         BATCHES.inc()
         BATCH_SECONDS.observe(time.perf_counter() - started)
         market.trades.inc(applied)
-        SKIPPED.inc(len(trades) - applied)
+        if applied < len(trades):
+            SKIPPED.inc(len(trades) - applied)
         market.last_seq.set(state.last_seq)
 
 
