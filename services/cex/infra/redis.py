@@ -81,9 +81,9 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 import redis.asyncio as aioredis
@@ -115,6 +115,8 @@ __all__ = [
     "encode",
     "encode_events",
     "encode_user_data",
+    "encode_user_update",
+    "encoded_by_user",
     "events_by_user",
     "fixed_point",
     "kline_json",
@@ -170,20 +172,37 @@ def userdata_channel(prefix: str, user_id: int) -> str:
     return f"{prefix}:userdata:{user_id}"
 
 
+_T = TypeVar("_T")
+
+
 def events_by_user(events: list[Event]) -> dict[int, list[Event]]:
     """The events each user should hear about: their order events, the trades and the
     prevented matches they are on (both sides), the refusals of their commands. Market-wide
     events go to nobody."""
-    users: dict[int, list[Event]] = {}
-    for event in events:
+    return _by_user(events, events)
+
+
+def encoded_by_user(
+    events: Sequence[Event], encoded: Sequence[bytes]
+) -> dict[int, list[msgspec.Raw]]:
+    """:func:`events_by_user`, each event as its own encoding (``encoded[i]`` is
+    ``encode(events[i])``, e.g. the bytes read from Kafka): a user's list packs, through
+    :func:`encode_events`, to the bytes of their events' list, nothing encoded again."""
+    return _by_user(events, [msgspec.Raw(data) for data in encoded])
+
+
+def _by_user(events: Sequence[Event], items: Sequence[_T]) -> dict[int, list[_T]]:
+    """``items[i]`` (standing for ``events[i]``) grouped by the users who hear of it."""
+    users: dict[int, list[_T]] = {}
+    for event, item in zip(events, items, strict=True):
         if isinstance(event, TradeExecuted | MatchPrevented):
-            users.setdefault(event.maker_user_id, []).append(event)
+            users.setdefault(event.maker_user_id, []).append(item)
             if event.taker_user_id != event.maker_user_id:
-                users.setdefault(event.taker_user_id, []).append(event)
+                users.setdefault(event.taker_user_id, []).append(item)
             continue
         user_id = getattr(event, "user_id", None)
         if user_id is not None and not isinstance(event, BookDelta):
-            users.setdefault(user_id, []).append(event)
+            users.setdefault(user_id, []).append(item)
     return users
 
 
@@ -265,6 +284,16 @@ class BalanceChange(msgspec.Struct, frozen=True, tag="BALANCE_CHANGE.v1"):
     balance: BalanceState
 
 
+class _EncodedUserUpdate(msgspec.Struct, frozen=True, tag="USER_UPDATE.v1"):
+    """A :class:`UserUpdate` whose events are already encoded (:func:`encode_user_update`):
+    same tag, same fields in the same order, so the same bytes."""
+
+    ts: int
+    events: msgspec.Raw
+    orders: list[OrderState]
+    balances: list[BalanceState]
+
+
 UserData = UserUpdate | BalanceChange
 
 _encoder = msgspec.msgpack.Encoder()
@@ -277,7 +306,9 @@ _user_data_decoder: msgspec.msgpack.Decoder[UserUpdate | BalanceChange] = msgspe
 )
 
 
-def encode_events(events: list[Event]) -> bytes:
+def encode_events(events: Sequence[Event] | Sequence[msgspec.Raw]) -> bytes:
+    """A list of events, or of their own encodings (:func:`encoded_by_user`): the same
+    bytes (a MessagePack array is its header, then its items)."""
     return _encoder.encode(events)
 
 
@@ -287,6 +318,15 @@ def decode_events(data: bytes) -> list[Event]:
 
 def encode_user_data(message: UserUpdate | BalanceChange) -> bytes:
     return _encoder.encode(message)
+
+
+def encode_user_update(
+    ts: int, events: bytes, orders: list[OrderState], balances: list[BalanceState]
+) -> bytes:
+    """``encode_user_data(UserUpdate(ts, decode_events(events), orders, balances))``, byte for
+    byte, from the events' list as :func:`encode_events` made it: settlement publishes that
+    list on the account channel too, and encoded it once."""
+    return _encoder.encode(_EncodedUserUpdate(ts, msgspec.Raw(events), orders, balances))
 
 
 def decode_user_data(data: bytes) -> UserUpdate | BalanceChange:

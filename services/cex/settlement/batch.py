@@ -68,11 +68,13 @@ class MarketInfo:
 
 
 class Delivered(NamedTuple):
-    """One event as read from Kafka."""
+    """One event as read from Kafka, with its bytes there (its own encoding, which its
+    publication reuses; empty when not at hand)."""
 
     partition: int
     offset: int
     event: Event
+    raw: bytes = b""
 
 
 @dataclass

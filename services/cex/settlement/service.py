@@ -246,7 +246,11 @@ class SettlementWorker:
                 self.first_batch_at = decoding
             partition = tp.partition
             self._waiting.extend(
-                [Delivered(partition, r.offset, decode_event(r.value)) for r in rs if r.value]
+                [
+                    Delivered(partition, r.offset, decode_event(r.value), r.value)
+                    for r in rs
+                    if r.value
+                ]
             )
             self._arrived.set()
             if len(self._waiting) >= high_water:
@@ -390,7 +394,11 @@ class SettlementWorker:
         readers resync from it."""
         if self.redis is None:
             return
-        users = keys.events_by_user([d.event for d in batch])
+        # Each event as read from Kafka: its own encoding, not encoded again, and each
+        # user's list encoded once for both channels.
+        users = keys.encoded_by_user(
+            [d.event for d in batch], [d.raw or keys.encode(d.event) for d in batch]
+        )
         if not users:
             return
         balances: dict[int, list[keys.BalanceState]] = {}
@@ -403,14 +411,16 @@ class SettlementWorker:
         prefix = self.infra.redis_prefix
         messages: list[str | bytes] = []
         try:
-            for user_id, events in users.items():
-                messages.append(keys.account_channel(prefix, user_id))
-                messages.append(keys.encode_events(events))
-                update = keys.UserUpdate(
-                    now_ms, events, orders.get(user_id, []), balances.get(user_id, [])
+            for user_id, encoded in users.items():
+                events = keys.encode_events(encoded)
+                messages += (
+                    keys.account_channel(prefix, user_id),
+                    events,
+                    keys.userdata_channel(prefix, user_id),
+                    keys.encode_user_update(
+                        now_ms, events, orders.get(user_id, []), balances.get(user_id, [])
+                    ),
                 )
-                messages.append(keys.userdata_channel(prefix, user_id))
-                messages.append(keys.encode_user_data(update))
                 if len(messages) >= _PUBLISH_CHUNK:
                     await self._publish_script(args=messages)
                     messages = []
