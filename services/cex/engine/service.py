@@ -8,8 +8,6 @@ recovery is over. The loop, exactly-once and recovery: :mod:`cex.engine.runner`.
 
 from __future__ import annotations
 
-import asyncio
-
 from cex.core.errors import MarketConfigError
 from cex.engine.runner import EngineRunner
 from cex.engine.settings import DEFAULT_METRICS_PORT, EngineSettings
@@ -40,9 +38,4 @@ def serve(market: str | None = None) -> None:
     async def main(ctx: WorkerContext) -> None:
         await runner.run(ctx)
 
-    # uvloop, as the API and the gateway: the engine's loop handles every Kafka response
-    # and Redis write of the hot path (run_worker's asyncio.run takes the policy's loop).
-    import uvloop
-
-    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     run_worker(f"engine-{market}", main, port=metrics_port(DEFAULT_METRICS_PORT))

@@ -282,11 +282,6 @@ def serve(market: str | None = None) -> None:
     del market  # one relay serves every market
     settings = RelaySettings()
     kafka.set_concurrent_transactions_backoff(settings.relay_txn_retry_ms)
-    # uvloop, as the API, the gateway and the engine: every command's Kafka round trips
-    # and its outbox reads go through this loop (run_worker's asyncio.run takes it).
-    import uvloop
-
-    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 
     async def main(ctx: WorkerContext) -> None:
         await run_relay(ctx, settings)
