@@ -7,13 +7,13 @@ Per batch::
     3. lock the orders the events name       orders, by id                 (FOR UPDATE)
     4. replay the events                     cex.core.settlement.replay: state machine,
                                              funds, ledger journals (pure)
-    5. write what needs no new lock          journal ids, then orders: one UPDATE … FROM
+    5. write what needs no new lock          journal ids, then orders and progress
+                                             (last_seq, next_offset): one UPDATE … FROM
                                              unnest (each payload encoded while the
                                              statement before it runs)
                                              trades, journals, entries: text COPY
                                              prevented matches: COPY (references checked
                                              once per key and statement, migration 0012)
-                                             progress: last_seq, next_offset
     6. lock and update the balances          one statement: locked by (user_id, asset)
                                              (FOR UPDATE), then updated; a first-time
                                              receiver's row inserted after (rarely)
@@ -257,9 +257,12 @@ class Settler:
         )
         if numbering is not None:
             journal_ids = [r[0] for r in numbering.result()]
-        updating = (
-            asyncio.ensure_future(_update_orders(conn, changed, order_rows)) if order_rows else None
-        )
+        updating = asyncio.ensure_future(
+            _write_orders_and_progress(
+                conn, changed, order_rows, names, [last_seq[n] for n in names],
+                [next_offset[n] for n in names],
+            )
+        )  # fmt: skip
         journals_copy, entries_copy = await _while_running(
             updating, lambda: _ledger_copies(journal_ids, journals)
         )
@@ -277,14 +280,6 @@ class Settler:
         if journals:
             await copy_text(conn, "journals", _JOURNAL_COLUMNS, journals_copy)
             await copy_text(conn, "ledger_entries", _ENTRY_COLUMNS, entries_copy)
-        await conn.execute(
-            "UPDATE settlement_progress p SET last_seq = u.last_seq, next_offset = u.next_offset"
-            " FROM unnest($1::text[], $2::bigint[], $3::bigint[]) u(market, last_seq, next_offset)"
-            " WHERE p.market = u.market",
-            names,
-            [last_seq[n] for n in names],
-            [next_offset[n] for n in names],
-        )
         t_ledger = time.perf_counter()
 
         # 6. balances, locked in (user_id, asset) order and updated in one statement, the
@@ -313,12 +308,28 @@ class Settler:
         result.timings = {
             "db_lock_read": t1 - t0,
             "replay": t2 - t1,
-            "orders_and_encoding": t_orders - t2,
+            "orders_progress_and_encoding": t_orders - t2,
             "trades_copy": t_trades - t_orders,
-            "ledger_copy_progress": t_ledger - t_trades,
+            "ledger_copy": t_ledger - t_trades,
             "balances": t4 - t_ledger,
         }
 
+
+#: The changed orders and the progress rows (both locked already), in one statement.
+_WRITE_ORDERS_AND_PROGRESS = """
+WITH progress AS (
+    UPDATE settlement_progress p SET last_seq = u.last_seq, next_offset = u.next_offset
+    FROM unnest($9::text[], $10::bigint[], $11::bigint[]) u(market, last_seq, next_offset)
+    WHERE p.market = u.market
+)
+UPDATE orders o SET status = u.status, locked_remaining = u.locked_remaining,
+    filled_qty = u.filled_qty, cumulative_quote = u.cumulative_quote, reason = u.reason,
+    price = u.price, quantity = u.quantity, updated_at = now()
+FROM unnest($1::bigint[], $2::text[], $3::text[]::numeric[], $4::bigint[],
+            $5::text[]::numeric[], $6::text[], $7::bigint[], $8::bigint[])
+     u(id, status, locked_remaining, filled_qty, cumulative_quote, reason, price, quantity)
+WHERE o.id = u.id
+"""
 
 #: Numbers for a batch's journals (their ids are in the entries' rows).
 _NEXT_JOURNAL_IDS = "SELECT nextval('journals_id_seq') FROM generate_series(1, $1)"
@@ -401,16 +412,18 @@ async def _while_running(statement: asyncio.Future[Any] | None, encode: Callable
         await statement
 
 
-async def _update_orders(conn: asyncpg.Connection, ids: list[int], rows: list[OrderState]) -> None:
-    """Write the orders ``ids`` (locked in step 3) as ``rows`` leave them."""
+async def _write_orders_and_progress(
+    conn: asyncpg.Connection,
+    ids: list[int],
+    rows: list[OrderState],
+    markets: list[str],
+    last_seq: list[int],
+    next_offset: list[int],
+) -> None:
+    """Write the orders ``ids`` (locked in step 3) as ``rows`` leave them, and the markets'
+    progress rows (locked in step 1): one round trip."""
     await conn.execute(
-        "UPDATE orders o SET status = u.status, locked_remaining = u.locked_remaining,"
-        " filled_qty = u.filled_qty, cumulative_quote = u.cumulative_quote,"
-        " reason = u.reason, price = u.price, quantity = u.quantity, updated_at = now()"
-        " FROM unnest($1::bigint[], $2::text[], $3::text[]::numeric[], $4::bigint[],"
-        " $5::text[]::numeric[], $6::text[], $7::bigint[], $8::bigint[])"
-        " u(id, status, locked_remaining, filled_qty, cumulative_quote, reason, price,"
-        " quantity) WHERE o.id = u.id",
+        _WRITE_ORDERS_AND_PROGRESS,
         ids,
         [o.status.value for o in rows],
         texts(o.locked_remaining for o in rows),
@@ -419,6 +432,9 @@ async def _update_orders(conn: asyncpg.Connection, ids: list[int], rows: list[Or
         [o.reason for o in rows],
         [o.price for o in rows],
         [o.quantity for o in rows],
+        markets,
+        last_seq,
+        next_offset,
     )
 
 
