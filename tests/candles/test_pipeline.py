@@ -7,18 +7,27 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import asyncpg
 import pytest
 import redis.asyncio as aioredis
+from aiokafka import AIOKafkaProducer, TopicPartition
 
-from cex.candles.aggregator import RESYNCS, AggregatorSettings, CandleAggregator, is_trade
+from cex.candles.aggregator import (
+    BATCHES,
+    RESYNCS,
+    AggregatorSettings,
+    CandleAggregator,
+    is_trade,
+)  # fmt: skip
 from cex.candles.persister import CandlePersister, PersisterSettings
 from cex.candles.rebuild import rebuild
 from cex.candles.store import load_candles
 from cex.core import candles
 from cex.core.events import (
+    BookDelta,
     OrderCreate,
     OrderType,
     Side,
@@ -206,3 +215,56 @@ def test_only_trades_are_recognised_by_their_first_bytes() -> None:
 
 def locked(config: MarketConfig, side: Side) -> int:
     return config.base_units(1_000) if side is Side.SELL else config.notional(300_002, 1_000)
+
+
+async def test_a_batch_without_trades_waits_to_write_its_offset(
+    stream: Stream, redis_client: aioredis.Redis
+) -> None:
+    """Records with no trade are not a Redis write each: the offset stays until the next
+    trade (or a second) moves it, and then the candles are those of the trades."""
+    infra = stream.infra
+    key = keys.candles_state_key(stream.prefix, "btc-usdt")
+    await stream.produce(20)
+    aggregator = CandleAggregator(infra, AggregatorSettings(offset_write_s=600))
+    async with running(aggregator.run):
+        async with asyncio.timeout(60):
+            while await stream.aggregated_seq(redis_client, "btc-usdt") < stream.seq["btc-usdt"]:
+                await asyncio.sleep(0.05)
+        stored = await redis_client.hget(key, "next_offset")
+        batches = BATCHES._value.get()
+        end = await produce_book_deltas(stream, 30)
+        market = aggregator.markets[0]
+        assert market.consumer is not None
+        tp = TopicPartition(stream.topic, 0)
+        async with asyncio.timeout(60):
+            while await market.consumer.position(tp) < end:
+                await asyncio.sleep(0.01)
+        await asyncio.sleep(0.05)  # the batch applied (no write) before the check
+        assert await redis_client.hget(key, "next_offset") == stored
+        assert BATCHES._value.get() == batches
+
+        await stream.produce(20)
+        async with asyncio.timeout(60):
+            while await stream.aggregated_seq(redis_client, "btc-usdt") < stream.seq["btc-usdt"]:
+                await asyncio.sleep(0.05)
+    assert int(await redis_client.hget(key, "next_offset")) > end
+    state = candles.decode_state(await redis_client.hget(key, "state"))
+    expected = stream.expected("btc-usdt")
+    assert all(expected[c.interval, c.open_time] == c for c in state.current.values())
+
+
+async def produce_book_deltas(stream: Stream, n: int) -> int:
+    """``n`` BOOK_DELTA events of btc-usdt in one transaction; the partition's end after."""
+    producer = AIOKafkaProducer(
+        bootstrap_servers=stream.bootstrap, transactional_id=f"test-{uuid.uuid4().hex}"
+    )
+    await producer.start()
+    try:
+        async with producer.transaction():
+            for _ in range(n):
+                seq = stream.seq["btc-usdt"] = stream.seq["btc-usdt"] + 1
+                delta = BookDelta("BTCUSDT", seq, 0, stream.ts["btc-usdt"], Side.BUY, 1, 1)
+                sent = await producer.send(stream.topic, encode(delta), partition=0)
+        return (await sent).offset + 1
+    finally:
+        await producer.stop()

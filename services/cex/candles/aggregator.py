@@ -20,6 +20,8 @@
   commits every few ms: a batch holds a few trades), so it is kept small: only
   TRADE_EXECUTED records decoded, the kline message written from per-market parts
   (:func:`cex.infra.redis.kline_payload`), the changed candles in one script argument.
+* A batch without a new trade changes only the offset: it is written once 10,000 records
+  or a second have gone by unwritten (a restart reads them again, changing nothing).
 * On start, and after any failed write, the state is read back and the partition is
   sought to the stored offset; a trade whose seq is not above the stored seq is skipped.
 * The script refuses a write whose expected offset is not the stored one (another
@@ -102,6 +104,9 @@ class AggregatorSettings(BaseSettings):
     # there at once. More makes fewer, larger batches (each batch costs the same fixed
     # Kafka and Redis work) at the price of up to fetch_wait_ms of latency.
     fetch_min_bytes: int = 1
+    # A batch without a new trade is written (its offset) only this long after the last
+    # write, or 10,000 records after it.
+    offset_write_s: float = 1.0
     registry_refresh_s: float = 10.0
     metrics_port: int = 9330
 
@@ -128,6 +133,7 @@ class MarketCandles:
         self.partition = partition
         self.state = candles.new_state()
         self.next_offset: int | None = None  # None: nothing stored yet
+        self.written_at = 0.0  # time.monotonic() of the last write
         self.consumer: AIOKafkaConsumer | None = None
         self.task: asyncio.Task[None] | None = None
         self.writer: aioredis.Connection | None = None  # its batches' own Redis connection
@@ -142,6 +148,12 @@ class MarketCandles:
         self.last_seq = LAST_SEQ.labels(config.name)
         self.lag = LAG.labels(config.name)
 
+
+#: A batch without a new trade (orders resting, cancelled; most of a market's flow) changes
+#: nothing but the offset: it is written only once this many records (or
+#: ``offset_write_s``) have gone by unwritten. A restart reads those records again; they
+#: change nothing either.
+_OFFSET_ONLY_RECORDS = 10_000
 
 #: An interval's position among the script's pending keys (KEYS[2] is the first).
 _PENDING_INDEX = {interval: i + 1 for i, interval in enumerate(candles.INTERVALS)}
@@ -264,8 +276,8 @@ class CandleAggregator:
                 await asyncio.sleep(0.2)
                 await self._load(market)
             high = consumer.highwater(tp)
-            if high is not None and market.next_offset is not None:
-                market.lag.set(max(0, high - market.next_offset))
+            if high is not None:
+                market.lag.set(max(0, high - batch[-1].offset - 1))
 
     async def _write(self, market: MarketCandles, args: list[bytes | str | int]) -> None:
         """The batch's script call on the market's own connection: straight to the
@@ -326,6 +338,15 @@ class CandleAggregator:
         update = candles.apply(state, trades)
         applied = sum(1 for t in trades if t.seq > before)
         next_offset = records[-1].offset + 1
+        if (
+            not applied
+            and market.next_offset is not None
+            and (
+                next_offset - market.next_offset < _OFFSET_ONLY_RECORDS
+                and time.monotonic() - market.written_at < self.settings.offset_write_s
+            )
+        ):
+            return  # no trade: the stored offset may stay behind a while (see above)
         changed = update.candles
         payload = b""
         if changed:
@@ -345,6 +366,7 @@ class CandleAggregator:
         ]  # fmt: skip
         await self._write(market, args)
         market.state, market.next_offset = state, next_offset
+        market.written_at = time.monotonic()
         BATCHES.inc()
         BATCH_SECONDS.observe(time.perf_counter() - started)
         market.trades.inc(applied)
