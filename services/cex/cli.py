@@ -296,13 +296,16 @@ def bench_e2e(
 def bench_candles(
     rate: Annotated[int, typer.Option("--rate", help="Orders per second.")] = 500,
     seconds: Annotated[float, typer.Option("--seconds", help="Paced phase length.")] = 10.0,
+    resting: Annotated[
+        float, typer.Option("--resting", help="Share of orders resting, not trading [0, 1).")
+    ] = 0.0,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
 ) -> None:
     """The candle aggregator's CPU per order and commit → kline published latency at a
     paced rate (local stack's Kafka, Redis and Postgres; a topic and prefix of its own)."""
     from cex.bench import candles as bench
 
-    result = bench.run(rate, seconds)
+    result = bench.run(rate, seconds, resting)
     typer.echo(json.dumps(result) if as_json else bench.describe(result))
 
 

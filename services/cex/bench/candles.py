@@ -48,8 +48,10 @@ TS = 1_800_000_000_000
 LOTS = 1_000  # per order: above any listed market's minimum notional
 
 
-def run(rate: int, seconds: float, tick_ms: float = 5.0) -> dict[str, Any]:
-    return asyncio.run(_run(InfraSettings(), rate, seconds, tick_ms))
+def run(rate: int, seconds: float, resting: float = 0.0, tick_ms: float = 5.0) -> dict[str, Any]:
+    if not 0 <= resting < 1:
+        raise ValueError("resting is a share of the orders: at least 0, below 1")
+    return asyncio.run(_run(InfraSettings(), rate, seconds, resting, tick_ms))
 
 
 def describe(result: dict[str, Any]) -> str:
@@ -61,7 +63,9 @@ def describe(result: dict[str, Any]) -> str:
     )
 
 
-async def _run(infra: InfraSettings, rate: int, seconds: float, tick_ms: float) -> dict[str, Any]:
+async def _run(
+    infra: InfraSettings, rate: int, seconds: float, resting: float, tick_ms: float
+) -> dict[str, Any]:
     conn = await asyncpg.connect(infra.postgres_dsn)
     try:
         markets = await load_markets(conn)
@@ -70,7 +74,7 @@ async def _run(infra: InfraSettings, rate: int, seconds: float, tick_ms: float) 
     if not markets:
         raise RuntimeError("no market in the registry: start the local stack first")
     market = min(markets.values(), key=lambda m: m.partition)
-    paced, trades = _generate(market.config, int(rate * seconds), rate)
+    paced, trades = _generate(market.config, int(rate * seconds), rate, resting)
 
     run_id = uuid.uuid4().hex[:12]
     topic, prefix = f"bench-candles-{run_id}", f"bench-candles-{run_id}"
@@ -131,6 +135,7 @@ async def _run(infra: InfraSettings, rate: int, seconds: float, tick_ms: float) 
     orders = len(paced) - 2
     return {
         "rate": rate,
+        "resting": resting,
         "orders": orders,
         "trades": trades,
         "transactions": len(commits),
@@ -143,19 +148,27 @@ async def _run(infra: InfraSettings, rate: int, seconds: float, tick_ms: float) 
     }
 
 
-def _generate(config: Any, orders: int, rate: int) -> tuple[list[tuple[int, list[bytes]]], int]:
-    """Per order: the seq of its last trade (0: none) and its events, encoded."""
+def _generate(
+    config: Any, orders: int, rate: int, resting: float
+) -> tuple[list[tuple[int, list[bytes]]], int]:
+    """Per order: the seq of its last trade (0: none) and its events, encoded. Orders go in
+    pairs: a maker sells, a taker buys it (IOC); a ``resting`` share of the pairs (never the
+    first) are a sell above and a buy below the market instead, which rest in the book."""
     engine = MatchingEngine(config)
     out: list[tuple[int, list[bytes]]] = []
     trades = 0
     for n in range(orders + 2):
+        pair = n // 2
+        rests = pair > 0 and int(pair * resting) > int((pair - 1) * resting)
         side = Side.SELL if n % 2 == 0 else Side.BUY
-        price = 300_000 + (n // 2) % 200
+        price = 300_000 + pair % 200
+        if rests:
+            price += 100_000 if side is Side.SELL else -100_000
         locked = config.base_units(LOTS) if side is Side.SELL else config.notional(price, LOTS)
         command = OrderCreate(
             market=config.symbol, ts=TS + n * 1000 // rate, order_id=n + 1,
             client_order_id=f"b{n + 1}", user_id=1 + n % 2, side=side, type=OrderType.LIMIT,
-            time_in_force=TimeInForce.GTC if side is Side.SELL else TimeInForce.IOC,
+            time_in_force=TimeInForce.GTC if side is Side.SELL or rests else TimeInForce.IOC,
             price=price, quantity=LOTS, quote_order_qty=None, stop_price=None, expire_at=None,
             stp_mode=StpMode.NONE, locked=locked,
         )  # fmt: skip
