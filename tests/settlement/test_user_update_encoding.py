@@ -29,7 +29,7 @@ amounts = st.integers(0, 2**63 - 1)
 
 def trade(seq: int, maker: int, taker: int, fee: int) -> TradeExecuted:
     return TradeExecuted("BTCUSDT", seq, seq, 1_700_000_000_000 + seq, trade_id=seq,
-                         price=300_000, qty=3, quote_amount=fee * 7, base_amount=3_000,
+                         price=300_000, qty=3, quote_amount=fee, base_amount=3_000,
                          taker_side=Side.BUY, maker_order_id=10 + maker, maker_user_id=maker,
                          taker_order_id=20 + taker, taker_user_id=taker, maker_fee=fee,
                          taker_fee=3)  # fmt: skip
