@@ -6,6 +6,8 @@ maker and taker fees 0.1 %, rounded up, in the asset received.
 
 from __future__ import annotations
 
+import pytest
+
 from cex.audit.check import run as audit
 from cex.core.events import TradeExecuted
 from tests.settlement.harness import Exchange
@@ -18,7 +20,14 @@ def fee(amount: int) -> int:
     return -(-amount // 1000)  # 0.1 %, rounded up
 
 
-async def test_a_full_flow_settles_exactly_and_passes_the_audit(ex: Exchange) -> None:
+#: Batches written in one statement (a few rows), or by COPY (from 0 entries on).
+WRITES = pytest.mark.parametrize("copy_from_entries", [1000, 0], ids=["statement", "copy"])
+
+
+@WRITES
+async def test_a_full_flow_settles_exactly_and_passes_the_audit(
+    ex: Exchange, copy_from_entries: int
+) -> None:
     alice = await ex.user("alice@example.com", USDT=10_000 * USDT)
     bob = await ex.user("bob@example.com", BTC=1 * BTC)
     fee_user = await ex.pool.fetchval("SELECT id FROM users WHERE kind = 'FEE'")
@@ -34,7 +43,7 @@ async def test_a_full_flow_settles_exactly_and_passes_the_audit(ex: Exchange) ->
     rest = await ex.place(user_id=alice, symbol="BTCUSDT", side="BUY", type="LIMIT",
                           timeInForce="GTC", quantity="0.05", price="29000")  # fmt: skip
     await ex.match_and_publish()
-    await ex.settle()
+    await ex.settle(copy_from_entries=copy_from_entries)
 
     trades = [e for e in ex.events if isinstance(e, TradeExecuted)]
     assert [(t.price, t.qty) for t in trades] == [(300_000, 10_000), (300_100, 5_000)]
@@ -46,7 +55,7 @@ async def test_a_full_flow_settles_exactly_and_passes_the_audit(ex: Exchange) ->
     await ex.cancel(alice, "BTCUSDT", rest)
     await ex.cancel(bob, "BTCUSDT", ask2)
     await ex.match_and_publish()
-    await ex.settle()
+    await ex.settle(copy_from_entries=copy_from_entries)
 
     # Alice paid 0.1 × 30000 + 0.05 × 30010 and got 0.15 BTC minus the taker fee; her
     # limit at 30010 for the first 0.1 filled at 30000: the saving came back on FILLED.
@@ -76,7 +85,8 @@ async def test_a_full_flow_settles_exactly_and_passes_the_audit(ex: Exchange) ->
     assert await audit(ex.dsn, [ex.engines["btc-usdt"].snapshot()]) == []
 
 
-async def test_a_redelivered_batch_changes_nothing(ex: Exchange) -> None:
+@WRITES
+async def test_a_redelivered_batch_changes_nothing(ex: Exchange, copy_from_entries: int) -> None:
     alice = await ex.user("alice@example.com", USDT=10_000 * USDT)
     bob = await ex.user("bob@example.com", BTC=1 * BTC)
     for i in range(20):
@@ -85,7 +95,7 @@ async def test_a_redelivered_batch_changes_nothing(ex: Exchange) -> None:
     await ex.place(user_id=alice, symbol="BTCUSDT", side="BUY", type="MARKET",
                    quoteOrderQty="400")  # fmt: skip
     records = await ex.match_and_publish()
-    await ex.settle()
+    await ex.settle(copy_from_entries=copy_from_entries)
     before = await _state(ex)
 
     # The same events again, twice, in new Kafka transactions (a redelivery from the
@@ -93,7 +103,7 @@ async def test_a_redelivered_batch_changes_nothing(ex: Exchange) -> None:
     await ex.publish(records)
     await ex.publish(records[: len(records) // 2])
     await ex.pool.execute("UPDATE settlement_progress SET next_offset = 0")
-    worker = await ex.settle()
+    worker = await ex.settle(copy_from_entries=copy_from_entries)
 
     assert await _state(ex) == before
     assert worker.last_result.applied == 0

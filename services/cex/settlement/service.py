@@ -57,7 +57,14 @@ from cex.infra import redis as keys
 from cex.infra.runtime import WorkerContext, metrics_port, run_worker
 from cex.infra.settings import InfraSettings
 from cex.infra.transactions import is_retryable, retrying
-from cex.settlement.batch import BatchResult, Delivered, MarketInfo, Settler, load_fee_user
+from cex.settlement.batch import (
+    COPY_FROM_ENTRIES,
+    BatchResult,
+    Delivered,
+    MarketInfo,
+    Settler,
+    load_fee_user,
+)
 from cex.settlement.batch import load_markets as load_registry
 from cex.settlement.errors import RetryableSettlementError
 
@@ -107,6 +114,8 @@ class SettlementSettings(BaseSettings):
     registry_refresh_s: float = 10.0
     metrics_port: int = 9320
     max_retries: int = 10
+    # from this many ledger entries on, a batch is written by COPY (cex.settlement.batch)
+    copy_from_entries: int = COPY_FROM_ENTRIES
 
 
 @dataclass(frozen=True)
@@ -179,7 +188,9 @@ class SettlementWorker:
         publisher: asyncio.Task[None] | None = None
         self._publisher = None
         try:
-            self.settler = Settler({}, await load_fee_user(self.conn))
+            self.settler = Settler(
+                {}, await load_fee_user(self.conn), self.settings.copy_from_entries
+            )
             await self._refresh_registry()
             publisher = self._publisher = asyncio.create_task(self._publish_committed())
             ctx.readiness.set_ready()
