@@ -118,17 +118,22 @@ async def _publish_forever(
         settings, transactional_id=outbox.publisher_transactional_id(settings.orders_topic)
     )
     await producer.start()  # initialises the transactional id: older producers are fenced
-    consumer = kafka.consumer(settings)
-    await consumer.start()
     pruning: asyncio.Task[None] | None = None
     try:
         publisher = Publisher(
             pool, producer, settings.orders_topic, await _partitions(pool), wake=wake
         )
-        async with pool.acquire() as conn:
-            last = await outbox.reconcile(
-                conn, consumer, settings.orders_topic, publisher.partitions
-            )
+        # The consumer only reconciles: left assigned, it would fetch every command the
+        # relay publishes, for as long as it runs.
+        consumer = kafka.consumer(settings)
+        await consumer.start()
+        try:
+            async with pool.acquire() as conn:
+                last = await outbox.reconcile(
+                    conn, consumer, settings.orders_topic, publisher.partitions
+                )
+        finally:
+            await consumer.stop()
         log.info("relay reconciled with Kafka", extra={"last_published": last})
         pruning = asyncio.create_task(_prune_forever(ctx, settings, pool))
         ctx.readiness.set_ready()
@@ -146,7 +151,6 @@ async def _publish_forever(
         if pruning is not None:
             pruning.cancel()
             await asyncio.gather(pruning, return_exceptions=True)
-        await consumer.stop()
         await producer.stop()
 
 
