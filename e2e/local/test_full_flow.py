@@ -100,6 +100,19 @@ async def local_stack(
         the_stack.stop_all()
 
 
+async def _until_ready(http: aiohttp.ClientSession) -> None:
+    """Until the trading API answers its readiness probe (30 s at most)."""
+    async with asyncio.timeout(30):
+        while True:
+            try:
+                async with http.get("/readyz") as probe:
+                    if probe.status == 200:
+                        return
+            except aiohttp.ClientConnectionError:
+                pass
+            await asyncio.sleep(0.1)
+
+
 async def _post(
     http: aiohttp.ClientSession, path: str, body: dict[str, object]
 ) -> dict[str, object]:
@@ -121,15 +134,7 @@ async def test_orders_flow_through_every_service_and_the_books_balance(
 
         url = f"http://127.0.0.1:{local_stack.trading_port}"
         async with aiohttp.ClientSession(url) as http:
-            async with asyncio.timeout(30):
-                while True:
-                    try:
-                        async with http.get("/readyz") as probe:
-                            if probe.status == 200:
-                                break
-                    except aiohttp.ClientConnectionError:
-                        pass
-                    await asyncio.sleep(0.1)
+            await _until_ready(http)
             # Three asks, one buy sweeping two of them at a better limit, one resting bid.
             for i, price in enumerate(("30000", "30010", "30020")):
                 await _post(http, "/internal/v1/orders", {
@@ -214,15 +219,8 @@ async def test_the_e2e_bench_follows_every_order_through_every_hop(local_stack: 
     offers is seen at each hop (command in Kafka, event committed, settlement's publication)
     and nothing is lost, so its figures are about every order, not a lucky subset."""
     url = f"http://127.0.0.1:{local_stack.trading_port}"
-    async with aiohttp.ClientSession(url) as http, asyncio.timeout(30):
-        while True:
-            try:
-                async with http.get("/readyz") as probe:
-                    if probe.status == 200:
-                        break
-            except aiohttp.ClientConnectionError:
-                pass
-            await asyncio.sleep(0.1)
+    async with aiohttp.ClientSession(url) as http:
+        await _until_ready(http)
     bench = await asyncio.create_subprocess_exec(
         CEX, "bench", "e2e", "--rate", "40", "--seconds", "2", "--users", "5", "--json",
         "--trading-url", url, env=local_stack.env, stdout=subprocess.PIPE,
