@@ -231,9 +231,14 @@ async def test_a_batch_without_trades_waits_to_write_its_offset(
             while await stream.aggregated_seq(redis_client, "btc-usdt") < stream.seq["btc-usdt"]:
                 await asyncio.sleep(0.05)
         stored = await redis_client.hget(key, "next_offset")
+        market = aggregator.markets[0]
+        # The aggregator counts a batch when its script call returns, which can be after Redis
+        # shows the write: wait for that before reading the counter.
+        async with asyncio.timeout(10):
+            while market.next_offset != int(stored):
+                await asyncio.sleep(0.01)
         batches = BATCHES._value.get()
         end = await produce_book_deltas(stream, 30)
-        market = aggregator.markets[0]
         assert market.consumer is not None
         tp = TopicPartition(stream.topic, 0)
         async with asyncio.timeout(60):
