@@ -304,13 +304,14 @@ class Settler:
         }
 
 
-#: The changed orders and the progress rows (both locked already), in one statement.
-_WRITE_ORDERS_AND_PROGRESS = """
-WITH progress AS (
+# The progress rows (parameters 9-11) and the changed orders (parameters 1-8), both locked
+# already: the two statements below share them.
+_PROGRESS_UPDATE = """\
     UPDATE settlement_progress p SET last_seq = u.last_seq, next_offset = u.next_offset
     FROM unnest($9::text[], $10::bigint[], $11::bigint[]) u(market, last_seq, next_offset)
     WHERE p.market = u.market
-)
+"""
+_ORDERS_UPDATE = """\
 UPDATE orders o SET status = u.status, locked_remaining = u.locked_remaining,
     filled_qty = u.filled_qty, cumulative_quote = u.cumulative_quote, reason = u.reason,
     price = u.price, quantity = u.quantity, updated_at = now()
@@ -320,22 +321,20 @@ FROM unnest($1::bigint[], $2::text[], $3::text[]::numeric[], $4::bigint[],
 WHERE o.id = u.id
 """
 
+_INDENTED_ORDERS_UPDATE = "".join("    " + line for line in _ORDERS_UPDATE.splitlines(True))
+
+#: The changed orders and the progress rows, in one statement.
+_WRITE_ORDERS_AND_PROGRESS = f"""
+WITH progress AS (
+{_PROGRESS_UPDATE})
+{_ORDERS_UPDATE}"""
+
 #: :data:`_WRITE_ORDERS_AND_PROGRESS`, and the trades, journals and entries of a small
 #: batch (event amounts fit 64 bits: the codec's; ledger amounts travel as text).
-_WRITE_SMALL = """
+_WRITE_SMALL = f"""
 WITH progress AS (
-    UPDATE settlement_progress p SET last_seq = u.last_seq, next_offset = u.next_offset
-    FROM unnest($9::text[], $10::bigint[], $11::bigint[]) u(market, last_seq, next_offset)
-    WHERE p.market = u.market
-), changed AS (
-    UPDATE orders o SET status = u.status, locked_remaining = u.locked_remaining,
-        filled_qty = u.filled_qty, cumulative_quote = u.cumulative_quote, reason = u.reason,
-        price = u.price, quantity = u.quantity, updated_at = now()
-    FROM unnest($1::bigint[], $2::text[], $3::text[]::numeric[], $4::bigint[],
-                $5::text[]::numeric[], $6::text[], $7::bigint[], $8::bigint[])
-         u(id, status, locked_remaining, filled_qty, cumulative_quote, reason, price, quantity)
-    WHERE o.id = u.id
-), traded AS (
+{_PROGRESS_UPDATE}), changed AS (
+{_INDENTED_ORDERS_UPDATE}), traded AS (
     INSERT INTO trades (market, trade_id, price, qty, quote_amount, base_amount, taker_side,
                         maker_order_id, taker_order_id, maker_user_id, taker_user_id,
                         maker_fee, taker_fee, seq, ts)
